@@ -1,0 +1,182 @@
+import { z } from 'zod';
+
+/**
+ * The inventory: one YAML file describing the cluster. Everything has a
+ * default, so the minimal file is a cluster name and three hosts. Objects are
+ * strict: an unknown key is an error, because a typo that passes silently
+ * (`synchronous_mod: true`) is a production incident later.
+ */
+
+export const ROLES = ['postgres', 'etcd', 'haproxy', 'pgbouncer', 'monitoring', 'backup'] as const;
+export type Role = (typeof ROLES)[number];
+
+const ipv4 = z
+  .string()
+  .regex(/^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/, 'expected an IPv4 address such as 10.0.0.11');
+const hostname = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'expected a short host name: lowercase letters, digits and dashes (e.g. db1)');
+export const cidr = z
+  .string()
+  .regex(
+    /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}\/([0-9]|[12]\d|3[0-2])$/,
+    'expected a CIDR such as 10.0.0.0/24',
+  );
+const port = z.number().int().min(1).max(65535);
+const absPath = z.string().startsWith('/', 'expected an absolute path');
+
+export const sshSchema = z
+  .strictObject({
+    user: z.string().min(1).default('root'),
+    port: port.default(22),
+    /** Private key file; `~` is expanded. */
+    key: z.string().optional(),
+    /** OpenSSH known_hosts file to verify host keys against. */
+    known_hosts: z.string().optional(),
+    /** Pinned host key fingerprints (`SHA256:…`), an alternative to known_hosts. */
+    host_key_fingerprints: z.array(z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'expected an OpenSSH fingerprint such as SHA256:…')).optional(),
+    /** Use `sudo -n` for commands (a non-root user with passwordless sudo). */
+    sudo: z.boolean().optional(),
+    connect_timeout_s: z.number().positive().max(300).default(10),
+  })
+  .prefault({});
+
+export const hostSchema = z.strictObject({
+  name: hostname,
+  address: ipv4,
+  roles: z.array(z.enum(ROLES)).min(1, 'give the host at least one role'),
+  transport: z.enum(['local', 'ssh']).optional(),
+  ssh: sshSchema.optional(),
+  /** Prefix for every path dpgc manages on this host ('' on real hosts; a directory in the lab). */
+  root: z.union([z.literal(''), absPath]).optional(),
+  /** How daemons are run: systemd units, or supervised processes with pid files. */
+  services: z.enum(['systemd', 'supervised']).optional(),
+});
+
+export const portsSchema = z
+  .strictObject({
+    postgres: port.default(5432),
+    patroni: port.default(8008),
+    etcd_client: port.default(2379),
+    etcd_peer: port.default(2380),
+    haproxy_primary: port.default(5000),
+    haproxy_replicas: port.default(5001),
+    haproxy_stats: port.default(8404),
+    pgbouncer: port.default(6432),
+    prometheus: port.default(9090),
+    postgres_exporter: port.default(9187),
+    node_exporter: port.default(9100),
+    pgbouncer_exporter: port.default(9127),
+    grafana: port.default(3000),
+  })
+  .prefault({});
+
+export const TIMING_PROFILES = {
+  // ttl, loop_wait, retry_timeout in seconds; HAProxy check interval (ms), fall, rise.
+  // LAB.md measured hard-kill write outages of ~5 s (fast), ~10 s (balanced), 21–23 s (safe).
+  fast: { ttl: 5, loop_wait: 1, retry_timeout: 2, check_inter_ms: 500, check_fall: 2, check_rise: 1 },
+  balanced: { ttl: 10, loop_wait: 1, retry_timeout: 4, check_inter_ms: 1000, check_fall: 2, check_rise: 1 },
+  safe: { ttl: 30, loop_wait: 10, retry_timeout: 10, check_inter_ms: 2000, check_fall: 3, check_rise: 2 },
+} as const;
+export type TimingProfileName = keyof typeof TIMING_PROFILES;
+
+export const timingsSchema = z
+  .strictObject({
+    profile: z.enum(['fast', 'balanced', 'safe']).default('balanced'),
+    ttl: z.number().int().positive().optional(),
+    loop_wait: z.number().int().positive().optional(),
+    retry_timeout: z.number().int().positive().optional(),
+    check_inter_ms: z.number().int().positive().optional(),
+    check_fall: z.number().int().positive().optional(),
+    check_rise: z.number().int().positive().optional(),
+    /** The worst-case failover the settings allow must fit in this budget. */
+    rto_budget_s: z.number().positive().default(30),
+  })
+  .prefault({});
+
+export const inventorySchema = z.strictObject({
+  /** Cluster name: the Patroni scope and the pgBackRest stanza. */
+  cluster: z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'expected a cluster name: lowercase letters, digits, _ and -, starting with a letter'),
+  /** A lab inventory (one machine, loopback): drills need no typed confirmation. */
+  lab: z.boolean().default(false),
+  postgres: z
+    .strictObject({
+      version: z.union([z.literal(15), z.literal(16), z.literal(17)]).default(15),
+      vector: z.enum(['pgvector', 'ruvector']).default('pgvector'),
+      /** Pinned image tag when ruvector is installed through Docker. */
+      ruvector_image: z.string().default('ruvnet/ruvector-postgres:2.0.4'),
+      synchronous_commit: z.enum(['on', 'remote_apply', 'remote_write', 'local', 'off']).default('on'),
+      synchronous_node_count: z.number().int().min(1).default(1),
+      max_connections: z.number().int().min(20).default(200),
+      /** Extra postgresql.conf settings. */
+      settings: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+    })
+    .prefault({}),
+  network: z
+    .strictObject({
+      /** Networks allowed to connect to PostgreSQL, PgBouncer and Patroni (pg_hba). */
+      allowed_cidrs: z.array(cidr).min(1).default(['127.0.0.0/8']),
+    })
+    .prefault({}),
+  ports: portsSchema,
+  timings: timingsSchema,
+  pgbouncer: z
+    .strictObject({
+      pool_mode: z.enum(['transaction', 'session', 'statement']).default('transaction'),
+      max_client_conn: z.number().int().positive().default(10000),
+      default_pool_size: z.number().int().positive().default(25),
+      reserve_pool_size: z.number().int().min(0).default(5),
+      reserve_pool_timeout: z.number().min(0).default(3),
+    })
+    .prefault({}),
+  grafana: z.strictObject({ url: z.url().optional() }).prefault({}),
+  backup: z
+    .strictObject({
+      repo_path: absPath.default('/var/lib/pgbackrest'),
+      retention_full: z.number().int().positive().default(2),
+    })
+    .prefault({}),
+  /** Defaults applied to every host that does not set its own. */
+  defaults: z
+    .strictObject({
+      transport: z.enum(['local', 'ssh']).default('ssh'),
+      ssh: sshSchema,
+      root: z.union([z.literal(''), absPath]).default(''),
+      services: z.enum(['systemd', 'supervised']).default('systemd'),
+    })
+    .prefault({}),
+  hosts: z.array(hostSchema).min(1, 'list at least one host'),
+});
+
+export type InventoryInput = z.input<typeof inventorySchema>;
+export type ParsedInventory = z.output<typeof inventorySchema>;
+export type SshSettings = z.output<typeof sshSchema>;
+
+/** A host with every default resolved. */
+export interface HostSpec {
+  name: string;
+  address: string;
+  roles: Role[];
+  transport: 'local' | 'ssh';
+  ssh: SshSettings;
+  root: string;
+  services: 'systemd' | 'supervised';
+}
+
+export interface Timings {
+  ttl: number;
+  loop_wait: number;
+  retry_timeout: number;
+  check_inter_ms: number;
+  check_fall: number;
+  check_rise: number;
+  rto_budget_s: number;
+  profile: TimingProfileName | 'custom';
+}
+
+export type Inventory = Omit<ParsedInventory, 'hosts' | 'timings'> & {
+  hosts: HostSpec[];
+  timings: Timings;
+  /** Absolute path of the file it came from. */
+  file: string;
+};
