@@ -88,10 +88,14 @@ class SupervisedServices implements ServiceManager {
   }
 
   async status(s: Pick<ServiceSpec, 'name'>): Promise<ServiceState> {
-    const r = await this.host.exec(
-      ['sh', '-c', '[ -f "$1" ] || { echo "no pid file"; exit 1; }; p=$(cat "$1"); kill -0 "$p" 2>/dev/null || { echo "pid $p not running"; exit 1; }; grep -q . /proc/$p/status 2>/dev/null && ! grep -q "^State:.*Z" /proc/$p/status || { echo "pid $p is a zombie"; exit 1; }; echo "$p"', 'sh', this.pidFile(s.name)],
-      { mutates: false, allowFailure: true },
-    );
+    // The pid file holds "pid starttime": a pid reused by an unrelated process
+    // after a reboot or crash has another start time, and is never signalled.
+    const script =
+      '[ -f "$1" ] || { echo "no pid file"; exit 1; }; read p t < "$1"; ' +
+      '[ -r /proc/$p/stat ] || { echo "pid $p not running"; exit 1; }; ' +
+      'set -- $(sed "s/^.*) //" /proc/$p/stat); [ "$1" != Z ] || { echo "pid $p is a zombie"; exit 1; }; ' +
+      'shift 19; [ -z "$t" ] || [ "$1" = "$t" ] || { echo "pid $p belongs to another process now (stale pid file)"; exit 1; }; echo "$p"';
+    const r = await this.host.exec(['sh', '-c', script, 'sh', this.pidFile(s.name)], { mutates: false, allowFailure: true });
     const out = r.stdout.trim();
     return r.exitCode === 0 ? { running: true, pid: Number(out) } : { running: false, reason: out || r.stderr.trim() };
   }
@@ -117,7 +121,8 @@ class SupervisedServices implements ServiceManager {
       `cd ${shellJoin([s.cwd ?? '/'])}`,
       s.nofile ? `ulimit -n ${s.nofile}` : ':',
       `env ${shellJoin(Object.entries(env).map(([k, v]) => `${k}=${v}`))} setsid setpriv --reuid=${s.user} --regid=${s.user} --init-groups -- ${shellJoin(s.argv)} >>${shellJoin([this.logFile(s.name)])} 2>&1 </dev/null &`,
-      `echo $! > ${shellJoin([this.pidFile(s.name)])}`,
+      // Field 22 of /proc/<pid>/stat is the start time; after ") " it is the 20th.
+      `p=$!; echo "$p $(sed 's/^.*) //' /proc/$p/stat | cut -d' ' -f20)" > ${shellJoin([this.pidFile(s.name)])}`,
     ].join('\n');
     await this.host.exec(['sh', '-c', script]);
     await waitListening(this.host, s, () => this.status(s), () => this.logTail(s.name));

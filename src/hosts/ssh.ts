@@ -1,20 +1,438 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import ssh2 from 'ssh2';
+import type { Client, ClientChannel, ConnectConfig, PublicKeyAuthMethod, ServerHostKeyAlgorithm } from 'ssh2';
 import type { SshSettings } from '../config/schema.js';
 import { HostError } from '../errors.js';
 import { BaseHost, type BaseHostOptions, type RawResult, type RawRun } from './base.js';
+import { shellJoin, shellQuote } from './quote.js';
 
 export interface SshHostOptions extends BaseHostOptions {
   ssh: SshSettings;
   acceptNewHostKeys: boolean;
 }
 
-/** Placeholder: the ssh2 transport is being written. */
+/** sshd's default MaxSessions is 10 channels per connection; stay under it. */
+const MAX_CHANNELS = 8;
+const KEEPALIVE_MS = 10_000;
+/** After a timed-out command is killed, how long to wait for its channel to close. */
+const KILL_GRACE_MS = 2_000;
+/** ssh2's default host key algorithms, in its order. */
+const HOST_KEY_ALGOS: ServerHostKeyAlgorithm[] = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'rsa-sha2-512',
+  'rsa-sha2-256',
+  'ssh-rsa',
+];
+
+interface Key {
+  path: string;
+  data: Buffer;
+}
+
+/**
+ * Runs commands over one SSH connection per host (ssh2, one exec channel per
+ * command). Key auth only; host keys are checked against pinned fingerprints
+ * and known_hosts the way OpenSSH does, and a changed key is never accepted.
+ */
 export class SshHost extends BaseHost {
   readonly transport = 'ssh';
+  private readonly where: string;
+  private client: Promise<Client> | undefined;
+  /** The client behind `client` once it is ready; cleared when it closes. */
+  private live: Client | undefined;
+  private closed = false;
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  private constructor(
+    o: BaseHostOptions,
+    private readonly ssh: SshSettings,
+    private readonly keys: Key[],
+    private readonly trust: HostKeyTrust,
+  ) {
+    super(o);
+    this.where = `${o.address}:${ssh.port}`;
+  }
+
   static async connect(o: SshHostOptions): Promise<SshHost> {
-    throw new HostError(`${o.name}: the ssh transport is not implemented yet`);
+    const keys = await loadKeys(o.name, o.ssh.key);
+    const trust = await HostKeyTrust.load(o, o.acceptNewHostKeys);
+    const host = new SshHost(o, o.ssh, keys, trust);
+    await host.connection();
+    return host;
   }
-  protected async run(_r: RawRun): Promise<RawResult> {
-    throw new Error('not implemented');
+
+  /** The open connection; reopened once if it was lost (a restarted host, a drill). */
+  private connection(): Promise<Client> {
+    if (this.closed) return Promise.reject(new HostError(`${this.name}: SSH connection to ${this.where} is closed`));
+    this.client ??= this.open().catch((e: unknown) => {
+      this.client = undefined;
+      throw e;
+    });
+    return this.client;
   }
-  async close(): Promise<void> {}
+
+  private open(): Promise<Client> {
+    const { user, port, connect_timeout_s } = this.ssh;
+    const c = new ssh2.Client();
+    const trust = this.trust;
+    // One 'close' listener per running command (at most MAX_CHANNELS) plus ours.
+    c.setMaxListeners(MAX_CHANNELS + 5);
+    let refusal: HostError | undefined;
+    return new Promise((resolve, reject) => {
+      let ready = false;
+      c.once('ready', () => {
+        ready = true;
+        this.live = c;
+        this.logger.debug(`${this.name}: connected to ${user}@${this.where}`);
+        resolve(c);
+      });
+      c.on('error', (err: Error & { level?: string; code?: string }) => {
+        if (ready) this.logger.debug(`${this.name}: SSH connection to ${this.where}: ${err.message}`);
+        else reject(refusal ?? this.connectError(err));
+      });
+      c.on('close', () => {
+        if (!ready) reject(refusal ?? new HostError(`${this.name}: ${this.where} closed the SSH connection during the handshake`));
+        else if (this.live === c) {
+          this.live = undefined;
+          this.client = undefined;
+        }
+      });
+      const cfg: ConnectConfig = {
+        host: this.address,
+        port,
+        username: user,
+        readyTimeout: connect_timeout_s * 1000,
+        keepaliveInterval: KEEPALIVE_MS,
+        keepaliveCountMax: 3,
+        algorithms: { serverHostKey: trust.preferredAlgorithms() },
+        // Public keys only, in order: never a password, never keyboard-interactive.
+        authHandler: this.keys.map((k): PublicKeyAuthMethod => ({ type: 'publickey', username: user, key: k.data })),
+        hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
+          trust.check(key).then(
+            (r) => {
+              if (r) refusal = r;
+              verify(r === undefined);
+            },
+            (e: unknown) => {
+              refusal = new HostError(`${this.name}: could not check the host key of ${this.where}: ${(e as Error).message}`);
+              verify(false);
+            },
+          );
+        },
+      };
+      c.connect(cfg);
+    });
+  }
+
+  private connectError(err: Error & { level?: string; code?: string }): HostError {
+    const { user, port, connect_timeout_s } = this.ssh;
+    const n = this.name;
+    switch (err.code) {
+      case 'ECONNREFUSED':
+        return new HostError(`${n}: ${this.where} refused the connection — is sshd running?`, { hint: `Check sshd on ${this.address} and ssh.port (${port}).` });
+      case 'ENOTFOUND':
+      case 'EAI_AGAIN':
+        return new HostError(`${n}: cannot resolve ${this.address} (${err.code}) — check the host's address`);
+      case 'EHOSTUNREACH':
+      case 'ENETUNREACH':
+        return new HostError(`${n}: ${this.where} is unreachable (${err.code}) — check the address and routing`);
+      case 'ECONNRESET':
+        return new HostError(`${n}: ${this.where} reset the connection during the SSH handshake — is it an SSH server?`);
+    }
+    if (err.level === 'client-timeout') {
+      return new HostError(`${n}: no answer from ${this.where} within ${connect_timeout_s}s`, {
+        hint: 'Check the address, that sshd listens there and that no firewall drops the packets; or raise ssh.connect_timeout_s.',
+      });
+    }
+    if (err.level === 'client-authentication') {
+      const paths = this.keys.map((k) => k.path);
+      const which = paths.length === 1 ? `key ${paths[0]} — is its public key` : `keys ${paths.join(' and ')} — is one of their public keys`;
+      return new HostError(`${n}: ${user}@${this.where} rejected ${which} in ~/.ssh/authorized_keys?`, {
+        hint: `Set ssh.user and ssh.key for ${n}, or install the key with ssh-copy-id -i ${paths[0] ?? '<key>'} -p ${port} ${user}@${this.address}.`,
+      });
+    }
+    return new HostError(`${n}: SSH connection to ${user}@${this.where} failed: ${err.message}`);
+  }
+
+  protected async run(r: RawRun): Promise<RawResult> {
+    const command = remoteCommand(r);
+    const client = await this.connection();
+    await this.acquire();
+    try {
+      return await this.execChannel(client, command, r);
+    } finally {
+      this.release();
+    }
+  }
+
+  private execChannel(client: Client, command: string, r: RawRun): Promise<RawResult> {
+    return new Promise((resolve, reject) => {
+      client.exec(command, (err: Error | undefined, ch: ClientChannel) => {
+        if (err) {
+          reject(new HostError(`${this.name}: could not open an SSH session on ${this.where}: ${err.message}`));
+          return;
+        }
+        const out: Buffer[] = [];
+        const errOut: Buffer[] = [];
+        let exitCode: number | null = null;
+        let timedOut = false;
+        let grace: NodeJS.Timeout | undefined;
+        const finish = () => {
+          clearTimeout(timer);
+          clearTimeout(grace);
+          client.off('close', onLost);
+          resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errOut).toString('utf8'), exitCode, timedOut });
+        };
+        const onLost = () => {
+          clearTimeout(timer);
+          clearTimeout(grace);
+          if (timedOut) return finish();
+          reject(new HostError(`${this.name}: SSH connection to ${this.where} was lost while running \`${r.argv[0] ?? ''}\``));
+        };
+        const timer = setTimeout(() => {
+          timedOut = true;
+          // OpenSSH delivers a signal request with killpg() on the session's
+          // process group, so the whole command tree dies, not just the shell.
+          try {
+            ch.signal('KILL');
+          } catch {
+            // channel already closing
+          }
+          ch.close();
+          grace = setTimeout(finish, KILL_GRACE_MS);
+        }, r.timeoutMs);
+        client.once('close', onLost);
+        ch.on('data', (b: Buffer) => out.push(b));
+        ch.stderr.on('data', (b: Buffer) => errOut.push(b));
+        ch.on('exit', (code: number | null) => {
+          exitCode = typeof code === 'number' ? code : null;
+        });
+        ch.once('close', finish);
+        // A command that exits without reading its stdin must not crash us.
+        ch.on('error', () => {});
+        if (r.input === undefined) ch.end();
+        else ch.end(r.input);
+      });
+    });
+  }
+
+  private async acquire(): Promise<void> {
+    if (this.active < MAX_CHANNELS) {
+      this.active++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.active--;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const c = await this.client?.catch(() => undefined);
+    this.client = undefined;
+    if (!c) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 1000);
+      c.once('close', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      c.end();
+    });
+  }
+}
+
+/** `cd <dir> && [sudo -n --] env K=V… argv`: env goes inside sudo, which would reset it. */
+function remoteCommand(r: RawRun): string {
+  if (r.argv.length === 0) throw new Error('empty argv');
+  let argv = r.argv;
+  let prefix = '';
+  const env = Object.entries(r.env ?? {});
+  if (env.length) {
+    const bad = env.find(([k]) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k));
+    if (bad) throw new Error(`invalid environment variable name ${JSON.stringify(bad[0])}`);
+    const sudo = argv[0] === 'sudo' && argv[1] === '-n' && argv[2] === '--' ? 3 : 0;
+    argv = [...argv.slice(0, sudo), 'env', ...env.map(([k, v]) => `${k}=${v}`), ...argv.slice(sudo)];
+  }
+  if (r.cwd !== undefined) prefix = `cd ${shellQuote(r.cwd)} && `;
+  return prefix + shellJoin(argv);
+}
+
+function expandHome(p: string): string {
+  return p === '~' || p.startsWith('~/') ? join(homedir(), p.slice(1)) : p;
+}
+
+async function loadKeys(name: string, key: string | undefined): Promise<Key[]> {
+  const candidates = key === undefined ? ['~/.ssh/id_ed25519', '~/.ssh/id_rsa'] : [key];
+  const keys: Key[] = [];
+  for (const shown of candidates) {
+    const path = expandHome(shown);
+    let data: Buffer;
+    try {
+      data = await readFile(path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && key === undefined) continue;
+      if (code === 'ENOENT') throw new HostError(`${name}: SSH key ${path} does not exist`, { hint: `Fix ssh.key for ${name}, or create it: ssh-keygen -t ed25519 -f ${path}` });
+      throw new HostError(`${name}: cannot read SSH key ${path}: ${(e as Error).message}`);
+    }
+    const parsed = ssh2.utils.parseKey(data);
+    if (parsed instanceof Error) {
+      const locked = /encrypted|passphrase/i.test(parsed.message);
+      throw new HostError(
+        locked
+          ? `${name}: SSH key ${path} is passphrase-protected; dpgc cannot prompt for it — use a key without a passphrase`
+          : `${name}: ${path} is not a private key dpgc can read (${parsed.message})`,
+      );
+    }
+    keys.push({ path, data });
+  }
+  if (!keys.length) {
+    throw new HostError(`${name}: no SSH key given and neither ~/.ssh/id_ed25519 nor ~/.ssh/id_rsa exists`, { hint: `Set ssh.key for ${name} (under the host or under defaults).` });
+  }
+  return keys;
+}
+
+interface KnownKey {
+  marker: '' | '@revoked' | '@cert-authority';
+  type: string;
+  blob: Buffer;
+  line: number;
+}
+
+/**
+ * Decides whether a host key is trusted: a pinned fingerprint or a matching
+ * known_hosts entry accepts; a host known with other keys refuses (always);
+ * an unknown host refuses unless new keys are accepted, which records them.
+ */
+class HostKeyTrust {
+  private constructor(
+    private readonly name: string,
+    private readonly where: string,
+    /** `address`, or `[address]:port` off port 22, as OpenSSH writes it. */
+    private readonly hostId: string,
+    private readonly file: string,
+    private readonly known: KnownKey[],
+    private readonly fileEndsClean: boolean,
+    private readonly pinned: string[],
+    private readonly acceptNew: boolean,
+  ) {}
+
+  static async load(o: SshHostOptions, acceptNew: boolean): Promise<HostKeyTrust> {
+    const file = expandHome(o.ssh.known_hosts ?? '~/.ssh/known_hosts');
+    const hostId = o.ssh.port === 22 ? o.address : `[${o.address}]:${o.ssh.port}`;
+    let text = '';
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new HostError(`${o.name}: cannot read ${file}: ${(e as Error).message}`);
+    }
+    const known = parseKnownHosts(text, hostId);
+    return new HostKeyTrust(o.name, `${o.address}:${o.ssh.port}`, hostId, file, known, text === '' || text.endsWith('\n'), o.ssh.host_key_fingerprints ?? [], acceptNew);
+  }
+
+  /** Known key types first, so the server offers the key we can check (as OpenSSH does). */
+  preferredAlgorithms(): ServerHostKeyAlgorithm[] {
+    const first = this.known
+      .filter((k) => k.marker === '')
+      .flatMap((k) => (k.type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [k.type]))
+      .filter((a): a is ServerHostKeyAlgorithm => (HOST_KEY_ALGOS as string[]).includes(a));
+    return [...new Set([...first, ...HOST_KEY_ALGOS])];
+  }
+
+  /** undefined when trusted, else the error to report. */
+  async check(blob: Buffer): Promise<HostError | undefined> {
+    const fp = fingerprint(blob);
+    const type = keyType(blob);
+    const same = (k: KnownKey) => k.blob.equals(blob);
+    if (this.known.some((k) => k.marker === '@revoked' && same(k))) {
+      return new HostError(`${this.name}: the SSH host key of ${this.where} (${fp}) is marked @revoked in ${this.file}; refusing to connect`);
+    }
+    if (this.pinned.includes(fp) || this.known.some((k) => k.marker === '' && same(k))) return undefined;
+
+    const old = this.known.filter((k) => k.marker === '');
+    if (old.length) {
+      const was = old.map((k) => `${fingerprint(k.blob)} (${this.file}:${k.line})`).join(', ');
+      return new HostError(
+        `${this.name}: the SSH host key of ${this.where} has CHANGED: known_hosts has ${was}, the host now offers ${type} ${fp} — ` +
+          `possible man-in-the-middle attack, so dpgc refuses to connect, even with --accept-new-host-keys; ` +
+          `if the host was reinstalled, remove its line from ${this.file}`,
+      );
+    }
+    if (this.pinned.length) {
+      return new HostError(
+        `${this.name}: the SSH host key of ${this.where} (${type} ${fp}) matches none of its pinned host_key_fingerprints (${this.pinned.join(', ')}) — ` +
+          `possible man-in-the-middle attack, so dpgc refuses to connect; if the host was reinstalled, update host_key_fingerprints`,
+      );
+    }
+    if (!this.acceptNew) {
+      return new HostError(
+        `${this.name}: unknown SSH host key for ${this.where}: ${type} ${fp} (not in ${this.file}, no pinned fingerprint); ` +
+          `if that is the host's key, pass --accept-new-host-keys, or add \`host_key_fingerprints: [${fp}]\` under the host's ssh settings`,
+      );
+    }
+    await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
+    await appendFile(this.file, `${this.fileEndsClean ? '' : '\n'}${this.hostId} ${type} ${blob.toString('base64')}\n`, { mode: 0o600 });
+    return undefined;
+  }
+}
+
+/** Entries of an OpenSSH known_hosts file that apply to `hostId`. */
+function parseKnownHosts(text: string, hostId: string): KnownKey[] {
+  const out: KnownKey[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const fields = raw.trim().split(/\s+/);
+    if (!fields[0] || fields[0].startsWith('#')) return;
+    const marker = fields[0] === '@revoked' || fields[0] === '@cert-authority' ? fields.shift() : '';
+    const [hosts, type, b64] = fields;
+    if (!hosts || !type || !b64 || !hostsMatch(hosts, hostId)) return;
+    out.push({ marker: marker as KnownKey['marker'], type, blob: Buffer.from(b64, 'base64'), line: i + 1 });
+  });
+  return out.filter((k) => k.marker !== '@cert-authority');
+}
+
+function hostsMatch(field: string, hostId: string): boolean {
+  if (field.startsWith('|1|')) {
+    const [, , salt, hash] = field.split('|');
+    if (!salt || !hash) return false;
+    const want = Buffer.from(hash, 'base64');
+    const got = createHmac('sha1', Buffer.from(salt, 'base64')).update(hostId).digest();
+    return want.length === got.length && timingSafeEqual(want, got);
+  }
+  let hit = false;
+  for (const pattern of field.split(',')) {
+    const negated = pattern.startsWith('!');
+    if (!globMatch(negated ? pattern.slice(1) : pattern, hostId)) continue;
+    if (negated) return false;
+    hit = true;
+  }
+  return hit;
+}
+
+function globMatch(pattern: string, s: string): boolean {
+  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${re}$`, 'i').test(s);
+}
+
+/** OpenSSH's `SHA256:<base64 without padding>` of the key blob. */
+export function fingerprint(blob: Buffer): string {
+  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+}
+
+/** The key type, the blob's first SSH string (`ssh-ed25519`, `ssh-rsa`…). */
+function keyType(blob: Buffer): string {
+  const len = blob.length >= 4 ? blob.readUInt32BE(0) : 0;
+  return blob.subarray(4, 4 + len).toString('latin1') || 'unknown';
 }

@@ -1,0 +1,19 @@
+import type { Sprint } from './types.js';
+
+/** Lazy, so `dpgc sprint 0` never loads sprint 3's dependencies. */
+const LOADERS: Record<number, () => Promise<Sprint>> = {};
+
+export const SPRINT_IDS = [0, 1, 2, 3, 4, 5] as const;
+
+export function isImplemented(id: number): boolean {
+  return id in LOADERS;
+}
+
+export function implementedSprints(): number[] {
+  return Object.keys(LOADERS).map(Number).sort((a, b) => a - b);
+}
+
+export async function loadSprint(id: number): Promise<Sprint | undefined> {
+  const l = LOADERS[id];
+  return l ? l() : undefined;
+}

@@ -1,0 +1,17 @@
+import type { Check } from '../src/checks/types.js';
+import type { Role } from '../src/config/schema.js';
+import type { RunContext } from '../src/context.js';
+import type { Task } from '../src/tasks/run.js';
+
+/**
+ * A sprint reads as the operator's story: what it delivers, the tasks that
+ * deliver it, then the live criteria that prove it.
+ */
+export interface Sprint {
+  id: number;
+  title: string;
+  /** Roles the inventory must have hosts for. */
+  roles: Role[];
+  tasks(ctx: RunContext): Task[];
+  criteria(ctx: RunContext): Check[];
+}

@@ -1,0 +1,53 @@
+import pg from 'pg';
+import type { SecretName, Secrets } from '../config/secrets.js';
+import { HostError } from '../errors.js';
+
+/**
+ * The only module that imports `pg`. Connections are made from the control
+ * machine over TCP with SCRAM, exactly as applications connect, so a check
+ * that passes proves the path an application uses.
+ */
+export interface Endpoint {
+  /** Host name for messages. */
+  name: string;
+  address: string;
+  port: number;
+  database: string;
+  user: string;
+  /** Secret holding the user's password. */
+  secret: SecretName;
+}
+
+export type Client = pg.Client;
+
+export async function connect(secrets: Pick<Secrets, 'get'>, ep: Endpoint, opts: { timeoutMs?: number; applicationName?: string } = {}): Promise<pg.Client> {
+  const client = new pg.Client({
+    host: ep.address,
+    port: ep.port,
+    database: ep.database,
+    user: ep.user,
+    password: await secrets.get(ep.secret),
+    connectionTimeoutMillis: opts.timeoutMs ?? 5000,
+    application_name: opts.applicationName ?? 'dpgc',
+  });
+  // An idle client whose server goes away emits 'error'; without a listener that would crash the process.
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (e) {
+    await client.end().catch(() => {});
+    throw new HostError(`${ep.name}: cannot connect to ${ep.user}@${ep.address}:${ep.port}/${ep.database}: ${(e as Error).message}`);
+  }
+  return client;
+}
+
+export async function withClient<T>(secrets: Pick<Secrets, 'get'>, ep: Endpoint, fn: (c: pg.Client) => Promise<T>, opts?: { timeoutMs?: number }): Promise<T> {
+  const c = await connect(secrets, ep, opts);
+  try {
+    return await fn(c);
+  } finally {
+    await c.end().catch(() => {});
+  }
+}
+
+export { pg };
