@@ -1,0 +1,22 @@
+import { execa } from 'execa';
+import { fileURLToPath } from 'node:url';
+
+export const BIN = fileURLToPath(new URL('../../bin/dpgc.js', import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built CLI as a process, the way an operator or CI does (non-interactive). */
+export async function dpgc(args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number; input?: string } = {}): Promise<CliResult> {
+  const r = await execa('node', [BIN, ...args], {
+    reject: false,
+    env: { CI: 'true', NO_COLOR: '1', ...opts.env },
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+    timeout: opts.timeoutMs ?? 600_000,
+    ...(opts.input === undefined ? { stdin: 'ignore' as const } : { input: opts.input }),
+  });
+  return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}

@@ -1,0 +1,56 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadInventory } from '../../src/config/load.js';
+import { Secrets, secretsPathFor } from '../../src/config/secrets.js';
+import type { RunContext } from '../../src/context.js';
+import { HostPool } from '../../src/hosts/pool.js';
+import { silentLogger } from '../../src/output/log.js';
+import { dpgc, type CliResult } from './cli.js';
+
+/**
+ * A lab on its own loopback subnet and temp directory, so test files (and a
+ * developer's own lab on 127.0.0.x) never collide. Subnets in use:
+ * 127.0.10 sprint 0, 127.0.20 sprint 1, 127.0.30 sprints 2-3, 127.0.40 drills, 127.0.50 ssh.
+ */
+export interface TestLab {
+  dir: string;
+  config: string;
+  cli(args: string[], opts?: { env?: Record<string, string>; timeoutMs?: number }): Promise<CliResult>;
+  /** An in-process context for direct measurements and for breaking things on purpose. */
+  context(): Promise<RunContext>;
+  down(): Promise<void>;
+}
+
+export async function createLab(subnet: string, opts: { ssh?: boolean } = {}): Promise<TestLab> {
+  const dir = await mkdtemp(join('/tmp', `dpgc-test-${subnet.replace(/\./g, '-')}-`));
+  const config = join(dir, 'dpgc.yaml');
+  const contexts: RunContext[] = [];
+  const lab: TestLab = {
+    dir,
+    config,
+    cli: (args, o = {}) => dpgc(['-c', config, ...args], o),
+    async context() {
+      const inventory = await loadInventory(config);
+      const secrets = new Secrets(secretsPathFor(inventory.file));
+      const pool = new HostPool(inventory, { dryRun: false, logger: silentLogger, acceptNewHostKeys: false });
+      const ctx: RunContext = {
+        inventory,
+        secrets,
+        pool,
+        logger: silentLogger,
+        options: { config, json: false, yes: true, dryRun: false, verbose: false, acceptNewHostKeys: false, nonInteractive: true },
+      };
+      contexts.push(ctx);
+      return ctx;
+    },
+    async down() {
+      for (const c of contexts) await c.pool.close();
+      if (existsSync(config)) await dpgc(['-c', config, '--yes', 'lab', 'down']);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  const r = await dpgc(['-c', config, 'lab', 'init', '--subnet', subnet, '--dir', join(dir, 'lab'), ...(opts.ssh ? ['--ssh'] : [])]);
+  if (r.code !== 0) throw new Error(`lab init failed: ${r.stderr}`);
+  return lab;
+}
