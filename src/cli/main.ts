@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { DpgcError, ExitCode, UsageError } from '../errors.js';
+import { interruption } from '../interrupt.js';
 import { redact } from '../output/redact.js';
 import type { GlobalOptions } from '../context.js';
 
@@ -16,7 +17,7 @@ export async function main(argv: string[]): Promise<void> {
     interrupted = true;
     process.stderr.write('\nInterrupted: finishing the current step, then stopping. Press Ctrl-C again to abort at once.\n');
     process.exitCode = ExitCode.interrupted;
-    abortController.abort();
+    interruption.abort();
   };
   process.on('SIGINT', onSigint);
   try {
@@ -28,9 +29,6 @@ export async function main(argv: string[]): Promise<void> {
   }
   if (interrupted) process.exitCode = ExitCode.interrupted;
 }
-
-/** Signals long-running work (Ctrl-C) to stop at the next safe point. */
-export const abortController = new AbortController();
 
 function report(e: unknown, verbose: boolean): number {
   if (e instanceof CommanderError) {

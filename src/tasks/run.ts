@@ -1,5 +1,6 @@
 import { Listr, type ListrTask, type ListrTaskWrapper, type ListrDefaultRenderer, type ListrSimpleRenderer } from 'listr2';
 import type { GlobalOptions } from '../context.js';
+import { throwIfInterrupted } from '../interrupt.js';
 import { redact } from '../output/redact.js';
 
 /**
@@ -20,6 +21,7 @@ export function step(title: string, fn: TaskFn, opts: { enabled?: boolean } = {}
     title,
     enabled: opts.enabled ?? true,
     task: async (ctx, t) => {
+      throwIfInterrupted();
       const o = await fn(t);
       const changed = typeof o === 'boolean' ? o : (o?.changed ?? false);
       const note = typeof o === 'object' && o?.note ? `, ${o.note}` : '';
