@@ -73,10 +73,13 @@ export const portsSchema = z
 
 export const TIMING_PROFILES = {
   // ttl, loop_wait, retry_timeout in seconds; HAProxy check interval (ms), fall, rise.
-  // LAB.md measured hard-kill write outages of ~5 s (fast), ~10 s (balanced), 21–23 s (safe).
+  // LAB.md measured hard-kill write outages of ~5 s (5/1/2) and ~10 s (10/1/4). Computed worst cases
+  // (src/config/timings.ts): fast 9.5 s, balanced 15 s, safe 29 s. `safe` keeps the minimums newer
+  // Patroni releases enforce (ttl ≥ 20, retry_timeout ≥ 3) and still fits the default 30 s RTO budget;
+  // Patroni's own defaults (30/10/10) would allow a 47 s outage.
   fast: { ttl: 5, loop_wait: 1, retry_timeout: 2, check_inter_ms: 500, check_fall: 2, check_rise: 1 },
   balanced: { ttl: 10, loop_wait: 1, retry_timeout: 4, check_inter_ms: 1000, check_fall: 2, check_rise: 1 },
-  safe: { ttl: 30, loop_wait: 10, retry_timeout: 10, check_inter_ms: 2000, check_fall: 3, check_rise: 2 },
+  safe: { ttl: 20, loop_wait: 2, retry_timeout: 8, check_inter_ms: 2000, check_fall: 3, check_rise: 2 },
 } as const;
 export type TimingProfileName = keyof typeof TIMING_PROFILES;
 

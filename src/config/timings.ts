@@ -5,9 +5,18 @@ import { TIMING_PROFILES, type Timings } from './schema.js';
  * demote itself in a loop), so dpgc does, before anything reaches a host.
  */
 
-/** Seconds a replica needs after it decides to promote until it accepts writes (measured 1–3 s in the lab). */
+/** Seconds a replica needs after it wins the race until it accepts writes (measured 1–3 s in the lab). */
 export const PROMOTION_ALLOWANCE_S = 3;
+/** Below this the leader cannot renew its lock reliably (LAB.md: ttl 2–3 demoted in a loop). */
 export const MIN_TTL_S = 5;
+/**
+ * etcd's election timeout as dpgc runs it (etcd's default, 1 s). An etcd
+ * leader change stalls writes for up to two of these; a Patroni retry window
+ * shorter than that turns every etcd election into a demotion of the primary.
+ */
+export const ETCD_ELECTION_TIMEOUT_S = 1;
+/** `timeout check` in HAProxy is one check interval: a hung check counts once, then fails. */
+export const checkTimeoutMs = (t: Pick<Timings, 'check_inter_ms'>): number => t.check_inter_ms;
 
 export type TimingProblem = { field: keyof Timings; message: string };
 
@@ -24,6 +33,12 @@ export function validateTimings(t: Timings): TimingProblem[] {
         'a leader riding out one etcd hiccup would lose its lock (Patroni requires loop_wait + 2*retry_timeout <= ttl); raise ttl or lower the others',
     });
   }
+  if (t.retry_timeout < 2 * ETCD_ELECTION_TIMEOUT_S) {
+    problems.push({
+      field: 'retry_timeout',
+      message: `retry_timeout ${t.retry_timeout}s is shorter than an etcd leader election (up to ${2 * ETCD_ELECTION_TIMEOUT_S}s): every etcd election would demote the primary; use at least ${2 * ETCD_ELECTION_TIMEOUT_S}s`,
+    });
+  }
   if (t.check_inter_ms < 100) problems.push({ field: 'check_inter_ms', message: 'HAProxy check interval below 100 ms floods the Patroni REST API' });
   return problems;
 }
@@ -31,11 +46,22 @@ export function validateTimings(t: Timings): TimingProblem[] {
 export interface FailoverBudget {
   /** Leader lock expiry after the last renewal: the leader can die just after renewing. */
   detectionS: number;
-  /** A replica notices the expired lock on its next HA loop. */
+  /** A replica notices the expired lock on its next HA loop at the latest. */
   loopS: number;
   promotionS: number;
-  /** HAProxy must see `rise` successful checks of the new primary, plus one interval of phase. */
-  haproxyS: number;
+  /**
+   * HAProxy marks the new primary UP after `rise` good checks; the first can
+   * come up to one interval after promotion: rise × inter (fastinter = inter).
+   */
+  haproxyUpS: number;
+  /**
+   * The old primary must be DOWN in HAProxy too, or new connections are
+   * shared with it. A partitioned leader demotes itself before its lock
+   * expires (that is what loop_wait + 2 × retry_timeout ≤ ttl buys), then
+   * fails `fall` checks, the last of which may hang for the check timeout.
+   */
+  haproxyDownS: number;
+  /** The worst case: ttl, then the slower of "new primary UP" and "old primary DOWN". */
   totalS: number;
 }
 
@@ -44,8 +70,20 @@ export function worstCaseFailover(t: Timings): FailoverBudget {
   const detectionS = t.ttl;
   const loopS = t.loop_wait;
   const promotionS = PROMOTION_ALLOWANCE_S;
-  const haproxyS = ((t.check_rise + 1) * t.check_inter_ms) / 1000;
-  return { detectionS, loopS, promotionS, haproxyS, totalS: detectionS + loopS + promotionS + haproxyS };
+  const haproxyUpS = (t.check_rise * t.check_inter_ms) / 1000;
+  const haproxyDownS = (t.check_fall * t.check_inter_ms + checkTimeoutMs(t)) / 1000;
+  const totalS = detectionS + Math.max(loopS + promotionS + haproxyUpS, haproxyDownS);
+  return { detectionS, loopS, promotionS, haproxyUpS, haproxyDownS, totalS: round(totalS) };
+}
+
+/** One line for checks and reports: how the worst case adds up. */
+export function explainFailover(b: FailoverBudget): string {
+  const up = `ttl ${b.detectionS} + loop_wait ${b.loopS} + promotion ${b.promotionS} + HAProxy rise ${b.haproxyUpS}`;
+  return b.loopS + b.promotionS + b.haproxyUpS >= b.haproxyDownS ? `${up} = ${b.totalS}s` : `ttl ${b.detectionS} + HAProxy fall ${b.haproxyDownS} = ${b.totalS}s`;
+}
+
+function round(n: number): number {
+  return Math.round(n * 1000) / 1000;
 }
 
 export function resolveTimings(input: {
