@@ -16,6 +16,7 @@ PKGS=(
   patroni etcd-server etcd-client haproxy pgbouncer pgbackrest
   prometheus prometheus-postgres-exporter prometheus-node-exporter
   openssh-server build-essential dpkg-dev nftables iproute2 procps
+  socat
 )
 
 # Debian's postgresql-common would otherwise create and start a 15/main
