@@ -1,0 +1,147 @@
+import type { Ack, Criterion, DrillMode, InDoubt, NodeRows, Outage, RowCount } from './types.js';
+import { LEADER_CHANGING } from './types.js';
+
+/**
+ * The arithmetic of a drill, kept pure: everything here is a function of
+ * what the clients recorded and what was read back, so it is unit-tested
+ * without a cluster.
+ */
+
+export interface Summary {
+  n: number;
+  min: number;
+  median: number;
+  p95: number;
+  max: number;
+}
+
+/**
+ * min/median/p95/max. p95 is nearest-rank (the ceil(0.95·n)-th smallest):
+ * with few drills it is the worst one, never an interpolation below it, so a
+ * claimed "p95 ≤ x" holds for the samples actually seen.
+ */
+export function summarize(values: readonly (number | null)[]): Summary | null {
+  const v = values.filter((x): x is number => x !== null && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const at = (rank: number) => v[Math.min(v.length, Math.max(1, rank)) - 1]!;
+  const mid = v.length / 2;
+  const median = v.length % 2 === 1 ? v[Math.floor(mid)]! : (v[mid - 1]! + v[mid]!) / 2;
+  return { n: v.length, min: v[0]!, median, p95: at(Math.ceil(0.95 * v.length)), max: v[v.length - 1]! };
+}
+
+/**
+ * The client-visible write outage: the longest span with no acknowledged
+ * write (across all writers) that ends after the fault. A planned switchover
+ * keeps acknowledging writes on the old primary for a while after the fault
+ * is injected, so "last ack before the fault" alone would overstate it.
+ */
+export function computeOutage(acks: readonly Ack[], faultAt: number): Outage {
+  const times = acks.map((a) => a.ackAt).sort((a, b) => a - b);
+  const merged = longestGapEndingAfter(times, faultAt);
+  const byWriter = new Map<number, number[]>();
+  for (const a of acks) byWriter.set(a.writer, [...(byWriter.get(a.writer) ?? []), a.ackAt]);
+  let worst: number | null = null;
+  let writerWithoutAck = false;
+  for (const ts of byWriter.values()) {
+    const g = longestGapEndingAfter(ts.sort((a, b) => a - b), faultAt);
+    if (g.seconds === null) writerWithoutAck = true;
+    else worst = Math.max(worst ?? 0, g.seconds);
+  }
+  let baseline: number | null = null;
+  for (let i = 1; i < times.length && times[i]! <= faultAt; i++) baseline = Math.max(baseline ?? 0, (times[i]! - times[i - 1]!) / 1000);
+  return {
+    ...merged,
+    worstWriterSeconds: writerWithoutAck || byWriter.size === 0 ? null : worst,
+    baselineGapSeconds: baseline,
+  };
+}
+
+function longestGapEndingAfter(sorted: readonly number[], faultAt: number): Pick<Outage, 'seconds' | 'lastAckBefore' | 'firstAckAfter'> {
+  const firstAfter = sorted.findIndex((t) => t > faultAt);
+  if (firstAfter === -1) return { seconds: null, lastAckBefore: sorted.length ? sorted[sorted.length - 1]! : null, firstAckAfter: null };
+  // The gap that straddles the fault counts from the last ack before it (or from the fault itself when there was none).
+  let best = { seconds: (sorted[firstAfter]! - (firstAfter > 0 ? sorted[firstAfter - 1]! : faultAt)) / 1000, lastAckBefore: firstAfter > 0 ? sorted[firstAfter - 1]! : null, firstAckAfter: sorted[firstAfter]! };
+  for (let i = firstAfter + 1; i < sorted.length; i++) {
+    const g = (sorted[i]! - sorted[i - 1]!) / 1000;
+    if (g > best.seconds) best = { seconds: g, lastAckBefore: sorted[i - 1]!, firstAckAfter: sorted[i]! };
+  }
+  return best;
+}
+
+const key = (writer: number, seq: number) => `${writer}:${seq}`;
+
+/** Compares what one node holds with what the clients were told. */
+export function checkRows(node: string, role: string, acks: readonly Ack[], inDoubt: readonly InDoubt[], rows: readonly RowCount[]): NodeRows {
+  const present = new Map<string, number>();
+  for (const r of rows) present.set(key(r.writer, r.seq), (present.get(key(r.writer, r.seq)) ?? 0) + r.count);
+  const acked = new Set(acks.map((a) => key(a.writer, a.seq)));
+  const doubt = new Set(inDoubt.map((d) => key(d.writer, d.seq)));
+  const lost = acks.filter((a) => !present.has(key(a.writer, a.seq))).map((a) => ({ writer: a.writer, seq: a.seq }));
+  const duplicates: RowCount[] = [];
+  let unexpected = 0;
+  let inDoubtCommitted = 0;
+  let total = 0;
+  for (const [k, count] of present) {
+    total += count;
+    const [w, s] = k.split(':').map(Number) as [number, number];
+    if (count > 1) duplicates.push({ writer: w, seq: s, count });
+    if (doubt.has(k)) inDoubtCommitted++;
+    else if (!acked.has(k)) unexpected++;
+  }
+  return { node, role, lost, duplicates, unexpected, inDoubtCommitted, rows: total };
+}
+
+export interface VerdictInput {
+  mode: DrillMode;
+  budgetS: number;
+  outage: Outage;
+  nodes: readonly NodeRows[];
+  acksAfterFault: number;
+  /** Leader before and after; for leader-changing modes they must differ (switchover, kill, …). */
+  oldLeader: string;
+  newLeader: string | null;
+  /** freeze only: did the old primary acknowledge a direct write after it woke up? */
+  oldPrimaryAcceptedWrite?: boolean | undefined;
+  healthyAfter: boolean;
+  healthDetail: string;
+}
+
+/** Pass/fail against RPO = 0, the RTO budget, and the mode's own promise. */
+export function verdict(v: VerdictInput): Criterion[] {
+  const c: Criterion[] = [];
+  const lost = v.nodes.reduce((n, x) => n + x.lost.length, 0);
+  const dups = v.nodes.reduce((n, x) => n + x.duplicates.length, 0);
+  const lostWhere = v.nodes.filter((x) => x.lost.length > 0).map((x) => `${x.node}: ${x.lost.length}`);
+  c.push({ id: 'rpo', ok: lost === 0, detail: lost === 0 ? `every acknowledged write is on all ${v.nodes.length} nodes` : `acknowledged writes missing (${lostWhere.join(', ')})` });
+  c.push({ id: 'duplicates', ok: dups === 0, detail: dups === 0 ? 'no row appears twice' : `${dups} (writer, seq) pairs appear more than once` });
+  const rto = v.outage.seconds;
+  c.push({
+    id: 'rto',
+    ok: rto !== null && rto <= v.budgetS,
+    detail: rto === null ? 'no write was acknowledged after the fault' : `write outage ${rto.toFixed(2)} s (budget ${v.budgetS} s)`,
+  });
+  c.push({ id: 'writes-resumed', ok: v.acksAfterFault > 0, detail: `${v.acksAfterFault} writes acknowledged after the fault` });
+  if (LEADER_CHANGING.has(v.mode)) {
+    c.push({
+      id: 'leader-changed',
+      ok: v.newLeader !== null && v.newLeader !== v.oldLeader,
+      detail: v.newLeader === null ? 'no leader after the drill' : v.newLeader === v.oldLeader ? `${v.oldLeader} is still the leader` : `${v.oldLeader} → ${v.newLeader}`,
+    });
+  } else {
+    c.push({ id: 'leader-kept', ok: v.newLeader === v.oldLeader, detail: `leader ${v.oldLeader} → ${v.newLeader ?? 'none'}` });
+  }
+  if (v.mode === 'freeze') {
+    c.push({
+      id: 'no-split-brain',
+      ok: v.oldPrimaryAcceptedWrite === false,
+      detail:
+        v.oldPrimaryAcceptedWrite === undefined
+          ? 'the old primary was not probed'
+          : v.oldPrimaryAcceptedWrite
+            ? `${v.oldLeader} acknowledged a direct write after waking up although ${v.newLeader ?? 'another node'} was leader`
+            : `${v.oldLeader} refused a direct write after waking up`,
+    });
+  }
+  c.push({ id: 'healthy-after', ok: v.healthyAfter, detail: v.healthDetail });
+  return c;
+}
