@@ -20,8 +20,16 @@ function packageRoot(): string {
 
 export const TEMPLATES_DIR = join(packageRoot(), 'templates');
 
-// autoEscape off: these are config files, not HTML. autoTrim keeps control lines from leaving blank lines.
-const eta = new Eta({ views: TEMPLATES_DIR, autoEscape: false, autoTrim: [false, 'nl'], cache: true });
+// autoEscape off: these are config files, not HTML. Eta's autoTrim would also eat the newline after every
+// `<%= value %>`; instead a line holding only a control tag (`<% … %>`) is dropped whole, newline included.
+const controlLine = /^[ \t]*(<%(?![=~])(?:(?!%>)[\s\S])*%>)[ \t]*\r?\n/gm;
+const eta = new Eta({
+  views: TEMPLATES_DIR,
+  autoEscape: false,
+  autoTrim: false,
+  cache: true,
+  plugins: [{ processTemplate: (s: string) => s.replace(controlLine, '$1') }],
+});
 
 export function render(name: string, data: object): string {
   return eta.render(name, data as Record<string, unknown>);
