@@ -2,9 +2,9 @@ import { loadSprint } from '../sprints/index.js';
 import type { Sprint } from '../sprints/types.js';
 import { allRequiredPass, formatOutcome, runChecks } from './checks/run.js';
 import type { CheckOutcome } from './checks/types.js';
-import { missingRoles } from './config/load.js';
+import { assertRolesFor } from './config/load.js';
 import type { RunContext } from './context.js';
-import { ConfigError, CriteriaError, UsageError } from './errors.js';
+import { CriteriaError, UsageError } from './errors.js';
 import { inventoryHash, recordSprint, statePathFor } from './state.js';
 import { runTasks, summarize } from './tasks/run.js';
 
@@ -33,13 +33,8 @@ export async function measure(ctx: RunContext, sprint: Sprint): Promise<CheckOut
  * unlocks only when the previous one's criteria pass on the live cluster.
  */
 export async function runSprint(ctx: RunContext, id: number, opts: { force: boolean }): Promise<SprintRun> {
+  assertRolesFor(ctx.inventory, id);
   const sprint = await requireSprint(id);
-  const missing = missingRoles(ctx.inventory, id);
-  if (missing.length) {
-    throw new ConfigError(`${ctx.inventory.file}: sprint ${id} needs a host with the role${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`, {
-      hint: `Add \`roles: [${missing.join(', ')}]\` to a host under \`hosts:\`.`,
-    });
-  }
   let forcedFailing: string[] | undefined;
   if (id > 0) {
     const prev = await requireSprint(id - 1);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { addressProblem, cidrProblem, expected } from './messages.js';
 
 /**
  * The inventory: one YAML file describing the cluster. Everything has a
@@ -10,20 +11,31 @@ import { z } from 'zod';
 export const ROLES = ['postgres', 'etcd', 'haproxy', 'pgbouncer', 'monitoring', 'backup'] as const;
 export type Role = (typeof ROLES)[number];
 
+const IPV4_PATTERN = '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}$';
+
 const ipv4 = z
   .string()
-  .regex(/^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/, 'expected an IPv4 address such as 10.0.0.11');
+  .superRefine((v, ctx) => {
+    const p = addressProblem(v);
+    if (p) ctx.addIssue({ code: 'custom', message: p, input: v });
+  })
+  .meta({ pattern: IPV4_PATTERN, examples: ['10.0.0.11'] });
 const hostname = z
   .string()
-  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'expected a short host name: lowercase letters, digits and dashes (e.g. db1)');
+  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, { error: expected('a short host name of lowercase letters, digits and dashes, such as db1') });
 export const cidr = z
   .string()
-  .regex(
-    /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}\/([0-9]|[12]\d|3[0-2])$/,
-    'expected a CIDR such as 10.0.0.0/24',
-  );
-const port = z.number().int().min(1).max(65535);
-const absPath = z.string().startsWith('/', 'expected an absolute path');
+  .superRefine((v, ctx) => {
+    const p = cidrProblem(v);
+    if (p) ctx.addIssue({ code: 'custom', message: p, input: v });
+  })
+  .meta({ pattern: `${IPV4_PATTERN.slice(0, -1)}/([1-9]|[12]\\d|3[0-2])$`, examples: ['10.0.0.0/24'] });
+const port = z
+  .number()
+  .int()
+  .min(1, { error: expected('a port number from 1 to 65535') })
+  .max(65535, { error: expected('a port number from 1 to 65535') });
+const absPath = z.string().startsWith('/', { error: expected('an absolute path starting with /') });
 
 export const sshSchema = z
   .strictObject({
@@ -34,7 +46,7 @@ export const sshSchema = z
     /** OpenSSH known_hosts file to verify host keys against. */
     known_hosts: z.string().optional(),
     /** Pinned host key fingerprints (`SHA256:…`), an alternative to known_hosts. */
-    host_key_fingerprints: z.array(z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'expected an OpenSSH fingerprint such as SHA256:…')).optional(),
+    host_key_fingerprints: z.array(z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, { error: expected('an OpenSSH fingerprint as `ssh-keygen -lf` prints it: SHA256: and 43 characters') })).optional(),
     /** Use `sudo -n` for commands (a non-root user with passwordless sudo). */
     sudo: z.boolean().optional(),
     connect_timeout_s: z.number().positive().max(300).default(10),
@@ -44,7 +56,7 @@ export const sshSchema = z
 export const hostSchema = z.strictObject({
   name: hostname,
   address: ipv4,
-  roles: z.array(z.enum(ROLES)).min(1, 'give the host at least one role'),
+  roles: z.array(z.enum(ROLES)).min(1, `give the host at least one role: ${ROLES.join(', ')}`),
   transport: z.enum(['local', 'ssh']).optional(),
   ssh: sshSchema.optional(),
   /** Prefix for every path dpgc manages on this host ('' on real hosts; a directory in the lab). */
@@ -99,12 +111,12 @@ export const timingsSchema = z
 
 export const inventorySchema = z.strictObject({
   /** Cluster name: the Patroni scope and the pgBackRest stanza. */
-  cluster: z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'expected a cluster name: lowercase letters, digits, _ and -, starting with a letter'),
+  cluster: z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, { error: expected('a cluster name of lowercase letters, digits, _ and -, starting with a letter, such as main') }),
   /** A lab inventory (one machine, loopback): drills need no typed confirmation. */
   lab: z.boolean().default(false),
   postgres: z
     .strictObject({
-      version: z.union([z.literal(15), z.literal(16), z.literal(17)]).default(15),
+      version: z.literal([15, 16, 17]).default(15),
       vector: z.enum(['pgvector', 'ruvector']).default('pgvector'),
       /** Pinned image tag when ruvector is installed through Docker. */
       ruvector_image: z.string().default('ruvnet/ruvector-postgres:2.0.4'),
@@ -118,7 +130,7 @@ export const inventorySchema = z.strictObject({
   network: z
     .strictObject({
       /** Networks allowed to connect to PostgreSQL, PgBouncer and Patroni (pg_hba). */
-      allowed_cidrs: z.array(cidr).min(1).default(['127.0.0.0/8']),
+      allowed_cidrs: z.array(cidr).min(1, 'list at least one network, such as [10.0.0.0/24]').default(['127.0.0.0/8']),
     })
     .prefault({}),
   ports: portsSchema,

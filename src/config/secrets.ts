@@ -1,14 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { parse, stringify } from 'yaml';
-import { ConfigError } from '../errors.js';
+import { isMap, isScalar, stringify } from 'yaml';
+import { ConfigError, type ConfigIssue } from '../errors.js';
 import { registerSecret } from '../output/redact.js';
+import { yamlIssue } from './issues.js';
+import { closest } from './messages.js';
+import { YamlSource } from './source.js';
 
 /**
  * Secrets live in `<inventory>.secrets.yaml` beside the inventory (mode 0600),
- * are generated on first need, can be supplied as DPGC_SECRET_<NAME>, and are
- * registered with the redactor the moment they are read.
+ * are generated on first need, and are registered with the redactor the
+ * moment they are read. Layering, highest first: `DPGC_SECRET_<NAME>` in the
+ * environment (e.g. DPGC_SECRET_REPLICATION), then the file, then a newly
+ * generated value saved to the file. No message ever contains a value.
  */
 export const SECRET_NAMES = [
   'postgres_superuser', // the `postgres` role
@@ -23,6 +28,10 @@ export const SECRET_NAMES = [
 ] as const;
 export type SecretName = (typeof SECRET_NAMES)[number];
 
+/** Shorter than this is guessable; generated secrets are 32 characters. */
+export const MIN_SECRET_LENGTH = 12;
+const ENV_PREFIX = 'DPGC_SECRET_';
+
 export function secretsPathFor(inventoryFile: string): string {
   const base = basename(inventoryFile).replace(/\.ya?ml$/, '');
   return join(dirname(inventoryFile), `${base}.secrets.yaml`);
@@ -30,15 +39,26 @@ export function secretsPathFor(inventoryFile: string): string {
 
 export class Secrets {
   private cache: Partial<Record<SecretName, string>> | undefined;
+  private envChecked = false;
 
   constructor(
     readonly file: string,
     private readonly opts: { dryRun?: boolean; env?: NodeJS.ProcessEnv } = {},
   ) {}
 
+  /**
+   * Validates the environment and the file (when there is one) up front, so
+   * an unsafe or malformed secrets file stops a run before any host is touched.
+   */
+  async check(): Promise<void> {
+    this.checkEnv();
+    await this.load();
+  }
+
   /** The secret, from the environment, else the file, else newly generated and saved. */
   async get(name: SecretName): Promise<string> {
-    const fromEnv = (this.opts.env ?? process.env)[`DPGC_SECRET_${name.toUpperCase()}`];
+    this.checkEnv();
+    const fromEnv = this.env()[`${ENV_PREFIX}${name.toUpperCase()}`];
     if (fromEnv) {
       registerSecret(fromEnv);
       return fromEnv;
@@ -63,39 +83,100 @@ export class Secrets {
     if (!this.opts.dryRun) await this.save(all);
   }
 
+  private env(): NodeJS.ProcessEnv {
+    return this.opts.env ?? process.env;
+  }
+
+  /** A mistyped DPGC_SECRET_* would otherwise be ignored and a new secret generated: refuse it. */
+  private checkEnv(): void {
+    if (this.envChecked) return;
+    const known = SECRET_NAMES.map((n) => `${ENV_PREFIX}${n.toUpperCase()}`);
+    for (const [k, v] of Object.entries(this.env())) {
+      if (!k.startsWith(ENV_PREFIX) || v === undefined || v === '') continue;
+      if (!known.includes(k)) {
+        const near = closest(k, known.map((n) => n.toLowerCase()));
+        throw new ConfigError(`environment variable ${k} names no secret dpgc knows${near ? `; did you mean ${near.toUpperCase()}?` : ''}`, {
+          hint: `Unset it, or use one of: ${known.join(', ')}.`,
+        });
+      }
+      if (v.length < MIN_SECRET_LENGTH) {
+        throw new ConfigError(`environment variable ${k} is ${v.length} characters long; a secret needs at least ${MIN_SECRET_LENGTH}`, {
+          hint: `Use a longer value, or unset ${k} to have dpgc generate one (saved in ${this.file}).`,
+        });
+      }
+      registerSecret(v);
+    }
+    this.envChecked = true;
+  }
+
   private async load(): Promise<Partial<Record<SecretName, string>>> {
     if (this.cache) return this.cache;
-    let text: string | undefined;
+    const text = await this.readSafely();
+    this.cache = text === undefined ? {} : this.parse(text);
+    return this.cache;
+  }
+
+  /** The file's text; undefined when there is none yet (it is generated on first need). */
+  private async readSafely(): Promise<string | undefined> {
     try {
       const st = await stat(this.file);
       if ((st.mode & 0o077) !== 0) {
-        throw new ConfigError(`secrets file ${this.file} is readable by group or others (mode ${(st.mode & 0o777).toString(8)})`, {
+        throw new ConfigError(`secrets file ${this.file} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); dpgc refuses to use it`, {
           hint: `Run \`chmod 600 ${this.file}\`, and rotate the secrets if others could have read them.`,
         });
       }
-      text = await readFile(this.file, 'utf8');
+      return await readFile(this.file, 'utf8');
     } catch (e) {
       if (e instanceof ConfigError) throw e;
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new ConfigError(`cannot read secrets file ${this.file}: ${String(e)}`);
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return undefined;
+      throw new ConfigError(`cannot read secrets file ${this.file}: ${code ?? 'unknown error'}`, { hint: 'Check its owner and permissions (it should be yours, mode 0600).' });
     }
-    let parsed: unknown = {};
-    if (text !== undefined) {
-      try {
-        parsed = parse(text) ?? {};
-      } catch {
-        throw new ConfigError(`secrets file ${this.file} is not valid YAML`, { hint: 'Restore it from your backup; dpgc never prints secret values.' });
-      }
-      if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`secrets file ${this.file} must be a mapping of name: value`);
-      for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
-        if (!(SECRET_NAMES as readonly string[]).includes(k)) {
-          throw new ConfigError(`secrets file ${this.file}: unknown secret "${k}"`, { hint: `Known secrets: ${SECRET_NAMES.join(', ')}.` });
+  }
+
+  private parse(text: string): Partial<Record<SecretName, string>> {
+    const src = new YamlSource(text);
+    const issues: ConfigIssue[] = [];
+    const out: Partial<Record<SecretName, string>> = {};
+    const firstError = src.errors[0];
+    if (firstError) issues.push(yamlIssue(firstError, src, this.file));
+    else if (src.doc.contents !== null && !isMap(src.doc.contents)) {
+      issues.push({ file: this.file, ...src.at([]), path: '', message: 'expected a mapping of `name: value` lines' });
+    } else if (isMap(src.doc.contents)) {
+      for (const pair of src.doc.contents.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : '';
+        const v = isScalar(pair.value) ? pair.value.value : undefined;
+        if (!(SECRET_NAMES as readonly string[]).includes(key)) {
+          const near = closest(key, SECRET_NAMES);
+          issues.push({
+            file: this.file,
+            ...src.at([key], 'key'),
+            path: key,
+            message: `unknown secret "${key}"; ${near ? `did you mean "${near}"? ` : ''}known secrets: ${SECRET_NAMES.join(', ')}`,
+          });
+          continue;
         }
-        if (typeof v !== 'string' || v.length < 12) throw new ConfigError(`secrets file ${this.file}: ${k} must be a string of at least 12 characters`);
+        if (typeof v !== 'string' || v.length < MIN_SECRET_LENGTH) {
+          const what = typeof v === 'string' ? `is ${v.length} characters long` : 'is not text (quote it)';
+          issues.push({
+            file: this.file,
+            ...src.at([key]),
+            path: key,
+            message: `the value ${what}; a secret needs at least ${MIN_SECRET_LENGTH} characters. Delete the line and dpgc generates a strong one`,
+          });
+          continue;
+        }
         registerSecret(v);
+        out[key as SecretName] = v;
       }
     }
-    this.cache = parsed as Partial<Record<SecretName, string>>;
-    return this.cache;
+    if (issues.length) {
+      throw new ConfigError(`secrets file ${this.file} is not valid (${issues.length} problem${issues.length === 1 ? '' : 's'}):`, {
+        issues,
+        hint: 'Fix the lines named above (dpgc never prints secret values). After changing a secret that is in use, rotate it on the cluster too.',
+      });
+    }
+    return out;
   }
 
   private async save(all: Partial<Record<SecretName, string>>): Promise<void> {

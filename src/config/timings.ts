@@ -23,7 +23,7 @@ export type TimingProblem = { field: keyof Timings; message: string };
 export function validateTimings(t: Timings): TimingProblem[] {
   const problems: TimingProblem[] = [];
   if (t.ttl < MIN_TTL_S) {
-    problems.push({ field: 'ttl', message: `ttl ${t.ttl}s is below ${MIN_TTL_S}s: the leader cannot renew its lock in time and demotes itself in a loop` });
+    problems.push({ field: 'ttl', message: `ttl ${t.ttl}s is below ${MIN_TTL_S}s: the leader cannot renew its lock in time and demotes itself in a loop; set timings.ttl to ${MIN_TTL_S} or more` });
   }
   if (t.loop_wait + 2 * t.retry_timeout > t.ttl) {
     problems.push({
@@ -39,7 +39,7 @@ export function validateTimings(t: Timings): TimingProblem[] {
       message: `retry_timeout ${t.retry_timeout}s is shorter than an etcd leader election (up to ${2 * ETCD_ELECTION_TIMEOUT_S}s): every etcd election would demote the primary; use at least ${2 * ETCD_ELECTION_TIMEOUT_S}s`,
     });
   }
-  if (t.check_inter_ms < 100) problems.push({ field: 'check_inter_ms', message: 'HAProxy check interval below 100 ms floods the Patroni REST API' });
+  if (t.check_inter_ms < 100) problems.push({ field: 'check_inter_ms', message: `check_inter_ms ${t.check_inter_ms} is below 100 ms and would flood the Patroni REST API with checks; use 100 or more` });
   return problems;
 }
 

@@ -24,7 +24,7 @@ describe('validateTimings', () => {
   it('rejects a ttl that makes the leader demote itself (LAB.md: 2–3 s)', () => {
     const p = validateTimings(t({ ttl: 3, loop_wait: 1, retry_timeout: 1 }));
     expect(p.map((x) => x.field)).toContain('ttl');
-    expect(p.find((x) => x.message.startsWith('ttl 3s'))?.message).toBe('ttl 3s is below 5s: the leader cannot renew its lock in time and demotes itself in a loop');
+    expect(p.find((x) => x.message.startsWith('ttl 3s'))?.message).toBe('ttl 3s is below 5s: the leader cannot renew its lock in time and demotes itself in a loop; set timings.ttl to 5 or more');
   });
 
   it('rejects a retry_timeout shorter than an etcd election', () => {

@@ -1,0 +1,108 @@
+/**
+ * Operator language for validation messages. Zod's defaults ("Too small:
+ * expected number to be >=1") say what the code checked; an operator needs
+ * what was expected, what was found, and how to write it instead.
+ */
+
+/** A value as the operator typed it: `the text "22"`, `a list`, `3.5`. */
+export function describe(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (v === null) return 'an empty value';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return `the text ${JSON.stringify(v)}`;
+  return String(v);
+}
+
+const NOUNS: Record<string, string> = {
+  number: 'a number',
+  int: 'a whole number',
+  string: 'text',
+  boolean: 'true or false',
+  array: 'a list',
+  object: 'a mapping (key: value lines)',
+  record: 'a mapping (key: value lines)',
+};
+
+export function noun(expected: string): string {
+  return NOUNS[expected] ?? expected;
+}
+
+/** What to write instead, for the common slips: quoted numbers, a single value where a list belongs. */
+export function typeTip(expected: string, input: unknown): string {
+  if ((expected === 'number' || expected === 'int') && typeof input === 'string' && /^-?\d+(\.\d+)?$/.test(input.trim())) {
+    return `; write ${input.trim()} without quotes`;
+  }
+  if (expected === 'int' && typeof input === 'number') return `; use a whole number such as ${Math.round(input)}`;
+  if (expected === 'boolean' && typeof input === 'string' && /^(true|false|yes|no|on|off)$/i.test(input)) {
+    return '; write true or false without quotes';
+  }
+  if (expected === 'array' && (typeof input === 'string' || typeof input === 'number')) return `; write it as a list: [${input}]`;
+  return '';
+}
+
+/** Builds a zod error function: `expected <what>, got <value>`. */
+export function expected(what: string): (iss: { input?: unknown }) => string {
+  return (iss) => `expected ${what}, got ${describe(iss.input)}`;
+}
+
+const OCTET = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
+/** Why `s` is not a dotted-quad IPv4 address, in a few words, or undefined. */
+function quadReason(s: string): string | undefined {
+  const parts = s.split('.');
+  if (parts.some((p) => !/^\d+$/.test(p))) return /[a-z]/i.test(s) ? 'dpgc needs the address itself, not a DNS name' : 'only digits and dots belong in it';
+  if (parts.length !== 4) return `${s} has ${parts.length} part${parts.length === 1 ? '' : 's'}, not 4`;
+  const big = parts.find((p) => Number(p) > 255);
+  if (big !== undefined) return `${big} is above 255`;
+  const lead = parts.find((p) => !OCTET.test(p));
+  if (lead !== undefined) return `write ${lead} as ${Number(lead)}: a leading zero reads as octal to some tools`;
+  return undefined;
+}
+
+/** Why `s` is not a usable host address, or undefined when it is. */
+export function addressProblem(s: string): string | undefined {
+  const got = `expected an IPv4 address such as 10.0.0.11, got ${JSON.stringify(s)}`;
+  const r = quadReason(s);
+  if (r) return `${got}: ${r}`;
+  if (s === '0.0.0.0' || s === '255.255.255.255') return `${got}: that is not one host's address; give the address the host is reached at`;
+  return undefined;
+}
+
+/** Why `s` is not a usable CIDR, or undefined when it is. */
+export function cidrProblem(s: string): string | undefined {
+  const got = `expected a CIDR such as 10.0.0.0/24, got ${JSON.stringify(s)}`;
+  const slash = s.indexOf('/');
+  if (slash < 0) return `${got}: the prefix length is missing; write ${s}/24 for a network, or ${s}/32 for one host`;
+  const r = quadReason(s.slice(0, slash));
+  if (r) return `${got}: ${r}`;
+  const len = s.slice(slash + 1);
+  if (!/^\d{1,2}$/.test(len) || Number(len) > 32) return `${got}: the prefix length /${len} is out of range; an IPv4 prefix is /1 to /32`;
+  if (Number(len) === 0) return `${got}: /0 lets every address on the internet connect; list only your own networks`;
+  return undefined;
+}
+
+/** Edit distance, for "did you mean" on unknown keys. */
+export function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** The known name closest to `typed`, if it is close enough to be a typo. */
+export function closest(typed: string, known: readonly string[]): string | undefined {
+  let best: { k: string; d: number } | undefined;
+  for (const k of known) {
+    const d = distance(typed.toLowerCase(), k);
+    if (!best || d < best.d) best = { k, d };
+  }
+  return best && best.d <= Math.max(1, Math.min(3, Math.floor(typed.length / 3))) ? best.k : undefined;
+}

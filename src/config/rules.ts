@@ -1,0 +1,113 @@
+import type { ParsedInventory, Role } from './schema.js';
+import type { Path } from './source.js';
+import { resolveTimings, validateTimings } from './timings.js';
+
+/**
+ * Rules no single field can express: uniqueness, etcd quorum, port clashes,
+ * Patroni timing arithmetic. Each problem names the path to point at; where
+ * a value may come from a default, `paths` lists candidates in order of
+ * preference and the loader points at the first one the file sets.
+ */
+export interface RuleProblem {
+  paths: Path[];
+  at?: 'key' | 'value';
+  message: string;
+}
+
+type PortName = keyof ParsedInventory['ports'];
+
+/** Which ports each role's services listen on; node_exporter runs on every host. */
+const ROLE_PORTS: Record<Role, PortName[]> = {
+  postgres: ['postgres', 'patroni', 'postgres_exporter'],
+  etcd: ['etcd_client', 'etcd_peer'],
+  haproxy: ['haproxy_primary', 'haproxy_replicas', 'haproxy_stats'],
+  pgbouncer: ['pgbouncer', 'pgbouncer_exporter'],
+  monitoring: ['prometheus', 'grafana'],
+  backup: [],
+};
+const EVERY_HOST_PORTS: PortName[] = ['node_exporter'];
+
+export function inventoryRules(inv: ParsedInventory): RuleProblem[] {
+  return [...uniqueHosts(inv), ...etcdQuorum(inv), ...portClashes(inv), ...synchronousCount(inv), ...timings(inv)];
+}
+
+function uniqueHosts(inv: ParsedInventory): RuleProblem[] {
+  const out: RuleProblem[] = [];
+  const names = new Map<string, number>();
+  const addrs = new Map<string, number>();
+  inv.hosts.forEach((h, i) => {
+    const n = names.get(h.name);
+    if (n !== undefined) out.push({ paths: [['hosts', i, 'name']], message: `host name "${h.name}" is already used by hosts[${n}]; every host needs its own name` });
+    else names.set(h.name, i);
+    const a = addrs.get(h.address);
+    if (a !== undefined) {
+      out.push({
+        paths: [['hosts', i, 'address']],
+        message: `address ${h.address} is already used by hosts[${a}] (${inv.hosts[a]?.name}); every host needs its own address`,
+      });
+    } else addrs.set(h.address, i);
+  });
+  return out;
+}
+
+function etcdQuorum(inv: ParsedInventory): RuleProblem[] {
+  const n = inv.hosts.filter((h) => h.roles.includes('etcd')).length;
+  const at = { paths: [['hosts']], at: 'key' as const };
+  if (n > 7) return [{ ...at, message: `${n} hosts have the etcd role; use 3 or 5 (more than 7 members slows every write and adds no useful fault tolerance)` }];
+  if (n > 0 && n % 2 === 0) {
+    return [
+      {
+        ...at,
+        message: `${n} hosts have the etcd role; etcd needs an odd number of members (3 or 5): ${n} tolerate no more failures than ${n - 1}. Add etcd to one more host or remove it from one`,
+      },
+    ];
+  }
+  return [];
+}
+
+function portClashes(inv: ParsedInventory): RuleProblem[] {
+  // One problem per clashing pair, naming every host it affects.
+  const clashes = new Map<string, { port: number; a: PortName; b: PortName; hosts: string[] }>();
+  for (const h of inv.hosts) {
+    const used = new Map<number, PortName>();
+    const services = [...EVERY_HOST_PORTS, ...new Set(h.roles.flatMap((r) => ROLE_PORTS[r]))];
+    for (const svc of services) {
+      const p = inv.ports[svc];
+      const other = used.get(p);
+      if (other === undefined) {
+        used.set(p, svc);
+        continue;
+      }
+      const key = `${other}/${svc}`;
+      const c = clashes.get(key) ?? { port: p, a: other, b: svc, hosts: [] };
+      c.hosts.push(h.name);
+      clashes.set(key, c);
+    }
+  }
+  return [...clashes.values()].map((c) => ({
+    paths: [
+      ['ports', c.b],
+      ['ports', c.a],
+    ],
+    message: `port ${c.port} is used by both ${c.a} and ${c.b} on ${c.hosts.join(', ')}; give one of them another port under \`ports:\``,
+  }));
+}
+
+function synchronousCount(inv: ParsedInventory): RuleProblem[] {
+  const pg = inv.hosts.filter((h) => h.roles.includes('postgres')).length;
+  const n = inv.postgres.synchronous_node_count;
+  if (pg < 2 || n <= pg - 1) return [];
+  return [
+    {
+      paths: [['postgres', 'synchronous_node_count']],
+      message: `synchronous_node_count ${n} needs ${n} standbys, but ${pg} postgres hosts give only ${pg - 1}; use at most ${pg - 1}`,
+    },
+  ];
+}
+
+function timings(inv: ParsedInventory): RuleProblem[] {
+  return validateTimings(resolveTimings(inv.timings)).map((p) => ({
+    paths: [['timings', p.field], ['timings', 'profile'], ['timings']],
+    message: p.message,
+  }));
+}
