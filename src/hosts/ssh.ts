@@ -14,11 +14,16 @@ export interface SshHostOptions extends BaseHostOptions {
   acceptNewHostKeys: boolean;
 }
 
-/** sshd's default MaxSessions is 10 channels per connection; stay under it. */
+/**
+ * sshd's default MaxSessions is 10 channels per connection; stay under it.
+ * sshd frees a session slot a moment after it closes the channel, so a
+ * refused channel is retried, and the limit shrinks for hosts set lower.
+ */
 const MAX_CHANNELS = 8;
+const CHANNEL_ATTEMPTS = 10;
 const KEEPALIVE_MS = 10_000;
-/** After a timed-out command is killed, how long to wait for its channel to close. */
-const KILL_GRACE_MS = 2_000;
+/** `timeout -k`: seconds between SIGTERM and SIGKILL for a command that overran. */
+const KILL_AFTER_S = 2;
 /** ssh2's default host key algorithms, in its order. */
 const HOST_KEY_ALGOS: ServerHostKeyAlgorithm[] = [
   'ssh-ed25519',
@@ -29,6 +34,17 @@ const HOST_KEY_ALGOS: ServerHostKeyAlgorithm[] = [
   'rsa-sha2-256',
   'ssh-rsa',
 ];
+
+/** No channel was opened, so the command never ran and may be retried. */
+class ChannelRefused extends Error {
+  /** The connection died (rather than sshd saying no): retry on a new one. */
+  constructor(
+    message: string,
+    readonly lost: boolean,
+  ) {
+    super(message);
+  }
+}
 
 interface Key {
   path: string;
@@ -46,8 +62,11 @@ export class SshHost extends BaseHost {
   private client: Promise<Client> | undefined;
   /** The client behind `client` once it is ready; cleared when it closes. */
   private live: Client | undefined;
+  /** Why the last connection ended (keepalive timeout…), for the next error. */
+  private lostBecause = '';
   private closed = false;
   private active = 0;
+  private maxChannels = MAX_CHANNELS;
   private readonly waiting: (() => void)[] = [];
 
   private constructor(
@@ -63,7 +82,8 @@ export class SshHost extends BaseHost {
   static async connect(o: SshHostOptions): Promise<SshHost> {
     const keys = await loadKeys(o.name, o.ssh.key);
     const trust = await HostKeyTrust.load(o, o.acceptNewHostKeys);
-    const host = new SshHost(o, o.ssh, keys, trust);
+    // ssh.sudo is the setting; pool.ts passes only the common options.
+    const host = new SshHost({ ...o, sudo: o.sudo ?? o.ssh.sudo ?? false }, o.ssh, keys, trust);
     await host.connection();
     return host;
   }
@@ -90,11 +110,15 @@ export class SshHost extends BaseHost {
       c.once('ready', () => {
         ready = true;
         this.live = c;
+        this.lostBecause = '';
         this.logger.debug(`${this.name}: connected to ${user}@${this.where}`);
         resolve(c);
       });
       c.on('error', (err: Error & { level?: string; code?: string }) => {
-        if (ready) this.logger.debug(`${this.name}: SSH connection to ${this.where}: ${err.message}`);
+        if (ready) {
+          this.lostBecause = ` (${err.message})`;
+          this.logger.debug(`${this.name}: SSH connection to ${this.where}: ${err.message}`);
+        }
         else reject(refusal ?? this.connectError(err));
       });
       c.on('close', () => {
@@ -139,7 +163,7 @@ export class SshHost extends BaseHost {
         return new HostError(`${n}: ${this.where} refused the connection — is sshd running?`, { hint: `Check sshd on ${this.address} and ssh.port (${port}).` });
       case 'ENOTFOUND':
       case 'EAI_AGAIN':
-        return new HostError(`${n}: cannot resolve ${this.address} (${err.code}) — check the host's address`);
+        return new HostError(`${n}: cannot connect to ${this.where}: DNS lookup of ${this.address} failed (${err.code}) — check the host's address`);
       case 'EHOSTUNREACH':
       case 'ENETUNREACH':
         return new HostError(`${n}: ${this.where} is unreachable (${err.code}) — check the address and routing`);
@@ -163,12 +187,26 @@ export class SshHost extends BaseHost {
 
   protected async run(r: RawRun): Promise<RawResult> {
     const command = remoteCommand(r);
-    const client = await this.connection();
-    await this.acquire();
-    try {
-      return await this.execChannel(client, command, r);
-    } finally {
-      this.release();
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.connection();
+      await this.acquire();
+      try {
+        return await this.execChannel(client, command, r);
+      } catch (e) {
+        if (!(e instanceof ChannelRefused)) throw e;
+        if (attempt >= CHANNEL_ATTEMPTS) {
+          throw new HostError(
+            e.lost
+              ? `${this.name}: SSH connection to ${this.where} was lost${this.lostBecause} before \`${r.argv[0] ?? ''}\` could start (${attempt} attempts)`
+              : `${this.name}: sshd on ${this.where} refused to open a session ${attempt} times (${e.message}) — is MaxSessions very low?`,
+          );
+        }
+        if (!e.lost) this.maxChannels = Math.max(1, Math.min(this.maxChannels, this.active - 1));
+        this.logger.debug(`${this.name}: no session on ${this.where} (${e.message}); retrying with at most ${this.maxChannels} at once`);
+      } finally {
+        this.release();
+      }
+      await new Promise((resolve) => setTimeout(resolve, 25 * attempt));
     }
   }
 
@@ -176,37 +214,37 @@ export class SshHost extends BaseHost {
     return new Promise((resolve, reject) => {
       client.exec(command, (err: Error | undefined, ch: ClientChannel) => {
         if (err) {
-          reject(new HostError(`${this.name}: could not open an SSH session on ${this.where}: ${err.message}`));
+          reject(new ChannelRefused(err.message, client !== this.live));
           return;
         }
         const out: Buffer[] = [];
         const errOut: Buffer[] = [];
         let exitCode: number | null = null;
-        let timedOut = false;
+        let expired = false;
         let grace: NodeJS.Timeout | undefined;
         const finish = () => {
           clearTimeout(timer);
           clearTimeout(grace);
           client.off('close', onLost);
+          // A command that still succeeded in the moment between our timer
+          // and the remote one counts as a success.
+          const timedOut = expired && exitCode !== 0;
           resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errOut).toString('utf8'), exitCode, timedOut });
         };
         const onLost = () => {
           clearTimeout(timer);
           clearTimeout(grace);
-          if (timedOut) return finish();
-          reject(new HostError(`${this.name}: SSH connection to ${this.where} was lost while running \`${r.argv[0] ?? ''}\``));
+          if (expired) return finish();
+          reject(new HostError(`${this.name}: SSH connection to ${this.where} was lost${this.lostBecause} while running \`${r.argv[0] ?? ''}\``));
         };
+        // The remote `timeout` kills the command; this timer only gives up on
+        // a host that no longer answers at all.
         const timer = setTimeout(() => {
-          timedOut = true;
-          // OpenSSH delivers a signal request with killpg() on the session's
-          // process group, so the whole command tree dies, not just the shell.
-          try {
-            ch.signal('KILL');
-          } catch {
-            // channel already closing
-          }
-          ch.close();
-          grace = setTimeout(finish, KILL_GRACE_MS);
+          expired = true;
+          grace = setTimeout(() => {
+            ch.close();
+            finish();
+          }, (KILL_AFTER_S + 3) * 1000);
         }, r.timeoutMs);
         client.once('close', onLost);
         ch.on('data', (b: Buffer) => out.push(b));
@@ -224,17 +262,13 @@ export class SshHost extends BaseHost {
   }
 
   private async acquire(): Promise<void> {
-    if (this.active < MAX_CHANNELS) {
-      this.active++;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
+    while (this.active >= this.maxChannels) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
   }
 
   private release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.active--;
+    this.active--;
+    this.waiting.shift()?.();
   }
 
   async close(): Promise<void> {
@@ -254,20 +288,29 @@ export class SshHost extends BaseHost {
   }
 }
 
-/** `cd <dir> && [sudo -n --] env K=V… argv`: env goes inside sudo, which would reset it. */
+/**
+ * `cd <dir> && [sudo -n --] [env K=V…] timeout -k 2 <s> argv…`. env goes
+ * inside sudo, which would reset it. The deadline is enforced on the host by
+ * coreutils `timeout`, which kills the command's whole process group: closing
+ * an SSH channel does not stop a command, and OpenSSH ignores `signal`
+ * requests on root sessions (privilege separation is off after a root login).
+ */
 function remoteCommand(r: RawRun): string {
   if (r.argv.length === 0) throw new Error('empty argv');
-  let argv = r.argv;
-  let prefix = '';
   const env = Object.entries(r.env ?? {});
-  if (env.length) {
-    const bad = env.find(([k]) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k));
-    if (bad) throw new Error(`invalid environment variable name ${JSON.stringify(bad[0])}`);
-    const sudo = argv[0] === 'sudo' && argv[1] === '-n' && argv[2] === '--' ? 3 : 0;
-    argv = [...argv.slice(0, sudo), 'env', ...env.map(([k, v]) => `${k}=${v}`), ...argv.slice(sudo)];
-  }
-  if (r.cwd !== undefined) prefix = `cd ${shellQuote(r.cwd)} && `;
-  return prefix + shellJoin(argv);
+  const bad = env.find(([k]) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k));
+  if (bad) throw new Error(`invalid environment variable name ${JSON.stringify(bad[0])}`);
+  const sudo = r.argv[0] === 'sudo' && r.argv[1] === '-n' && r.argv[2] === '--' ? 3 : 0;
+  const argv = [
+    ...r.argv.slice(0, sudo),
+    ...(env.length ? ['env', ...env.map(([k, v]) => `${k}=${v}`)] : []),
+    'timeout',
+    '-k',
+    String(KILL_AFTER_S),
+    String(Math.max(1, r.timeoutMs) / 1000),
+    ...r.argv.slice(sudo),
+  ];
+  return (r.cwd === undefined ? '' : `cd ${shellQuote(r.cwd)} && `) + shellJoin(argv);
 }
 
 function expandHome(p: string): string {
@@ -325,7 +368,7 @@ class HostKeyTrust {
     private readonly hostId: string,
     private readonly file: string,
     private readonly known: KnownKey[],
-    private readonly fileEndsClean: boolean,
+    private fileEndsClean: boolean,
     private readonly pinned: string[],
     private readonly acceptNew: boolean,
   ) {}
@@ -383,8 +426,17 @@ class HostKeyTrust {
           `if that is the host's key, pass --accept-new-host-keys, or add \`host_key_fingerprints: [${fp}]\` under the host's ssh settings`,
       );
     }
-    await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
-    await appendFile(this.file, `${this.fileEndsClean ? '' : '\n'}${this.hostId} ${type} ${blob.toString('base64')}\n`, { mode: 0o600 });
+    try {
+      await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
+      await appendFile(this.file, `${this.fileEndsClean ? '' : '\n'}${this.hostId} ${type} ${blob.toString('base64')}\n`, { mode: 0o600 });
+    } catch (e) {
+      return new HostError(`${this.name}: could not record the SSH host key of ${this.where} (${fp}) in ${this.file}: ${(e as Error).message}`, {
+        hint: `Fix the file's permissions, or pin the key instead: host_key_fingerprints: [${fp}]`,
+      });
+    }
+    // Re-keying and reconnects must find it known, not append it again.
+    this.fileEndsClean = true;
+    this.known.push({ marker: '', type, blob, line: 0 });
     return undefined;
   }
 }

@@ -13,6 +13,8 @@ export interface SshdOptions {
   address: string;
   /** Default: a free port picked by the kernel. */
   port?: number;
+  /** More sshd_config lines, e.g. `MaxSessions 2`. */
+  extraConfig?: string[];
 }
 
 /**
@@ -38,6 +40,8 @@ export interface Sshd {
   knownHostsLine: string;
   /** sshd's own log (-E), useful when a test fails. */
   logPath: string;
+  /** Kill every open session (as if the network dropped), keeping sshd listening. */
+  dropConnections(): Promise<void>;
   /** Replace the host key and restart sshd on the same port. */
   regenerateHostKey(): Promise<void>;
   /** Kill sshd and every session it forked, and delete the temp dir. Idempotent. */
@@ -73,6 +77,10 @@ export async function startSshd(o: SshdOptions): Promise<Sshd> {
         'KbdInteractiveAuthentication no',
         'UsePAM no',
         'LogLevel VERBOSE',
+        // Bash sources ~/.bashrc for commands run by sshd unless SHLVL says it
+        // is nested; root's bashrc on a dev machine (pyenv…) costs ~0.5 s per command.
+        'SetEnv SHLVL=1',
+        ...(o.extraConfig ?? []),
         '',
       ].join('\n'),
     );
@@ -105,6 +113,9 @@ export async function startSshd(o: SshdOptions): Promise<Sshd> {
       hostKeyFingerprint: '',
       knownHostsLine: '',
       logPath,
+      async dropConnections() {
+        if (child?.pid) for (const pid of (await descendants(child.pid)).reverse()) kill(pid);
+      },
       async regenerateHostKey() {
         await stopDaemon();
         await rm(hostKeyPath, { force: true });
