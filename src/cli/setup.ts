@@ -4,7 +4,6 @@ import { Secrets, secretsPathFor } from '../config/secrets.js';
 import type { RunContext } from '../context.js';
 import { HostPool } from '../hosts/pool.js';
 import { createLogger } from '../output/log.js';
-import { redact } from '../output/redact.js';
 import { globals } from './main.js';
 
 /** Load inventory, secrets and hosts for a command; always closes connections. */
@@ -13,6 +12,7 @@ export async function withContext<T>(cmd: Command, fn: (ctx: RunContext) => Prom
   const logger = createLogger({ verbose: options.verbose });
   const inventory = await loadInventory(options.config);
   const secrets = new Secrets(secretsPathFor(inventory.file), { dryRun: options.dryRun });
+  await secrets.check();
   const pool = new HostPool(inventory, { dryRun: options.dryRun, logger, acceptNewHostKeys: options.acceptNewHostKeys });
   try {
     return await fn({ inventory, secrets, pool, logger, options });
@@ -22,6 +22,4 @@ export async function withContext<T>(cmd: Command, fn: (ctx: RunContext) => Prom
 }
 
 /** The one JSON document of a --json run. */
-export function emitJson(doc: unknown): void {
-  process.stdout.write(`${redact(JSON.stringify(doc, null, 2))}\n`);
-}
+export { emitJson } from '../output/json.js';

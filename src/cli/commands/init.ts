@@ -19,12 +19,13 @@ export async function initCommand(cmd: Command): Promise<void> {
   const g = globals(cmd);
   const { force } = cmd.opts<{ force?: boolean }>();
   const file = resolve(g.config);
-  if (existsSync(file) && !force) throw new UsageError(`${file} already exists`, { hint: 'Pass --force to overwrite it.' });
+  // Checked first: with --force added, a CI run would only fail here next.
   if (g.nonInteractive) {
-    throw new UsageError('`dpgc init` asks questions and cannot run non-interactively', {
-      hint: 'Write the inventory yourself (see README, `dpgc schema`), or run `dpgc lab init` for a one-machine lab.',
+    throw new UsageError('`dpgc init` asks questions, and cannot ask here: not interactive (CI, --yes, or no TTY)', {
+      hint: `Write ${file} yourself (README "The inventory"; \`dpgc schema\` for editor checks), or run \`dpgc lab init\` for a cluster on this machine.`,
     });
   }
+  if (existsSync(file) && !force) throw new UsageError(`${file} already exists`, { hint: 'Pass --force to overwrite it, or -c <file> to write another.' });
   const cluster = await askText(g, 'Cluster name (Patroni scope)', '', 'main', (v) => /^[a-z][a-z0-9_-]{0,62}$/.test(v) || 'lowercase letters, digits, _ and -');
   const user = await askText(g, 'SSH user on the hosts', '', 'root');
   const key = await askText(g, 'SSH private key', '', '~/.ssh/id_ed25519');
