@@ -41,20 +41,7 @@ fi
 PG_CONFIG="/usr/lib/postgresql/${PG_MAJOR}/bin/pg_config"
 if [ ! -f "$("$PG_CONFIG" --sharedir)/extension/vector.control" ]; then
   echo "install-lab-deps: building pgvector from Debian trixie source" >&2
-  src=/etc/apt/sources.list.d/dpgc-trixie-src.sources
-  cat >"$src" <<SRC
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: trixie
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-  trap 'rm -f "$src"; apt-get update -qq || true' EXIT
-  apt-get update -qq
-  work=$(mktemp -d)
-  (cd "$work" && apt-get source -qq pgvector >/dev/null 2>&1 && cd pgvector-*/ \
-    && make -s PG_CONFIG="$PG_CONFIG" >/dev/null && make -s PG_CONFIG="$PG_CONFIG" install >/dev/null)
-  rm -rf "$work"
+  bash "$(dirname "$0")/../templates/scripts/build-extension-from-debian-source.sh" "$PG_CONFIG" pgvector trixie
 else
   echo "install-lab-deps: pgvector present" >&2
 fi

@@ -50,8 +50,8 @@ export async function runTasks(tasks: Task[], opts: Pick<GlobalOptions, 'json' |
     ctx: { outcomes: [] },
     renderer: (opts.json ? 'silent' : tty ? 'default' : 'simple') as 'default',
     fallbackRenderer: 'simple',
-    rendererOptions: { timer: { condition: true, format: () => (s: string) => s } as never, collapseSubtasks: false },
-    fallbackRendererOptions: { timestamp: { format: () => (s: string) => s } as never, timer: { condition: true, format: () => (s: string) => s } as never },
+    rendererOptions: { timer: { condition: true, field: (ms: number) => `${(ms / 1000).toFixed(1)}s`, format: () => (s: string) => s } as never, collapseSubtasks: false },
+    fallbackRendererOptions: { timestamp: { format: () => (s: string) => s } as never, timer: { condition: true, field: (ms: number) => `${(ms / 1000).toFixed(1)}s`, format: () => (s: string) => s } as never },
     registerSignalListeners: false,
   });
   return list.run();

@@ -1,0 +1,69 @@
+import type pg from 'pg';
+import type { SecretName, Secrets } from '../config/secrets.js';
+import { scramMatches, scramVerifier } from './scram.js';
+import { createExtensionSql, ENGINES, extensionName, quoteIdent, type VectorEngine } from './vector.js';
+
+/**
+ * Roles, databases and the vector extension, each checked before it is
+ * touched so that a second run changes nothing. Passwords travel as SCRAM
+ * verifiers computed here: the SQL text never holds a password.
+ */
+
+/** Creates the login role, or fixes its password/login; `changed` only when it had to. */
+export async function ensureLoginRole(su: pg.Client, role: string, secrets: Pick<Secrets, 'get'>, secret: SecretName): Promise<{ changed: boolean; note?: string }> {
+  const password = await secrets.get(secret);
+  const r = await su.query<{ rolpassword: string | null; rolcanlogin: boolean }>('SELECT rolpassword, rolcanlogin FROM pg_authid WHERE rolname = $1', [role]);
+  const cur = r.rows[0];
+  if (cur && cur.rolcanlogin && scramMatches(cur.rolpassword, password)) return { changed: false };
+  // A verifier is base64 plus `$` and `:`, so it needs no quoting beyond the literal's own quotes.
+  const verifier = scramVerifier(password);
+  await su.query(`${cur ? 'ALTER' : 'CREATE'} ROLE ${quoteIdent(role)} LOGIN PASSWORD '${verifier}'`);
+  return { changed: true, note: cur ? 'password or login reset' : 'created' };
+}
+
+/** The database with its owner, and the owner's CONNECT privilege (a revoked grant is restored). */
+export async function ensureDatabase(su: pg.Client, db: string, owner: string): Promise<{ changed: boolean; note?: string }> {
+  const r = await su.query<{ owner: string; can: boolean }>(
+    `SELECT pg_get_userbyid(datdba) AS owner, has_database_privilege($2, oid, 'CONNECT') AS can FROM pg_database WHERE datname = $1`,
+    [db, owner],
+  );
+  const cur = r.rows[0];
+  const notes: string[] = [];
+  if (!cur) {
+    // template0: the encoding and locale are ours, not whatever template1 collected.
+    await su.query(`CREATE DATABASE ${quoteIdent(db)} OWNER ${quoteIdent(owner)} TEMPLATE template0 ENCODING 'UTF8'`);
+    return { changed: true, note: 'created' };
+  }
+  if (cur.owner !== owner) {
+    await su.query(`ALTER DATABASE ${quoteIdent(db)} OWNER TO ${quoteIdent(owner)}`);
+    notes.push(`owner ${cur.owner} → ${owner}`);
+  }
+  if (!cur.can) {
+    await su.query(`GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${quoteIdent(owner)}`);
+    notes.push(`CONNECT granted to ${owner}`);
+  }
+  return notes.length ? { changed: true, note: notes.join(', ') } : { changed: false };
+}
+
+/** The extension in the database `su` is connected to (superuser: extensions are created by one). */
+export async function ensureExtension(su: pg.Client, engine: VectorEngine): Promise<{ changed: boolean; note: string }> {
+  const ext = extensionName(engine);
+  const version = async () => (await su.query<{ v: string }>('SELECT extversion AS v FROM pg_extension WHERE extname = $1', [ext])).rows[0]?.v;
+  const before = await version();
+  if (before) return { changed: false, note: `${ENGINES[engine].label} ${before}` };
+  await su.query(createExtensionSql(engine));
+  return { changed: true, note: `${ENGINES[engine].label} ${await version()}` };
+}
+
+/**
+ * The ruvector image ships a login role `ruvector` with password `ruvector`
+ * (NOTES.md): wherever it exists it loses its login and password.
+ */
+export async function lockImageLoginRole(su: pg.Client): Promise<{ changed: boolean; note?: string }> {
+  const role = ENGINES.ruvector.imageLoginRole;
+  const r = await su.query<{ rolcanlogin: boolean; haspw: boolean }>('SELECT rolcanlogin, rolpassword IS NOT NULL AS haspw FROM pg_authid WHERE rolname = $1', [role]);
+  const cur = r.rows[0];
+  if (!cur || (!cur.rolcanlogin && !cur.haspw)) return { changed: false };
+  await su.query(`ALTER ROLE ${quoteIdent(role)} NOLOGIN PASSWORD NULL`);
+  return { changed: true, note: `${role} can no longer log in` };
+}

@@ -1,0 +1,297 @@
+import type { HostSpec, Inventory } from '../config/schema.js';
+import type { HostPaths } from '../config/paths.js';
+import type { Secrets } from '../config/secrets.js';
+import { withClient } from '../db/client.js';
+import { HostError } from '../errors.js';
+import type { ServiceSpec } from '../hosts/services.js';
+import type { Host } from '../hosts/types.js';
+import type { Node } from '../hosts/pool.js';
+import { render } from '../templates.js';
+import { ROLES_DB, superuserOn } from './endpoints.js';
+
+/**
+ * PostgreSQL on a host: packages, the data directory, its configuration and
+ * the service. postgresql.conf stays inside the data directory (initdb's
+ * layout) and includes dpgc.conf beside it, because Patroni later takes over
+ * this very directory (it renames postgresql.conf to postgresql.base.conf and
+ * includes it), so everything dpgc configures must live in pgData.
+ */
+export const PG_SERVICE = 'postgresql';
+export const DPGC_CONF = 'dpgc.conf';
+const INCLUDE_LINE = `include '${DPGC_CONF}'`;
+
+type Inv = Pick<Inventory, 'postgres' | 'ports' | 'network'>;
+
+// ---------- packages ----------
+
+const CREATECLUSTER_CONF = '/etc/postgresql-common/createcluster.conf';
+/** apt waits for another apt (another host's task on a shared machine, unattended-upgrades) instead of failing. */
+const APT = ['apt-get', '-o', 'DPkg::Lock::Timeout=300'];
+
+/**
+ * Debian's postgresql-common creates and starts a `N/main` cluster on
+ * localhost:5432 when a server package is installed, unless this is set first.
+ */
+export async function ensureCreateClusterDisabled(host: Host): Promise<boolean> {
+  const cur = (await host.readFile(CREATECLUSTER_CONF)) ?? '';
+  const next = withCreateClusterDisabled(cur);
+  if (next === cur) return false;
+  return (await host.writeFile(CREATECLUSTER_CONF, next, { mode: 0o644 })).changed;
+}
+
+/** The file with `create_main_cluster = false` as its effective setting (pure). */
+export function withCreateClusterDisabled(text: string): string {
+  const re = /^\s*create_main_cluster\s*=\s*(\S+)\s*$/gm;
+  const settings = [...text.matchAll(re)];
+  const last = settings[settings.length - 1];
+  if (last && /^(false|off|no|0)$/i.test(last[1]!.replace(/['"]/g, ''))) return text;
+  const kept = text.replace(re, (line) => `#${line.trimStart()}  # dpgc: disabled below`);
+  return `${kept}${kept === '' || kept.endsWith('\n') ? '' : '\n'}# dpgc: never create a cluster on package install; dpgc initialises its own.\ncreate_main_cluster = false\n`;
+}
+
+export async function missingPackages(host: Host, pkgs: readonly string[]): Promise<string[]> {
+  const r = await host.exec(['dpkg-query', '-W', '-f=${Package} ${Status}\n', ...pkgs], { mutates: false, allowFailure: true });
+  const installed = new Set(
+    r.stdout
+      .split('\n')
+      .filter((l) => l.endsWith(' install ok installed'))
+      .map((l) => l.split(' ')[0]),
+  );
+  return pkgs.filter((p) => !installed.has(p));
+}
+
+/** apt-get install of the missing ones only; `changed` when anything was installed. */
+export async function installPackages(host: Host, pkgs: readonly string[]): Promise<{ changed: boolean; note?: string }> {
+  const missing = await missingPackages(host, pkgs);
+  if (!missing.length) return { changed: false };
+  const env = { DEBIAN_FRONTEND: 'noninteractive', PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
+  await host.exec([...APT, 'update', '-qq'], { env, timeoutMs: 600_000 });
+  await host.exec([...APT, 'install', '-y', '-qq', '--no-install-recommends', ...missing], { env, timeoutMs: 1_200_000 });
+  return { changed: true, note: `installed ${missing.join(' ')}` };
+}
+
+/** Whether apt can install a package (it has a candidate in the configured sources). */
+export async function aptCandidate(host: Host, pkg: string): Promise<string | undefined> {
+  const r = await host.exec(['apt-cache', 'policy', pkg], { mutates: false, allowFailure: true });
+  const c = /Candidate:\s*(\S+)/.exec(r.stdout)?.[1];
+  return c && c !== '(none)' ? c : undefined;
+}
+
+export function postgresPackages(version: number): string[] {
+  return [`postgresql-${version}`];
+}
+
+/** What building an extension from source needs. */
+export function extensionBuildPackages(version: number): string[] {
+  return [`postgresql-server-dev-${version}`, 'build-essential', 'dpkg-dev'];
+}
+
+/** Server packages, with postgresql-common told first not to create a cluster. */
+export async function installPostgresPackages(host: Host, version: number): Promise<{ changed: boolean; note?: string }> {
+  const conf = await ensureCreateClusterDisabled(host);
+  const pk = await installPackages(host, postgresPackages(version));
+  return { changed: conf || pk.changed, ...(pk.note ? { note: pk.note } : {}) };
+}
+
+/** Debian's layout, fixed per major: valid before any -dev package is installed. */
+export function pgDirs(version: number) {
+  return { bin: `/usr/lib/postgresql/${version}/bin`, lib: `/usr/lib/postgresql/${version}/lib`, share: `/usr/share/postgresql/${version}` };
+}
+
+// ---------- configuration (pure rendering) ----------
+
+export function confValue(v: string | number | boolean): string {
+  if (typeof v === 'number') return String(v);
+  if (typeof v === 'boolean') return v ? 'on' : 'off';
+  return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+export function renderDpgcConf(inv: Inv, spec: Pick<HostSpec, 'address'>, paths: Pick<HostPaths, 'pgSocketDir'>): string {
+  for (const k of Object.keys(inv.postgres.settings)) {
+    if (!/^[a-z_][a-z0-9_.]*$/i.test(k)) throw new HostError(`postgres.settings: "${k}" is not a PostgreSQL setting name`);
+  }
+  return render('postgresql/dpgc.conf.eta', {
+    address: spec.address,
+    port: inv.ports.postgres,
+    socketDir: paths.pgSocketDir,
+    maxConnections: inv.postgres.max_connections,
+    maintenanceWorkMem: '512MB',
+    settings: Object.entries(inv.postgres.settings).map(([name, value]) => ({ name, value: confValue(value) })),
+  });
+}
+
+export function renderPgHba(inv: Pick<Inventory, 'network'>): string {
+  return render('postgresql/pg_hba.conf.eta', { cidrs: inv.network.allowed_cidrs, replicationUser: ROLES_DB.replication.user });
+}
+
+/** initdb's postgresql.conf with the include of dpgc.conf appended once (pure). */
+export function withDpgcInclude(conf: string): string {
+  if (new RegExp(`^\\s*include\\s*=?\\s*'${DPGC_CONF}'`, 'm').test(conf)) return conf;
+  return `${conf}${conf.endsWith('\n') ? '' : '\n'}\n# dpgc's settings (managed file, rewritten on every run). Last, so they win.\n${INCLUDE_LINE}\n`;
+}
+
+// ---------- the data directory ----------
+
+export type DataDirState =
+  | { kind: 'absent' | 'empty' }
+  | { kind: 'ours'; version: string }
+  | { kind: 'patroni'; version: string }
+  | { kind: 'foreign'; reason: string };
+
+/** Output of DATA_DIR_PROBE → what is there (pure, unit tested). */
+export function classifyDataDir(probe: string, version: number): DataDirState {
+  const lines = new Set(probe.trim().split('\n'));
+  if (lines.has('absent')) return { kind: 'absent' };
+  if (lines.has('empty')) return { kind: 'empty' };
+  const v = [...lines].find((l) => l.startsWith('version '))?.slice(8);
+  if (!v) return { kind: 'foreign', reason: 'it is not empty and holds no PostgreSQL cluster (no PG_VERSION)' };
+  if (v !== String(version)) return { kind: 'foreign', reason: `it holds a PostgreSQL ${v} cluster, and the inventory asks for ${version}` };
+  if (lines.has('patroni')) return { kind: 'patroni', version: v };
+  if (lines.has('ours')) return { kind: 'ours', version: v };
+  return { kind: 'foreign', reason: `it holds a PostgreSQL ${v} cluster that dpgc did not create (no ${DPGC_CONF} include)` };
+}
+
+const DATA_DIR_PROBE =
+  'd="$1"; [ -e "$d" ] || { echo absent; exit 0; }; [ -n "$(ls -A -- "$d")" ] || { echo empty; exit 0; }; ' +
+  '[ -f "$d/PG_VERSION" ] && echo "version $(cat -- "$d/PG_VERSION")"; ' +
+  `grep -qs "^include '${DPGC_CONF}'" "$d/postgresql.conf" "$d/postgresql.base.conf" && echo ours; ` +
+  '[ -f "$d/postgresql.base.conf" ] && echo patroni; exit 0';
+
+export async function dataDirState(host: Host, paths: Pick<HostPaths, 'pgData'>, version: number): Promise<DataDirState> {
+  const r = await host.exec(['sh', '-c', DATA_DIR_PROBE, 'sh', paths.pgData], { mutates: false });
+  return classifyDataDir(r.stdout, version);
+}
+
+/** Directory with owner and mode, checked first so an unchanged one reports unchanged. */
+export async function ensureDir(host: Host, path: string, owner: string, mode: number): Promise<boolean> {
+  const want = `${mode.toString(8)} ${owner} ${owner}`;
+  const r = await host.exec(['sh', '-c', '[ -d "$1" ] && stat -c "%a %U %G" -- "$1" || true', 'sh', path], { mutates: false });
+  if (r.stdout.trim() === want) return false;
+  await host.exec(['install', '-d', '-o', owner, '-g', owner, '-m', mode.toString(8), path]);
+  return true;
+}
+
+/** The data and socket directories, and proof that the postgres user can reach them. */
+export async function prepareDirectories(node: Node): Promise<boolean> {
+  const { host, paths } = node;
+  let changed = false;
+  // Parents are created when missing, never re-owned: on a real host they are Debian's.
+  for (const dir of [paths.pgHome, paths.pgData.replace(/\/[^/]+$/, '')]) {
+    if ((await host.exec(['test', '-d', dir], { mutates: false, allowFailure: true })).exitCode !== 0) changed = (await ensureDir(host, dir, 'postgres', 0o755)) || changed;
+  }
+  changed = (await ensureDir(host, paths.pgData, 'postgres', 0o700)) || changed;
+  changed = (await ensureDir(host, paths.pgSocketDir, 'postgres', 0o2775)) || changed;
+  if (!host.dryRun) {
+    const r = await host.exec(['test', '-w', paths.pgData], { user: 'postgres', mutates: false, allowFailure: true });
+    if (r.exitCode !== 0) {
+      throw new HostError(`${host.name}: the postgres user cannot reach ${paths.pgData}: a parent directory is not searchable by others`, {
+        hint: `Make every parent of ${paths.pgData} searchable (e.g. \`chmod o+x <dir>\`), then run again.`,
+      });
+    }
+  }
+  return changed;
+}
+
+/**
+ * initdb exactly once. A non-empty directory is never initialised again: if
+ * it holds our cluster nothing happens, anything else stops the run.
+ */
+export async function initCluster(node: Node, inv: Inv, secrets: Pick<Secrets, 'get'>): Promise<{ changed: boolean; note?: string }> {
+  const { host, paths } = node;
+  const v = inv.postgres.version;
+  const st = await dataDirState(host, paths, v);
+  if (st.kind === 'ours') return { changed: false };
+  if (st.kind === 'patroni') return { changed: false, note: 'managed by Patroni' };
+  if (st.kind === 'foreign') {
+    throw new HostError(`${host.name}: refusing to initialise ${paths.pgData}: ${st.reason}`, {
+      hint: `dpgc never overwrites a database it did not create. Move the directory away (or drop that cluster, e.g. \`pg_dropcluster ${v} main\`, once you know it holds nothing you need), then run again.`,
+    });
+  }
+  const pwfile = `${paths.pgHome}/.dpgc-initdb-pwfile`;
+  await host.writeFile(pwfile, `${await secrets.get(ROLES_DB.superuser.secret)}\n`, { mode: 0o600, owner: 'postgres' });
+  try {
+    await host.exec(
+      [
+        `${paths.pgBin}/initdb`,
+        '-D',
+        paths.pgData,
+        '--username=postgres',
+        `--pwfile=${pwfile}`,
+        '--data-checksums',
+        '--auth-local=peer',
+        '--auth-host=scram-sha-256',
+        '--encoding=UTF8',
+        '--locale=C.UTF-8',
+      ],
+      { user: 'postgres', env: { PATH: '/usr/bin:/bin', LC_ALL: 'C.UTF-8' }, timeoutMs: 300_000 },
+    );
+  } finally {
+    await host.exec(['rm', '-f', pwfile]);
+  }
+  // The include is written at once: a directory without it would read as "not ours" on the next run.
+  await writeConfig(node, inv);
+  return { changed: true, note: 'checksums, SCRAM' };
+}
+
+/** dpgc.conf, the include in postgresql.conf, and pg_hba.conf, all inside pgData. */
+export async function writeConfig(node: Pick<Node, 'host' | 'paths' | 'spec'>, inv: Inv): Promise<boolean> {
+  const { host, paths } = node;
+  const own = { mode: 0o600, owner: 'postgres' };
+  let changed = (await host.writeFile(`${paths.pgData}/${DPGC_CONF}`, renderDpgcConf(inv, node.spec, paths), own)).changed;
+  changed = (await host.writeFile(`${paths.pgData}/pg_hba.conf`, renderPgHba(inv), own)).changed || changed;
+  const conf = (await host.readFile(`${paths.pgData}/postgresql.conf`)) ?? '';
+  changed = (await host.writeFile(`${paths.pgData}/postgresql.conf`, withDpgcInclude(conf), own)).changed || changed;
+  return changed;
+}
+
+// ---------- the service ----------
+
+export function postgresService(node: Pick<Node, 'spec' | 'paths'>, inv: Pick<Inventory, 'ports'>): ServiceSpec {
+  return {
+    name: PG_SERVICE,
+    user: 'postgres',
+    argv: [`${node.paths.pgBin}/postgres`, '-D', node.paths.pgData],
+    listen: { address: node.spec.address, port: inv.ports.postgres },
+    env: { LC_ALL: 'C.UTF-8' },
+    startTimeoutMs: 60_000,
+    stopTimeoutMs: 120_000,
+  };
+}
+
+/**
+ * Running, with the configuration on disk in effect: started when stopped;
+ * reloaded when a config file is newer than the server's last load;
+ * restarted only when PostgreSQL reports a setting pending restart.
+ */
+export async function ensureRunning(node: Node, inv: Inv, secrets: Pick<Secrets, 'get'>): Promise<{ changed: boolean; note?: string }> {
+  const spec = postgresService(node, inv);
+  const st = await node.services.status(spec);
+  if (!st.running) {
+    await node.services.start(spec);
+    return { changed: true, note: 'started' };
+  }
+  if (node.host.dryRun) return { changed: false };
+  const ep = superuserOn(inv, node.spec);
+  const loadedAt = async () =>
+    withClient(secrets, ep, async (c) => Number((await c.query<{ t: string }>('SELECT extract(epoch FROM pg_conf_load_time())::text AS t')).rows[0]!.t));
+  const files = ['postgresql.conf', DPGC_CONF, 'pg_hba.conf'].map((f) => `${node.paths.pgData}/${f}`);
+  const mt = await node.host.exec(['stat', '-c', '%.9Y', ...files], { mutates: false });
+  const newest = Math.max(...mt.stdout.trim().split('\n').map(Number));
+  const before = await loadedAt();
+  let note: string | undefined;
+  if (newest > before) {
+    await node.services.reload(spec);
+    const deadline = Date.now() + 15_000;
+    while ((await loadedAt()) <= before) {
+      if (Date.now() > deadline) throw new HostError(`${node.host.name}: PostgreSQL did not reload its configuration within 15 s of SIGHUP`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    note = 'reloaded';
+  }
+  const pending = await withClient(secrets, ep, async (c) => (await c.query<{ name: string }>('SELECT name FROM pg_settings WHERE pending_restart ORDER BY 1')).rows.map((r) => r.name));
+  if (pending.length) {
+    await node.services.restart(spec);
+    return { changed: true, note: `restarted for ${pending.join(', ')}` };
+  }
+  return note ? { changed: true, note } : { changed: false };
+}
