@@ -1,0 +1,168 @@
+import type { HostSpec, Inventory } from '../config/schema.js';
+import type { HostPaths } from '../config/paths.js';
+import type { Secrets } from '../config/secrets.js';
+import { HostError } from '../errors.js';
+import type { Node } from '../hosts/pool.js';
+import type { ServiceSpec } from '../hosts/services.js';
+import { render } from '../templates.js';
+import { installValidated, runValidator } from './config-file.js';
+import { ensurePackages, HA_PACKAGES } from './ha-packages.js';
+import { MAX_LAG_BYTES } from './patroni.js';
+
+/**
+ * HAProxy in front of the Patroni members: :5000 reaches only the leader
+ * (Patroni's /primary answers 200 only there), :5001 the replicas. Runs in
+ * master-worker mode (-W) in the foreground, so the supervised pid is the
+ * master and a reload (SIGUSR2) re-executes it under the same pid.
+ */
+export const HAPROXY_SERVICE = 'haproxy';
+export const STATS_USER = 'dpgc';
+/**
+ * Clients of :5000/:5001 are PgBouncer's server connections (bounded by its
+ * pool sizes, not by its max_client_conn) and operators: a few thousand is
+ * ample, and keeps the descriptor need (2 per connection) under common hard limits.
+ */
+export const HAPROXY_MAXCONN = 4096;
+export const BACKENDS = { primary: 'primary', replicas: 'replicas' } as const;
+
+type Inv = Pick<Inventory, 'hosts' | 'ports' | 'timings'>;
+
+export function renderHaproxyConfig(inv: Inv, host: Pick<HostSpec, 'name' | 'address'>, paths: Pick<HostPaths, 'haproxySocket'>, statsPassword: string): string {
+  if (!/^[A-Za-z0-9_.~+/=-]+$/.test(statsPassword)) throw new HostError('the haproxy_stats secret has characters HAProxy would need escaped; use letters, digits and -_.~+/=');
+  const t = inv.timings;
+  return render('haproxy/haproxy.cfg.eta', {
+    hostName: host.name,
+    address: host.address,
+    socket: paths.haproxySocket,
+    maxconn: HAPROXY_MAXCONN,
+    inter: t.check_inter_ms,
+    fall: t.check_fall,
+    rise: t.check_rise,
+    primaryPort: inv.ports.haproxy_primary,
+    replicasPort: inv.ports.haproxy_replicas,
+    statsPort: inv.ports.haproxy_stats,
+    pgPort: inv.ports.postgres,
+    restPort: inv.ports.patroni,
+    maxLagBytes: MAX_LAG_BYTES,
+    servers: inv.hosts.filter((h) => h.roles.includes('postgres')).map((h) => ({ name: h.name, address: h.address })),
+    statsUser: STATS_USER,
+    statsPassword,
+  });
+}
+
+export async function haproxyUser(node: Pick<Node, 'host'>): Promise<string> {
+  const r = await node.host.exec(['id', '-u', 'haproxy'], { mutates: false, allowFailure: true });
+  return r.exitCode === 0 ? 'haproxy' : 'root';
+}
+
+export function haproxyService(inv: Pick<Inventory, 'ports'>, node: Pick<Node, 'spec' | 'paths'>, user: string): ServiceSpec {
+  return {
+    name: HAPROXY_SERVICE,
+    user,
+    argv: ['haproxy', '-W', '-db', '-f', node.paths.haproxyCfg],
+    listen: { address: node.spec.address, port: inv.ports.haproxy_stats },
+    // Two descriptors per proxied connection, plus listeners and checks.
+    nofile: 2 * HAPROXY_MAXCONN + 1024,
+    startTimeoutMs: 20_000,
+  };
+}
+
+export async function installHaproxy(node: Node): Promise<boolean> {
+  return ensurePackages(node, HA_PACKAGES.haproxy);
+}
+
+/** Writes the config once `haproxy -c` accepted it; the socket's directory belongs to the daemon's user. */
+export async function configureHaproxy(inv: Inv, node: Node, secrets: Pick<Secrets, 'get'>): Promise<boolean> {
+  const user = await haproxyUser(node);
+  const sockDir = node.paths.haproxySocket.replace(/\/[^/]+$/, '');
+  const st = await node.host.exec(['stat', '-c', '%U', sockDir], { mutates: false, allowFailure: true });
+  let changed = false;
+  if (st.stdout.trim() !== user) {
+    await node.host.exec(['sh', '-c', 'mkdir -p -- "$1" && chown -- "$2" "$1" && chmod 750 -- "$1"', 'sh', sockDir, `${user}:`]);
+    changed = true;
+  }
+  const text = renderHaproxyConfig(inv, node.spec, node.paths, await secrets.get('haproxy_stats'));
+  const w = await installValidated(node.host, node.paths.haproxyCfg, text, { mode: 0o600, owner: user }, (candidate) =>
+    runValidator(node.host, 'HAProxy config', ['haproxy', '-c', '-q', '-f', candidate]),
+  );
+  return changed || w.changed;
+}
+
+/** Started when stopped; reloaded (same pid, SIGUSR2 to the master) when the config changed. */
+export async function ensureHaproxyRunning(inv: Inv, node: Node, configChanged: boolean): Promise<{ changed: boolean; note?: string }> {
+  const spec = haproxyService(inv, node, await haproxyUser(node));
+  const st = await node.services.status(spec);
+  if (!st.running) {
+    await node.services.start(spec);
+    return { changed: true, note: 'started' };
+  }
+  if (!configChanged) return { changed: false };
+  await node.host.exec(['kill', '-USR2', String(st.pid)]);
+  return { changed: true, note: 'reloaded' };
+}
+
+// ---------------------------------------------------------------- admin socket
+
+export interface ServerStat {
+  backend: string;
+  server: string;
+  /** UP, DOWN, MAINT, "UP 1/2" (going down), "DOWN 1/2" (going up), no check… */
+  status: string;
+  checkStatus: string;
+  currentSessions: number;
+  lastChangeS: number;
+}
+
+/** `show stat` CSV, server rows only. */
+export function parseShowStat(csv: string): ServerStat[] {
+  const lines = csv.split('\n').filter((l) => l.trim());
+  const header = (lines.shift() ?? '').replace(/^#\s*/, '').split(',');
+  const col = (name: string) => header.indexOf(name);
+  const [px, sv, status, check, scur, lastchg] = ['pxname', 'svname', 'status', 'check_status', 'scur', 'lastchg'].map(col);
+  return lines
+    .map((l) => l.split(','))
+    .filter((f) => f[sv!] !== 'FRONTEND' && f[sv!] !== 'BACKEND')
+    .map((f) => ({
+      backend: f[px!] ?? '',
+      server: f[sv!] ?? '',
+      status: f[status!] ?? '',
+      checkStatus: f[check!] ?? '',
+      currentSessions: Number(f[scur!] ?? 0),
+      lastChangeS: Number(f[lastchg!] ?? 0),
+    }));
+}
+
+export async function showStat(node: Pick<Node, 'host' | 'paths'>): Promise<ServerStat[]> {
+  const r = await node.host.exec(['socat', '-t', '2', 'stdio', `unix-connect:${node.paths.haproxySocket}`], { input: 'show stat\n', mutates: false, timeoutMs: 10_000 });
+  return parseShowStat(r.stdout);
+}
+
+export function upServers(stats: ServerStat[], backend: string): string[] {
+  // "UP 1/2" (one failed check, going down) still receives connections.
+  return stats.filter((s) => s.backend === backend && s.status.startsWith('UP')).map((s) => s.server);
+}
+
+/**
+ * Right after a start every server counts as UP (LAB.md), so the primary port
+ * can land on a replica for a moment: wait until exactly the expected server
+ * (or, without one, exactly one server) is UP in the primary backend.
+ */
+export async function waitForPrimaryRoute(node: Pick<Node, 'host' | 'paths'>, opts: { expect?: string; timeoutMs?: number } = {}): Promise<string> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  let last: string[] = [];
+  for (;;) {
+    try {
+      last = upServers(await showStat(node), BACKENDS.primary);
+      if (last.length === 1 && (!opts.expect || last[0] === opts.expect)) return last[0]!;
+    } catch {
+      // the socket appears a moment after the master starts
+    }
+    if (Date.now() > deadline) {
+      throw new HostError(
+        `${node.host.name}: HAProxy's primary backend has ${last.length ? `${last.join(', ')} UP` : 'no server UP'} after ${(opts.timeoutMs ?? 60_000) / 1000}s${opts.expect ? ` (expected ${opts.expect}, Patroni's leader)` : ''}`,
+        { hint: 'Run `dpgc status`: HAProxy routes :5000 to whichever member answers 200 on Patroni\'s /primary.' },
+      );
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}

@@ -1,0 +1,293 @@
+import type { HostSpec, Inventory } from '../config/schema.js';
+import type { HostPaths } from '../config/paths.js';
+import type { Secrets } from '../config/secrets.js';
+import { HostError } from '../errors.js';
+import type { Node } from '../hosts/pool.js';
+import type { ServiceSpec } from '../hosts/services.js';
+import { render } from '../templates.js';
+import { installValidated, runValidator } from './config-file.js';
+import { clientEndpoints } from './etcd.js';
+import { firstPostgres, ROLES_DB } from './endpoints.js';
+
+/**
+ * Patroni: its config file (pure rendering), its service, and its REST API.
+ * The file is mode 0600 owned by postgres because Patroni reads passwords
+ * from it; that is the accepted place for them (Patroni has no other
+ * secret source in 3.0.2 but environment variables, which the service
+ * manager would have to carry anyway).
+ */
+type Inv = Pick<Inventory, 'cluster' | 'hosts' | 'ports' | 'postgres' | 'network' | 'timings' | 'file'>;
+
+export const PATRONI_SERVICE = 'patroni';
+export const PATRONI_NAMESPACE = '/service/';
+export const REST_USER = 'patroni';
+/** Most a replica may lag (bytes) and still be promoted, or serve reads through HAProxy. */
+export const MAX_LAG_BYTES = 1024 * 1024;
+
+export interface PatroniCredentials {
+  rest: { username: string; password: string };
+  superuser: { username: string; password: string };
+  replication: { username: string; password: string };
+  rewind: { username: string; password: string };
+}
+
+export async function patroniCredentials(secrets: Pick<Secrets, 'get'>): Promise<PatroniCredentials> {
+  return {
+    rest: { username: REST_USER, password: await secrets.get('patroni_rest') },
+    superuser: { username: ROLES_DB.superuser.user, password: await secrets.get(ROLES_DB.superuser.secret) },
+    replication: { username: ROLES_DB.replication.user, password: await secrets.get(ROLES_DB.replication.secret) },
+    rewind: { username: ROLES_DB.rewind.user, password: await secrets.get(ROLES_DB.rewind.secret) },
+  };
+}
+
+/** The dynamic (DCS-wide) configuration dpgc wants: what bootstrap.dcs seeds and PATCH /config converges. */
+export function desiredDynamicConfig(inv: Pick<Inventory, 'timings' | 'postgres'>) {
+  const p = inv.postgres;
+  return {
+    ttl: inv.timings.ttl,
+    loop_wait: inv.timings.loop_wait,
+    retry_timeout: inv.timings.retry_timeout,
+    maximum_lag_on_failover: MAX_LAG_BYTES,
+    synchronous_mode: true,
+    // Not strict: with every standby gone the primary keeps taking writes (and says so) rather than hanging.
+    synchronous_mode_strict: false,
+    synchronous_node_count: p.synchronous_node_count,
+    postgresql: {
+      use_pg_rewind: true,
+      use_slots: true,
+      parameters: {
+        wal_level: 'replica',
+        hot_standby: 'on',
+        wal_log_hints: 'on',
+        max_connections: p.max_connections,
+        max_wal_senders: 10,
+        max_replication_slots: 10,
+        wal_keep_size: '256MB',
+        synchronous_commit: p.synchronous_commit,
+      } as Record<string, string | number>,
+    },
+  };
+}
+export type DynamicConfig = ReturnType<typeof desiredDynamicConfig>;
+
+/** Host-local parameters: each node's own socket directory (two postmasters cannot share one). */
+export function localParameters(paths: Pick<HostPaths, 'pgSocketDir'>): Record<string, string> {
+  return { unix_socket_directories: paths.pgSocketDir };
+}
+
+export function patroniHba(inv: Pick<Inventory, 'network'>): string[] {
+  const lines = ['local all postgres peer', 'local all all scram-sha-256'];
+  for (const c of inv.network.allowed_cidrs) {
+    lines.push(`host replication ${ROLES_DB.replication.user} ${c} scram-sha-256`);
+    lines.push(`host all all ${c} scram-sha-256`);
+  }
+  return lines;
+}
+
+export function renderPatroniConfig(inv: Inv, host: Pick<HostSpec, 'name' | 'address'>, paths: Pick<HostPaths, 'pgData' | 'pgBin' | 'pgpass' | 'pgSocketDir'>, creds: PatroniCredentials): string {
+  return render('patroni/patroni.yml.eta', {
+    scope: inv.cluster,
+    namespace: PATRONI_NAMESPACE,
+    name: host.name,
+    restListen: `${host.address}:${inv.ports.patroni}`,
+    rest: creds.rest,
+    etcdHosts: clientEndpoints(inv).map((u) => u.replace(/^https?:\/\//, '')),
+    // Only the host holding the sprint-0 database may seed the DCS: a replica that raced
+    // for the initialize key with an empty data directory would initdb a new, empty cluster.
+    bootstrap: firstPostgres(inv).name === host.name,
+    dcs: desiredDynamicConfig(inv),
+    pgListen: `${host.address}:${inv.ports.postgres}`,
+    dataDir: paths.pgData,
+    binDir: paths.pgBin,
+    pgpass: paths.pgpass,
+    auth: creds,
+    localParameters: localParameters(paths),
+    pgHba: patroniHba(inv),
+  });
+}
+
+export function patroniService(inv: Pick<Inventory, 'ports'>, node: Pick<Node, 'spec' | 'paths'>): ServiceSpec {
+  return {
+    name: PATRONI_SERVICE,
+    user: 'postgres',
+    argv: ['patroni', node.paths.patroniConf],
+    env: { LC_ALL: 'C.UTF-8', PYTHONUNBUFFERED: '1' },
+    cwd: node.paths.pgHome,
+    listen: { address: node.spec.address, port: inv.ports.patroni },
+    startTimeoutMs: 60_000,
+    // Patroni stops its PostgreSQL cleanly first (LAB.md: within ~10 s).
+    stopTimeoutMs: 120_000,
+  };
+}
+
+/**
+ * `patroni --validate-config` in 3.0.2 reports `bootstrap.pg_hba` and
+ * `bootstrap.initdb` as missing on valid files (LAB.md); every other
+ * complaint it makes is real and stops the install.
+ */
+export const FALSE_VALIDATION_ERRORS = /^bootstrap\.(pg_hba|initdb)\s+is not defined\.?$/;
+
+/** The config file, 0600 postgres, installed only once Patroni's validator (minus its false errors) accepts it. */
+export async function configurePatroni(inv: Inv, node: Node, creds: PatroniCredentials): Promise<boolean> {
+  const text = renderPatroniConfig(inv, node.spec, node.paths, creds);
+  const w = await installValidated(node.host, node.paths.patroniConf, text, { mode: 0o600, owner: 'postgres' }, (candidate) =>
+    runValidator(node.host, 'Patroni config', ['patroni', '--validate-config', candidate], { user: 'postgres', ignore: FALSE_VALIDATION_ERRORS }),
+  );
+  return w.changed;
+}
+
+/**
+ * The keys of `desired` whose values differ in `current`, as a PATCH body
+ * (nested objects compared key by key; keys only in `current` are left alone,
+ * so settings an operator added by hand survive).
+ */
+export function dynamicConfigPatch(current: Record<string, unknown>, desired: Record<string, unknown>): Record<string, unknown> | undefined {
+  const out: Record<string, unknown> = {};
+  for (const [k, want] of Object.entries(desired)) {
+    const have = current[k];
+    if (want && typeof want === 'object' && !Array.isArray(want)) {
+      const sub = dynamicConfigPatch(have && typeof have === 'object' ? (have as Record<string, unknown>) : {}, want as Record<string, unknown>);
+      if (sub) out[k] = sub;
+    } else if (!sameValue(have, want)) {
+      out[k] = want;
+    }
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+/** Patroni hands parameters back as it stored them: 200 and "200", "on" and true are the same setting. */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a === null || b === null) return false;
+  const norm = (v: unknown) => (v === true ? 'on' : v === false ? 'off' : String(v).toLowerCase());
+  return norm(a) === norm(b);
+}
+
+// ---------------------------------------------------------------- REST API
+
+export interface RestTarget {
+  name: string;
+  address: string;
+  port: number;
+}
+
+export function restTarget(inv: Pick<Inventory, 'ports'>, h: Pick<HostSpec, 'name' | 'address'>): RestTarget {
+  return { name: h.name, address: h.address, port: inv.ports.patroni };
+}
+
+export interface RestResponse<T> {
+  status: number;
+  body: T;
+}
+
+/** One REST call from the control machine; `auth` for Patroni's unsafe endpoints (POST, PATCH). */
+export async function rest<T = unknown>(
+  t: RestTarget,
+  method: 'GET' | 'POST' | 'PATCH' | 'OPTIONS',
+  path: string,
+  opts: { body?: unknown; auth?: { username: string; password: string }; timeoutMs?: number } = {},
+): Promise<RestResponse<T>> {
+  const headers: Record<string, string> = {};
+  if (opts.body !== undefined) headers['content-type'] = 'application/json';
+  if (opts.auth) headers['authorization'] = `Basic ${Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64')}`;
+  let res: Response;
+  try {
+    res = await fetch(`http://${t.address}:${t.port}${path}`, {
+      method,
+      headers,
+      ...(opts.body === undefined ? {} : { body: JSON.stringify(opts.body) }),
+      signal: AbortSignal.timeout(opts.timeoutMs ?? 5000),
+    });
+  } catch (e) {
+    const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).name;
+    throw new HostError(`${t.name}: Patroni REST API at ${t.address}:${t.port} did not answer ${method} ${path} (${cause})`, {
+      hint: `Is Patroni running on ${t.name}? \`dpgc status\` shows each member; its log is under the host's log directory (patroni.log).`,
+    });
+  }
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    // plain-text answers (POST /switchover) stay strings
+  }
+  return { status: res.status, body: body as T };
+}
+
+export interface PatroniMemberStatus {
+  state: string;
+  role: string;
+  timeline?: number;
+  database_system_identifier?: string;
+  pending_restart?: boolean;
+  xlog?: { location?: number; received_location?: number; replayed_location?: number; replayed_timestamp?: string | null };
+  replication?: { usename: string; application_name: string; client_addr: string; state: string; sync_state: string; sync_priority: number }[];
+  patroni?: { version: string; scope: string };
+}
+
+export interface ClusterMember {
+  name: string;
+  role: string;
+  state: string;
+  host: string;
+  port: number;
+  api_url?: string;
+  timeline?: number;
+  lag?: number | string;
+}
+
+export async function memberStatus(t: RestTarget): Promise<PatroniMemberStatus> {
+  return (await rest<PatroniMemberStatus>(t, 'GET', '/patroni')).body;
+}
+
+export async function clusterMembers(t: RestTarget): Promise<ClusterMember[]> {
+  return (await rest<{ members?: ClusterMember[] }>(t, 'GET', '/cluster')).body.members ?? [];
+}
+
+/** GET /cluster from the first member that answers. */
+export async function anyClusterView(inv: Pick<Inventory, 'hosts' | 'ports'>): Promise<{ from: string; members: ClusterMember[] }> {
+  const errors: string[] = [];
+  for (const h of inv.hosts.filter((x) => x.roles.includes('postgres'))) {
+    try {
+      return { from: h.name, members: await clusterMembers(restTarget(inv, h)) };
+    } catch (e) {
+      errors.push((e as Error).message);
+    }
+  }
+  throw new HostError(`no Patroni member answers its REST API:\n  ${errors.join('\n  ')}`, {
+    hint: 'Start Patroni with `dpgc sprint 3` (safe to re-run); each host keeps its log in patroni.log under its log directory.',
+  });
+}
+
+export function leaderOf(members: ClusterMember[]): ClusterMember | undefined {
+  return members.find((m) => m.role === 'leader' || m.role === 'master' || m.role === 'primary');
+}
+
+/**
+ * A planned leader change (POST /switchover, authenticated). Without a
+ * candidate Patroni picks one; in synchronous mode only a synchronous standby
+ * qualifies. Resolves once the new leader is running.
+ */
+export async function switchover(
+  inv: Pick<Inventory, 'hosts' | 'ports'>,
+  secrets: Pick<Secrets, 'get'>,
+  opts: { candidate?: string; timeoutMs?: number } = {},
+): Promise<{ from: string; to: string; durationMs: number }> {
+  const started = Date.now();
+  const { members } = await anyClusterView(inv);
+  const leader = leaderOf(members);
+  if (!leader) throw new HostError('switchover refused: the cluster has no leader right now', { hint: 'Run `dpgc status` and wait for a leader first.' });
+  const leaderHost = inv.hosts.find((h) => h.name === leader.name);
+  if (!leaderHost) throw new HostError(`the leader ${leader.name} is not a host of the inventory`);
+  const auth = { username: REST_USER, password: await secrets.get('patroni_rest') };
+  const body = { leader: leader.name, ...(opts.candidate ? { candidate: opts.candidate } : {}) };
+  const r = await rest<string>(restTarget(inv, leaderHost), 'POST', '/switchover', { body, auth, timeoutMs: opts.timeoutMs ?? 60_000 });
+  if (r.status !== 200) throw new HostError(`switchover from ${leader.name} refused by Patroni (HTTP ${r.status}): ${String(r.body).trim()}`);
+  const deadline = started + (opts.timeoutMs ?? 60_000);
+  for (;;) {
+    const now = leaderOf((await anyClusterView(inv).catch(() => ({ members: [] as ClusterMember[] }))).members);
+    if (now && now.name !== leader.name && now.state === 'running') return { from: leader.name, to: now.name, durationMs: Date.now() - started };
+    if (Date.now() > deadline) throw new HostError(`switchover from ${leader.name}: no new running leader after ${(opts.timeoutMs ?? 60_000) / 1000}s`);
+    await new Promise((res) => setTimeout(res, 250));
+  }
+}

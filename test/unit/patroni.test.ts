@@ -1,0 +1,124 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { parseInventory } from '../../src/config/load.js';
+import { hostPaths } from '../../src/config/paths.js';
+import type { Inventory } from '../../src/config/schema.js';
+import { desiredDynamicConfig, dynamicConfigPatch, FALSE_VALIDATION_ERRORS, patroniHba, renderPatroniConfig, type PatroniCredentials } from '../../src/components/patroni.js';
+import { labInventoryYaml } from '../../src/lab/inventory.js';
+
+export function labInv(over = ''): Inventory {
+  const r = parseInventory(labInventoryYaml({ dir: '/lab', subnet: '127.0.30' }) + over, '/lab/dpgc.yaml');
+  if (!r.inventory) throw new Error(JSON.stringify(r.issues));
+  return r.inventory;
+}
+
+const creds: PatroniCredentials = {
+  rest: { username: 'patroni', password: 'rest-pw-with: colon and "quote"' },
+  superuser: { username: 'postgres', password: 'off' },
+  replication: { username: 'replicator', password: 'repl#pw' },
+  rewind: { username: 'rewind_user', password: '{not-a-map}' },
+};
+
+function rendered(name: string, inv = labInv()) {
+  const h = inv.hosts.find((x) => x.name === name)!;
+  return renderPatroniConfig(inv, h, hostPaths(inv, h), creds);
+}
+
+describe('renderPatroniConfig', () => {
+  it('renders the node, DCS, REST and PostgreSQL settings from the inventory', () => {
+    const y = parse(rendered('db1'));
+    expect(y).toMatchObject({
+      scope: 'dpgc-lab',
+      namespace: '/service/',
+      name: 'db1',
+      restapi: { listen: '127.0.30.11:8008', connect_address: '127.0.30.11:8008', authentication: { username: 'patroni', password: creds.rest.password } },
+      etcd3: { protocol: 'http', hosts: ['127.0.30.11:2379', '127.0.30.12:2379', '127.0.30.13:2379'] },
+      postgresql: {
+        listen: '127.0.30.11:5432',
+        connect_address: '127.0.30.11:5432',
+        data_dir: '/lab/db1/var/lib/postgresql/15/main',
+        bin_dir: '/usr/lib/postgresql/15/bin',
+        pgpass: '/lab/db1/var/lib/postgresql/.pgpass-dpgc',
+        parameters: { unix_socket_directories: '/lab/db1/var/run/postgresql' },
+        authentication: { superuser: creds.superuser, replication: creds.replication, rewind: creds.rewind },
+      },
+    });
+    expect(y.bootstrap.dcs).toMatchObject({ ttl: 10, loop_wait: 1, retry_timeout: 4, synchronous_mode: true, synchronous_node_count: 1 });
+    expect(y.bootstrap.dcs.postgresql).toMatchObject({ use_pg_rewind: true, use_slots: true });
+    expect(y.bootstrap.initdb).toBeUndefined();
+  });
+
+  it('lets only the sprint-0 host bootstrap: a replica can never initdb a new cluster', () => {
+    expect(parse(rendered('db2')).bootstrap).toBeUndefined();
+    expect(parse(rendered('db2')).postgresql.parameters.unix_socket_directories).toBe('/lab/db2/var/run/postgresql');
+  });
+
+  it('quotes every value, so YAML 1.1 readers see strings (LAB.md: bare off is false)', () => {
+    const text = rendered('db1');
+    expect(text).toContain('synchronous_commit: "on"');
+    expect(text).toContain('hot_standby: "on"');
+    // PyYAML (Patroni's parser) reads the same values back.
+    const dir = mkdtempSync(join(tmpdir(), 'dpgc-patroni-'));
+    const f = join(dir, 'p.yml');
+    writeFileSync(f, text);
+    const py = execFileSync('/usr/bin/python3', ['-c', 'import sys,yaml,json; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))', f], { encoding: 'utf8' });
+    const back = JSON.parse(py);
+    expect(back.postgresql.authentication.superuser.password).toBe('off');
+    expect(back.bootstrap.dcs.postgresql.parameters.synchronous_commit).toBe('on');
+    expect(back.restapi.authentication.password).toBe(creds.rest.password);
+  });
+
+  it('takes synchronous_commit, node count, max_connections and timings from the inventory', () => {
+    const inv = labInv('postgres:\n  synchronous_commit: remote_apply\n  synchronous_node_count: 2\n  max_connections: 300\ntimings:\n  profile: fast\n');
+    const d = desiredDynamicConfig(inv);
+    expect(d).toMatchObject({ ttl: 5, loop_wait: 1, retry_timeout: 2, synchronous_node_count: 2 });
+    expect(d.postgresql.parameters).toMatchObject({ synchronous_commit: 'remote_apply', max_connections: 300 });
+  });
+
+  it('allows only SCRAM from the inventory networks, peer for local postgres', () => {
+    expect(patroniHba(labInv())).toEqual([
+      'local all postgres peer',
+      'local all all scram-sha-256',
+      'host replication replicator 127.0.0.0/8 scram-sha-256',
+      'host all all 127.0.0.0/8 scram-sha-256',
+    ]);
+    expect(rendered('db1')).not.toMatch(/\b(md5|trust|password)\b\s*"?$/m);
+  });
+});
+
+describe('dynamicConfigPatch', () => {
+  const desired = desiredDynamicConfig(labInv());
+
+  it('is empty when Patroni already holds the desired values, however it spells them', () => {
+    const current = JSON.parse(JSON.stringify(desired));
+    current.postgresql.parameters.max_connections = '200';
+    current.postgresql.parameters.hot_standby = true;
+    current.postgresql.parameters.archive_mode = 'on'; // added by a later sprint: left alone
+    current.failsafe_mode = false;
+    expect(dynamicConfigPatch(current, desired)).toBeUndefined();
+  });
+
+  it('carries only what differs, nested', () => {
+    const current = JSON.parse(JSON.stringify(desired));
+    current.ttl = 30;
+    current.postgresql.parameters.synchronous_commit = 'off';
+    expect(dynamicConfigPatch(current, desired)).toEqual({ ttl: 10, postgresql: { parameters: { synchronous_commit: 'on' } } });
+  });
+
+  it('fills in everything on an empty DCS configuration', () => {
+    expect(dynamicConfigPatch({}, desired)).toEqual(desired);
+  });
+});
+
+describe('FALSE_VALIDATION_ERRORS', () => {
+  it("ignores only Patroni 3.0.2's known false complaints", () => {
+    expect(FALSE_VALIDATION_ERRORS.test('bootstrap.pg_hba  is not defined.')).toBe(true);
+    expect(FALSE_VALIDATION_ERRORS.test('bootstrap.initdb  is not defined.')).toBe(true);
+    expect(FALSE_VALIDATION_ERRORS.test('postgresql.data_dir 12 is not a string')).toBe(false);
+    expect(FALSE_VALIDATION_ERRORS.test('etcd3  is not defined.')).toBe(false);
+  });
+});
