@@ -25,6 +25,7 @@ export const SECRET_NAMES = [
   'monitoring', // `dpgc_monitor`, pg_monitor member used by exporters
   'patroni_rest', // Patroni REST API unsafe endpoints
   'haproxy_stats', // HAProxy stats page
+  'grafana_admin', // Grafana's `admin` password, set by the operator: dpgc reads the API with it (only when grafana.url is set)
 ] as const;
 export type SecretName = (typeof SECRET_NAMES)[number];
 
