@@ -46,7 +46,7 @@ export interface RunningLoad {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Close without waiting: a frozen server never answers the Terminate message. */
-function abandon(c: Client): void {
+export function abandon(c: Client): void {
   const stream = (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
   stream?.destroy();
   void c.end().catch(() => {});

@@ -1,0 +1,220 @@
+import { randomBytes } from 'node:crypto';
+import type { RunContext } from '../context.js';
+import { worstCaseFailover } from '../config/timings.js';
+import { withClient, type Endpoint } from '../db/client.js';
+import { CriteriaError, HostError } from '../errors.js';
+import { DATABASES, appViaPgbouncer } from '../components/endpoints.js';
+import { computeOutage, verdict } from './analysis.js';
+import { freezeHost, killEtcdMember, killHost, killReplica, partitionHost, plannedSwitchover, stopPatroni, type Fault, type FaultDeps } from './faults.js';
+import { assessHealth, describeSnapshot } from './health.js';
+import { DRILL_DDL, startLoad } from './load.js';
+import { startMonitor } from './monitor.js';
+import { promotionTime, snapshot } from './observe.js';
+import { probeOldPrimary, type ProbeResult } from './probe.js';
+import { deleteRun, readBack } from './readback.js';
+import { pickVictim } from './victim.js';
+import { LEADER_CHANGING, type DrillMode } from './types.js';
+import type { DrillResult } from './result.js';
+
+/**
+ * One drill, as the issue tells it: refuse unless healthy; start the load;
+ * inject the fault; watch Patroni and the clients; restore; read every row
+ * back from every node; judge. Whatever goes wrong after the fault, the
+ * fault is healed (SIGCONT, rules removed, services started) before the
+ * error surfaces.
+ */
+export interface DrillOptions {
+  mode: DrillMode;
+  writers: number;
+  readers: number;
+  /** Seconds of steady load before the fault. */
+  warmupS?: number;
+}
+
+type Ctx = Pick<RunContext, 'inventory' | 'secrets' | 'pool' | 'logger'>;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function drillEndpoints(inv: RunContext['inventory']): { write: Endpoint; read: Endpoint } {
+  const bouncer = inv.hosts.find((h) => h.roles.includes('pgbouncer'));
+  const haproxy = inv.hosts.find((h) => h.roles.includes('haproxy'));
+  if (!bouncer || !haproxy) throw new HostError(`${inv.file}: a drill needs hosts with the pgbouncer and haproxy roles (the application path)`);
+  const d = DATABASES.project;
+  return {
+    write: appViaPgbouncer(inv, bouncer, 'project'),
+    read: { name: `${haproxy.name} (HAProxy replicas)`, address: haproxy.address, port: inv.ports.haproxy_replicas, database: d.name, user: d.owner, secret: d.secret },
+  };
+}
+
+export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> {
+  const inv = ctx.inventory;
+  const log = ctx.logger;
+  const expected = inv.hosts.filter((h) => h.roles.includes('postgres')).map((h) => h.name);
+  const worst = worstCaseFailover(inv.timings);
+
+  const pre = await snapshot(inv);
+  const health = assessHealth(pre, expected);
+  if (!health.healthy || !pre.leader) {
+    throw new CriteriaError(`refusing to run a ${o.mode} drill: the cluster is not healthy\n  ${health.problems.join('\n  ')}`, {
+      hint: 'A drill on a degraded cluster proves nothing and may lose data. Run `dpgc status`, repair (`dpgc sprint 3` restarts what is stopped), then try again.',
+    });
+  }
+  const oldLeader = pre.leader;
+  const victim = await pickVictim(ctx, o.mode, pre, health);
+  log.info(`Pre-check: ${describeSnapshot(pre)}; ${o.mode} drill on ${victim}`);
+
+  const run = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+  const ep = drillEndpoints(inv);
+  await withClient(ctx.secrets, ep.write, async (c) => {
+    for (const sql of DRILL_DDL) await c.query(sql);
+  });
+  const load = startLoad(ctx.secrets, { run, writers: o.writers, readers: o.readers, writeEndpoint: ep.write, readEndpoint: ep.read });
+  const loadStarted = Date.now();
+  if (!(await load.allWritersAckedAfter(loadStarted - 1, 15_000))) {
+    const l = await load.stop();
+    throw new HostError(`the drill's writers could not write through ${ep.write.name}:${ep.write.port} within 15 s: ${Object.keys(l.errors).slice(0, 3).join('; ') || 'no error, no acknowledgement'}`, {
+      hint: 'Check the application path with `dpgc verify --sprint 1` (PgBouncer) and `dpgc status` (HAProxy, Patroni).',
+    });
+  }
+  await sleep((o.warmupS ?? 2) * 1000);
+
+  const deps: FaultDeps = { inventory: inv, secrets: ctx.secrets, pool: ctx.pool };
+  const faultAt = Date.now();
+  const mon = startMonitor(inv, { oldLeader, victim, expected, since: faultAt });
+  let fault: Fault | undefined;
+  let healed: string | undefined;
+  let healedAt: number | null = null;
+  let probe: ProbeResult | undefined;
+  const heal = async () => {
+    if (fault && healed === undefined) {
+      healed = await fault.heal();
+      healedAt = Date.now();
+      log.info(`Restore: ${healed}`);
+    }
+  };
+  const notes: string[] = [];
+  try {
+    fault = await inject(deps, o.mode, victim, run, worst.totalS);
+    log.info(`Fault at ${new Date(faultAt).toISOString()}: ${fault.description}`);
+    const ttlMargin = (inv.timings.ttl + Math.max(2, inv.timings.loop_wait)) * 1000;
+    if (LEADER_CHANGING.has(o.mode)) {
+      const gotLeader = await mon.until((m) => m.newLeaderAt !== null, (worst.totalS + 30) * 1000);
+      if (!gotLeader) notes.push(`no new leader within ${worst.totalS + 30} s of the fault`);
+      else log.info(`New leader ${mon.m.newLeader} seen ${((mon.m.newLeaderAt! - faultAt) / 1000).toFixed(2)} s after the fault`);
+      if (o.mode === 'freeze' || o.mode === 'partition') {
+        // The old leader must stay away past its lock's ttl, then come back into a cluster that has moved on.
+        await sleep(Math.max(0, faultAt + ttlMargin - Date.now()));
+      }
+      await fault.settled;
+      await heal();
+      if (o.mode === 'freeze' && mon.m.newLeaderAt !== null) {
+        probe = await probeOldPrimary(inv, ctx.secrets, victim, run);
+        log.info(`Old primary ${victim} after waking: ${probe.detail}`);
+      }
+    } else {
+      // etcd-member, replica: the fault stays long enough for Patroni to act on it (ttl + two loops).
+      await sleep(ttlMargin + inv.timings.loop_wait * 1000);
+      await heal();
+    }
+    mon.armRejoin();
+    const recovered = await mon.until((m) => m.healthyAt !== null && (o.mode === 'etcd-member' || m.rejoinedAt !== null), 180_000);
+    if (!recovered) notes.push(`cluster not healthy 180 s after the restore: ${mon.m.lastHealth?.problems.join('; ') ?? 'no view'}`);
+    await sleep(1000);
+  } finally {
+    await heal().catch((e) => notes.push(`restore failed: ${(e as Error).message}`));
+  }
+  const loadLog = await load.stop();
+  await mon.stop();
+  const m = mon.m;
+  const after = m.last ?? (await snapshot(inv));
+  const newLeader = after.leader ?? null;
+
+  const rb = newLeader ? await readBack(inv, ctx.secrets, { run, leader: newLeader, acks: loadLog.acks, inDoubt: loadLog.inDoubt }) : { nodes: [], unchecked: [{ node: 'leader', reason: 'no leader' }] };
+  const promotedAt = LEADER_CHANGING.has(o.mode) && m.newLeader ? ((await promotionTime(inv, m.newLeader, faultAt)) ?? m.newLeaderAt) : null;
+  const outage = computeOutage(loadLog.acks, faultAt);
+  const finalHealth = assessHealth(after, expected);
+  const criteria = verdict({
+    mode: o.mode,
+    budgetS: inv.timings.rto_budget_s,
+    outage,
+    nodes: rb.nodes,
+    acksAfterFault: loadLog.acks.filter((a) => a.ackAt > faultAt).length,
+    oldLeader,
+    newLeader,
+    oldPrimaryAcceptedWrite: probe?.accepted,
+    healthyAfter: finalHealth.healthy,
+    healthDetail: finalHealth.healthy ? describeSnapshot(after) : finalHealth.problems.join('; '),
+  });
+  criteria.push({
+    id: 'every-node-checked',
+    ok: rb.unchecked.length === 0,
+    detail: rb.unchecked.length === 0 ? `rows read back from ${rb.nodes.map((n) => n.node).join(', ')}` : rb.unchecked.map((u) => `${u.node}: ${u.reason}`).join('; '),
+  });
+  if (newLeader) await deleteRun(inv, ctx.secrets, newLeader, run).catch(() => {});
+
+  const rel = (t: number | null) => (t === null ? null : Math.round(t - faultAt) / 1000);
+  return {
+    mode: o.mode,
+    run,
+    victim,
+    oldLeader,
+    newLeader,
+    fault: fault?.description ?? 'not injected',
+    restore: healed ?? 'not restored',
+    timings: { ...inv.timings, worstCaseS: worst.totalS },
+    timeline: {
+      faultAt: new Date(faultAt).toISOString(),
+      detectedS: rel(m.detectedAt),
+      newLeaderSeenS: rel(m.newLeaderAt),
+      promotedS: rel(promotedAt),
+      lastAckBeforeS: rel(outage.lastAckBefore),
+      firstWriteS: rel(outage.firstAckAfter),
+      syncMovedS: o.mode === 'replica' ? rel(m.syncMovedAt) : null,
+      restoredS: rel(healedAt),
+      rejoinedS: o.mode === 'etcd-member' ? null : rel(m.rejoinedAt),
+      healthyS: rel(m.healthyAt),
+    },
+    outage,
+    writes: {
+      acknowledged: loadLog.acks.length,
+      acknowledgedAfterFault: loadLog.acks.filter((a) => a.ackAt > faultAt).length,
+      inDoubt: loadLog.inDoubt.length,
+      refused: loadLog.refused,
+      errors: loadLog.errors,
+    },
+    reads: loadLog.reads,
+    nodes: rb.nodes.map((n) => ({ node: n.node, role: n.role, rows: n.rows, lost: n.lost.length, lostSample: n.lost.slice(0, 10), duplicates: n.duplicates.length, unexpected: n.unexpected, inDoubtCommitted: n.inDoubtCommitted })),
+    unchecked: rb.unchecked,
+    ...(probe ? { oldPrimaryProbe: probe } : {}),
+    after: describeSnapshot(after),
+    repair: finalHealth.healthy ? null : repairAdvice(o.mode, victim, finalHealth.problems),
+    notes,
+    criteria,
+    passed: criteria.every((c) => c.ok),
+  };
+}
+
+async function inject(d: FaultDeps, mode: DrillMode, victim: string, run: string, worstS: number): Promise<Fault> {
+  switch (mode) {
+    case 'switchover':
+      return plannedSwitchover(d, victim);
+    case 'kill':
+      return killHost(d, victim);
+    case 'stop':
+      return stopPatroni(d, victim);
+    case 'freeze':
+      return freezeHost(d, victim);
+    case 'partition':
+      // The dead-man timer heals the host even if this process dies mid-drill.
+      return partitionHost(d, victim, run, d.inventory.timings.ttl + worstS + 120);
+    case 'etcd-member':
+      return killEtcdMember(d, victim);
+    case 'replica':
+      return killReplica(d, victim);
+  }
+}
+
+function repairAdvice(mode: DrillMode, victim: string, problems: string[]): string {
+  const base = `${problems.join('; ')}. `;
+  if (mode === 'etcd-member') return `${base}Run \`dpgc sprint 2\` to start etcd on ${victim} again, then \`dpgc status\`.`;
+  return `${base}Run \`dpgc sprint 3\` (starts Patroni where it is stopped; Patroni rewinds ${victim} with pg_rewind or re-clones it), then \`dpgc status\`.`;
+}
