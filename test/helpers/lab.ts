@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadInventory } from '../../src/config/load.js';
@@ -24,6 +24,8 @@ export interface TestLab {
 
 export async function createLab(subnet: string, opts: { ssh?: boolean } = {}): Promise<TestLab> {
   const dir = await mkdtemp(join('/tmp', `dpgc-test-${subnet.replace(/\./g, '-')}-`));
+  // mkdtemp makes it 0700; daemons run as their own users (postgres, etcd…) and must reach their directories below it.
+  await chmod(dir, 0o755);
   const config = join(dir, 'dpgc.yaml');
   const contexts: RunContext[] = [];
   const lab: TestLab = {
