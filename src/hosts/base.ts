@@ -127,7 +127,7 @@ export abstract class BaseHost implements Host {
     }
     // umask 077 first: a secret must never exist, even briefly, readable by others.
     const script =
-      'set -e; umask 077; d=$(dirname -- "$1"); [ -d "$d" ] || { mkdir -p -- "$d"; chmod 755 -- "$d"; }; ' +
+      'set -e; umask 077; d=$(dirname -- "$1"); [ -d "$d" ] || (umask 022; mkdir -p -- "$d"); ' +
       't="$1.dpgc-tmp.$$"; cat > "$t"; chown "$3" -- "$t"; chmod "$2" -- "$t"; mv -f -- "$t" "$1"';
     await this.exec(['sh', '-c', script, 'sh', path, mode, `${owner}:${group}`], { input: typeof content === 'string' ? content : content.toString('utf8') });
     return { path, changed: true };
