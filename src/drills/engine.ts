@@ -79,7 +79,9 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> 
 
   const deps: FaultDeps = { inventory: inv, secrets: ctx.secrets, pool: ctx.pool };
   const faultAt = Date.now();
-  const mon = startMonitor(inv, { oldLeader, victim, expected, since: faultAt });
+  // The victim's own view is stale while it is dead, hung or cut off; etcd-member and switchover leave it sound.
+  const distrust = o.mode === 'etcd-member' || o.mode === 'switchover' ? undefined : victim;
+  const mon = startMonitor(inv, { oldLeader, victim, expected, since: faultAt, distrust });
   let fault: Fault | undefined;
   let healed: string | undefined;
   let healedAt: number | null = null;

@@ -33,14 +33,14 @@ export interface Monitor {
   stop(): Promise<void>;
 }
 
-export function startMonitor(inv: Pick<Inventory, 'hosts' | 'ports'>, o: { oldLeader: string; victim: string; expected: string[]; since: number }): Monitor {
+export function startMonitor(inv: Pick<Inventory, 'hosts' | 'ports'>, o: { oldLeader: string; victim: string; expected: string[]; since: number; distrust: string | undefined }): Monitor {
   const m: Milestones = { detectedAt: null, newLeader: null, newLeaderAt: null, syncMovedAt: null, rejoinedAt: null, healthyAt: null, last: undefined, lastHealth: undefined };
   let armed = false;
   let stopping = false;
   const loop = (async () => {
     while (!stopping) {
       const started = Date.now();
-      const s = await snapshot(inv, { distrust: o.victim });
+      const s = await snapshot(inv, o.distrust === undefined ? {} : { distrust: o.distrust });
       const h = assessHealth(s, o.expected);
       m.last = s;
       m.lastHealth = h;

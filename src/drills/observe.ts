@@ -20,24 +20,31 @@ function postgresHosts(inv: Inv) {
 export async function snapshot(inv: Inv, opts: { distrust?: string; timeoutMs?: number } = {}): Promise<Snapshot> {
   const at = Date.now();
   const timeoutMs = opts.timeoutMs ?? POLL_TIMEOUT_MS;
-  const answers = await Promise.all(
-    postgresHosts(inv).map(async (h) => {
-      try {
-        const r = await rest<{ members?: ClusterMember[] }>(restTarget(inv, h), 'GET', '/cluster', { timeoutMs });
-        return r.status === 200 && r.body?.members ? { from: h.name, members: r.body.members } : { from: h.name, error: `HTTP ${r.status}` };
-      } catch (e) {
-        return { from: h.name, error: (e as Error).message.split('\n')[0] };
-      }
-    }),
-  );
-  const ok = answers.filter((a): a is { from: string; members: ClusterMember[] } => 'members' in a);
-  const pick = ok.find((a) => a.from !== opts.distrust) ?? ok[0];
-  if (!pick) return { at, from: undefined, members: [], leader: undefined, replication: undefined, error: answers.map((a) => ('error' in a ? a.error : '')).join('; ') };
+  type Answer = { from: string; members: ClusterMember[] };
+  const ask = async (h: (typeof inv.hosts)[number]): Promise<Answer> => {
+    const r = await rest<{ members?: ClusterMember[] }>(restTarget(inv, h), 'GET', '/cluster', { timeoutMs });
+    if (r.status !== 200 || !r.body?.members) throw new Error(`${h.name}: HTTP ${r.status}`);
+    return { from: h.name, members: r.body.members };
+  };
+  // The first trustworthy answer wins: a hung victim must not slow every poll down to its timeout.
+  const hosts = postgresHosts(inv);
+  const trusted = hosts.filter((h) => h.name !== opts.distrust).map(ask);
+  let pick: Answer | undefined;
+  let error = '';
+  try {
+    pick = await Promise.any(trusted);
+  } catch (e) {
+    error = (e as AggregateError).errors?.map((x: Error) => x.message.split('\n')[0]).join('; ') ?? String(e);
+    // Only when nobody else answers is the suspect asked (its view may be stale, but it is a view).
+    pick = await Promise.any(hosts.filter((h) => h.name === opts.distrust).map(ask)).catch(() => undefined);
+  }
+  if (!pick) return { at, from: undefined, members: [], leader: undefined, replication: undefined, error };
   const members: MemberView[] = pick.members.map((m) => ({ name: m.name, role: m.role, state: m.state, lag: m.lag }));
   const leader = members.find((m) => isLeaderRole(m.role))?.name;
   let replication: ReplicationView[] | undefined;
   const leaderHost = leader ? inv.hosts.find((h) => h.name === leader) : undefined;
-  if (leaderHost) {
+  // Asking a victim that still holds the leader key would only time out.
+  if (leaderHost && leader !== opts.distrust) {
     try {
       const r = await rest<PatroniMemberStatus>(restTarget(inv, leaderHost), 'GET', '/patroni', { timeoutMs });
       if (r.status === 200 || r.status === 503) replication = (r.body.replication ?? []).map((x) => ({ application_name: x.application_name, state: x.state, sync_state: x.sync_state }));
