@@ -37,28 +37,42 @@ const port = z
   .max(65535, { error: expected('a port number from 1 to 65535') });
 const absPath = z.string().startsWith('/', { error: expected('an absolute path starting with /') });
 
+const sshFields = {
+  user: z.string().min(1),
+  port,
+  /** Private key file; `~` is expanded. */
+  key: z.string(),
+  /** OpenSSH known_hosts file to verify host keys against. */
+  known_hosts: z.string(),
+  /** Pinned host key fingerprints (`SHA256:…`), an alternative to known_hosts. */
+  host_key_fingerprints: z.array(z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, { error: expected('an OpenSSH fingerprint as `ssh-keygen -lf` prints it: SHA256: and 43 characters') })),
+  /** Use `sudo -n` for commands (a non-root user with passwordless sudo). */
+  sudo: z.boolean(),
+  connect_timeout_s: z.number().positive().max(300),
+};
+
 export const sshSchema = z
   .strictObject({
-    user: z.string().min(1).default('root'),
+    ...sshFields,
+    user: sshFields.user.default('root'),
     port: port.default(22),
-    /** Private key file; `~` is expanded. */
-    key: z.string().optional(),
-    /** OpenSSH known_hosts file to verify host keys against. */
-    known_hosts: z.string().optional(),
-    /** Pinned host key fingerprints (`SHA256:…`), an alternative to known_hosts. */
-    host_key_fingerprints: z.array(z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, { error: expected('an OpenSSH fingerprint as `ssh-keygen -lf` prints it: SHA256: and 43 characters') })).optional(),
-    /** Use `sudo -n` for commands (a non-root user with passwordless sudo). */
-    sudo: z.boolean().optional(),
-    connect_timeout_s: z.number().positive().max(300).default(10),
+    key: sshFields.key.optional(),
+    known_hosts: sshFields.known_hosts.optional(),
+    host_key_fingerprints: sshFields.host_key_fingerprints.optional(),
+    sudo: sshFields.sudo.optional(),
+    connect_timeout_s: sshFields.connect_timeout_s.default(10),
   })
   .prefault({});
+
+/** A host's own ssh settings: no defaults here, so what it leaves out comes from `defaults.ssh`. */
+const hostSshSchema = z.strictObject(sshFields).partial();
 
 export const hostSchema = z.strictObject({
   name: hostname,
   address: ipv4,
   roles: z.array(z.enum(ROLES)).min(1, `give the host at least one role: ${ROLES.join(', ')}`),
   transport: z.enum(['local', 'ssh']).optional(),
-  ssh: sshSchema.optional(),
+  ssh: hostSshSchema.optional(),
   /** Prefix for every path dpgc manages on this host ('' on real hosts; a directory in the lab). */
   root: z.union([z.literal(''), absPath]).optional(),
   /** How daemons are run: systemd units, or supervised processes with pid files. */
