@@ -98,7 +98,7 @@ function isCi(env: NodeJS.ProcessEnv): boolean {
 function sprintNumber(label: string) {
   return (v: string): number => {
     const hint = 'Run `dpgc sprint --help` for what each sprint delivers.';
-    if (!/^\d+$/.test(v)) throw new UsageError(`${label} must be a sprint number from 0 to 5, got "${v}"`, { hint });
+    if (!/^\d+$/.test(v)) throw new UsageError(`${label} must be a number from 0 to 5, got "${v}"`, { hint });
     const n = Number(v);
     if (n > 5) throw new UsageError(`there is no sprint ${n}: sprints are numbered 0 to 5`, { hint });
     return n;
@@ -164,7 +164,7 @@ export function buildProgram(): Command {
     program
       .command('sprint')
       .description("run one sprint, gated on the previous one's criteria")
-      .argument('<n>', 'sprint number, 0-5', sprintNumber('sprint'))
+      .argument('<n>', 'sprint number, 0-5', sprintNumber('the sprint'))
       .option('--force', "run even though the previous sprint's criteria fail (recorded in the state file)")
       .addHelpText('after', '\nSprints: 0 PostgreSQL + vectors, 1 pooling + monitoring, 2 etcd + Patroni config + HAProxy,\n         3 HA cluster, 4 backups + PITR, 5 security'),
     'dpgc sprint 0 -c dpgc.yaml',

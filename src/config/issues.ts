@@ -64,9 +64,10 @@ export function zodIssues(issues: readonly z.core.$ZodIssue[], src: YamlSource, 
           file,
           ...src.at(where, 'key'),
           path: fmtPath(where),
-          message:
-            `unknown key "${key}"; ${near ? `did you mean "${near}"? ` : ''}remove it or fix the spelling` +
-            (known.length ? ` (keys allowed${path.length ? ` under ${fmtPath(path)}` : ' at the top level'}: ${known.join(', ')})` : ''),
+          message: near
+            ? `unknown key "${key}"; did you mean "${near}"?`
+            : `unknown key "${key}"; remove it or fix the spelling` +
+              (known.length ? ` (keys allowed${path.length ? ` under ${fmtPath(path)}` : ' at the top level'}: ${known.join(', ')})` : ''),
         };
       });
     }
@@ -90,7 +91,7 @@ const YAML_FIXES: Record<string, string> = {
 export function yamlIssue(e: YAMLError | YAMLWarning, src: YamlSource, file: string): ConfigIssue {
   const where = src.pos(e.pos[0]);
   if (e.code === 'DUPLICATE_KEY') {
-    const key = src.text.slice(e.pos[0], e.pos[1]).trim() || 'this key';
+    const key = /^[^:\n]*/.exec(src.text.slice(e.pos[0]))?.[0].trim() || 'this key';
     return { file, ...where, path: '', message: `YAML: "${key}" appears twice in the same mapping; keep one of them (the file is not guessed at)` };
   }
   if (e.code === 'TAG_RESOLVE_FAILED') {

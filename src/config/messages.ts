@@ -62,7 +62,7 @@ function quadReason(s: string): string | undefined {
 
 /** Why `s` is not a usable host address, or undefined when it is. */
 export function addressProblem(s: string): string | undefined {
-  const got = `expected an IPv4 address such as 10.0.0.11, got ${JSON.stringify(s)}`;
+  const got = `expected an IPv4 address such as 10.0.0.11, got ${describe(s)}`;
   const r = quadReason(s);
   if (r) return `${got}: ${r}`;
   if (s === '0.0.0.0' || s === '255.255.255.255') return `${got}: that is not one host's address; give the address the host is reached at`;
@@ -71,7 +71,7 @@ export function addressProblem(s: string): string | undefined {
 
 /** Why `s` is not a usable CIDR, or undefined when it is. */
 export function cidrProblem(s: string): string | undefined {
-  const got = `expected a CIDR such as 10.0.0.0/24, got ${JSON.stringify(s)}`;
+  const got = `expected a CIDR such as 10.0.0.0/24, got ${describe(s)}`;
   const slash = s.indexOf('/');
   if (slash < 0) return `${got}: the prefix length is missing; write ${s}/24 for a network, or ${s}/32 for one host`;
   const r = quadReason(s.slice(0, slash));
@@ -82,19 +82,18 @@ export function cidrProblem(s: string): string | undefined {
   return undefined;
 }
 
-/** Edit distance, for "did you mean" on unknown keys. */
+/** Edit distance counting a swap of neighbours as one edit (`etdc` → `etcd`), for "did you mean". */
 export function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
   for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
     }
   }
-  return row[b.length]!;
+  return d[a.length]![b.length]!;
 }
 
 /** The known name closest to `typed`, if it is close enough to be a typo. */

@@ -39,7 +39,10 @@ export function secretsPathFor(inventoryFile: string): string {
 }
 
 export class Secrets {
-  private cache: Partial<Record<SecretName, string>> | undefined;
+  // One load and one writer per instance: concurrent tasks asking for a new
+  // secret at once must all get the same value, and saves must not interleave.
+  private loaded: Promise<Partial<Record<SecretName, string>>> | undefined;
+  private saving: Promise<void> = Promise.resolve();
   private envChecked = false;
 
   constructor(
@@ -110,11 +113,11 @@ export class Secrets {
     this.envChecked = true;
   }
 
-  private async load(): Promise<Partial<Record<SecretName, string>>> {
-    if (this.cache) return this.cache;
-    const text = await this.readSafely();
-    this.cache = text === undefined ? {} : this.parse(text);
-    return this.cache;
+  private load(): Promise<Partial<Record<SecretName, string>>> {
+    this.loaded ??= this.readSafely().then((text) => (text === undefined ? {} : this.parse(text)));
+    // A failed load (bad mode, bad YAML) is retried next time rather than remembered.
+    this.loaded.catch(() => (this.loaded = undefined));
+    return this.loaded;
   }
 
   /** The file's text; undefined when there is none yet (it is generated on first need). */
@@ -180,12 +183,19 @@ export class Secrets {
     return out;
   }
 
-  private async save(all: Partial<Record<SecretName, string>>): Promise<void> {
+  private save(all: Partial<Record<SecretName, string>>): Promise<void> {
+    const text = `# dpgc secrets: generated, mode 0600, never commit this file.\n${stringify(all)}`;
+    const next = this.saving.then(() => this.write(text));
+    this.saving = next.catch(() => undefined);
+    return next;
+  }
+
+  private async write(text: string): Promise<void> {
     await mkdir(dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.tmp-${process.pid}`;
+    const tmp = `${this.file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     const fh = await open(tmp, 'w', 0o600);
     try {
-      await fh.writeFile(`# dpgc secrets: generated, mode 0600, never commit this file.\n${stringify(all)}`);
+      await fh.writeFile(text);
       await fh.sync();
     } finally {
       await fh.close();
