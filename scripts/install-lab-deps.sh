@@ -14,7 +14,7 @@ PG_MAJOR="${PG_MAJOR:-15}"
 PKGS=(
   "postgresql-${PG_MAJOR}" "postgresql-server-dev-${PG_MAJOR}" "postgresql-${PG_MAJOR}-pgaudit"
   patroni etcd-server etcd-client haproxy pgbouncer pgbackrest
-  prometheus prometheus-postgres-exporter prometheus-node-exporter
+  prometheus prometheus-postgres-exporter prometheus-node-exporter python3-psycopg2
   openssh-server build-essential dpkg-dev nftables iproute2 procps
   socat
 )

@@ -1,0 +1,163 @@
+import type { HostSpec, Inventory, Role } from '../config/schema.js';
+import type { Node } from '../hosts/pool.js';
+import type { ServiceSpec } from '../hosts/services.js';
+import { CommandError, HostError } from '../errors.js';
+import { render, templateText } from '../templates.js';
+import { readState, statePathFor } from '../state.js';
+import { firstPostgres } from './endpoints.js';
+
+/**
+ * Prometheus on the monitoring host. Scrape targets are generated from the
+ * inventory: one entry per job in SCRAPE_JOBS, enabled from the sprint that
+ * deploys what it scrapes, so Prometheus never waits on a daemon that does
+ * not exist yet. Adding a job is one entry.
+ */
+export interface ScrapeJob {
+  job: string;
+  /** The first sprint after which the target exists. */
+  sinceSprint: number;
+  port: keyof Inventory['ports'];
+  path?: string;
+  /** Hosts running the target once `sprint` has been deployed. */
+  hosts(inv: Pick<Inventory, 'hosts' | 'file'>, sprint: number): HostSpec[];
+}
+
+const withRole = (role: Role) => (inv: Pick<Inventory, 'hosts'>) => inv.hosts.filter((h) => h.roles.includes(role));
+
+export const SCRAPE_JOBS: ScrapeJob[] = [
+  { job: 'prometheus', sinceSprint: 1, port: 'prometheus', hosts: withRole('monitoring') },
+  { job: 'node', sinceSprint: 1, port: 'node_exporter', hosts: (inv) => inv.hosts },
+  // One instance (the base one) until the HA cluster runs PostgreSQL on every postgres host.
+  { job: 'postgres', sinceSprint: 1, port: 'postgres_exporter', hosts: (inv, s) => (s >= 3 ? withRole('postgres')(inv) : [firstPostgres(inv)]) },
+  { job: 'pgbouncer', sinceSprint: 1, port: 'pgbouncer_exporter', hosts: withRole('pgbouncer') },
+  { job: 'etcd', sinceSprint: 2, port: 'etcd_client', hosts: withRole('etcd') },
+  { job: 'patroni', sinceSprint: 2, port: 'patroni', hosts: withRole('postgres') },
+  { job: 'haproxy', sinceSprint: 2, port: 'haproxy_stats', hosts: withRole('haproxy') },
+];
+
+export interface Target {
+  job: string;
+  host: string;
+  /** address:port, Prometheus's `instance` label. */
+  instance: string;
+  path: string;
+}
+
+/** Every target that should be up once `sprint` is deployed (the `up == 1` check expects exactly these). */
+export function scrapeTargets(inv: Pick<Inventory, 'hosts' | 'file' | 'ports'>, sprint: number, jobs: ScrapeJob[] = SCRAPE_JOBS): Target[] {
+  return jobs
+    .filter((j) => j.sinceSprint <= sprint)
+    .flatMap((j) => j.hosts(inv, sprint).map((h) => ({ job: j.job, host: h.name, instance: `${h.address}:${inv.ports[j.port]}`, path: j.path ?? '/metrics' })));
+}
+
+/**
+ * The sprint whose targets Prometheus should scrape: the one running now, or
+ * a later one already recorded, so re-running sprint 1 after sprint 3 keeps
+ * sprint 3's targets.
+ */
+export async function monitoredSprint(inventoryFile: string, atLeast: number): Promise<number> {
+  const recorded = Object.keys((await readState(statePathFor(inventoryFile))).sprints).map(Number);
+  return Math.max(atLeast, ...recorded);
+}
+
+export const RULE_FILES = ['postgres.yml', 'pgbouncer.yml', 'node.yml'] as const;
+export const SCRAPE_INTERVAL_S = 15;
+
+export function prometheusFiles(paths: Pick<Node['paths'], 'prometheusDir' | 'prometheusData'>) {
+  return {
+    config: `${paths.prometheusDir}/prometheus.yml`,
+    rulesDir: `${paths.prometheusDir}/rules`,
+    rule: (f: string) => `${paths.prometheusDir}/rules/${f}`,
+    data: paths.prometheusData,
+  };
+}
+
+export function renderPrometheusYml(inv: Pick<Inventory, 'hosts' | 'file' | 'ports' | 'cluster'>, paths: Pick<Node['paths'], 'prometheusDir' | 'prometheusData'>, sprint: number): string {
+  const targets = scrapeTargets(inv, sprint);
+  const jobs = [...new Set(targets.map((t) => t.job))].map((job) => {
+    const ts = targets.filter((t) => t.job === job);
+    return { job, path: ts[0]!.path, targets: ts };
+  });
+  return render('prometheus/prometheus.yml.eta', {
+    cluster: inv.cluster,
+    interval: `${SCRAPE_INTERVAL_S}s`,
+    ruleFiles: RULE_FILES.map((f) => prometheusFiles(paths).rule(f)),
+    jobs,
+  });
+}
+
+export const ruleFileText = (f: (typeof RULE_FILES)[number]): string => templateText(`prometheus/rules/${f}`);
+
+/** Number of alerting rules in the rendered rule files (what /api/v1/rules must report). */
+export function expectedAlertNames(): string[] {
+  return RULE_FILES.flatMap((f) => [...ruleFileText(f).matchAll(/^\s*- alert:\s*(\S+)/gm)].map((m) => m[1]!));
+}
+
+export function prometheusService(inv: Pick<Inventory, 'ports'>, node: Pick<Node, 'spec' | 'paths'>): ServiceSpec {
+  const f = prometheusFiles(node.paths);
+  return {
+    name: 'prometheus',
+    user: 'prometheus',
+    argv: [
+      '/usr/bin/prometheus',
+      `--config.file=${f.config}`,
+      `--storage.tsdb.path=${f.data}`,
+      `--web.listen-address=${node.spec.address}:${inv.ports.prometheus}`,
+      '--storage.tsdb.retention.time=15d',
+    ],
+    listen: { address: node.spec.address, port: inv.ports.prometheus },
+  };
+}
+
+/**
+ * Validate a file with promtool on the host before it replaces the live one:
+ * a staged copy is checked, so a broken file never reaches Prometheus.
+ */
+export async function installValidated(
+  node: Pick<Node, 'host'>,
+  path: string,
+  content: string,
+  check: (staged: string) => string[],
+): Promise<boolean> {
+  const cur = await node.host.readFile(path);
+  if (cur === content) return (await node.host.writeFile(path, content, { mode: 0o644 })).changed;
+  const staged = `${path}.dpgc-check`;
+  await node.host.writeFile(staged, content, { mode: 0o644 });
+  try {
+    await node.host.exec(check(staged), { mutates: false });
+  } catch (e) {
+    if (e instanceof CommandError) {
+      throw new HostError(`${node.host.name}: promtool rejects the rendered ${path}:\n${(e.stdout + e.stderr).trim()}`, {
+        hint: 'This is a bug in dpgc templates or a value in the inventory; the live file was left as it was.',
+      });
+    }
+    throw e;
+  } finally {
+    await node.host.exec(['rm', '-f', staged]);
+  }
+  return (await node.host.writeFile(path, content, { mode: 0o644 })).changed;
+}
+
+/** Rules, then the config that names them, each validated; then start or SIGHUP. */
+export async function ensurePrometheus(inv: Inventory, node: Node, sprint: number): Promise<{ changed: boolean; note?: string }> {
+  const f = prometheusFiles(node.paths);
+  let changed = false;
+  for (const r of RULE_FILES) {
+    changed = (await installValidated(node, f.rule(r), ruleFileText(r), (s) => ['promtool', 'check', 'rules', s])) || changed;
+  }
+  // --syntax-only: the staged config's rule files are the live ones, checked above.
+  changed = (await installValidated(node, f.config, renderPrometheusYml(inv, node.paths, sprint), (s) => ['promtool', 'check', 'config', '--syntax-only', s])) || changed;
+  const dir = await node.host.exec(['stat', '-c', '%U', f.data], { mutates: false, allowFailure: true });
+  if (dir.stdout.trim() !== 'prometheus') {
+    await node.host.exec(['sh', '-c', 'mkdir -p -- "$1" && chown -R prometheus: -- "$1"', 'sh', f.data]);
+    changed = true;
+  }
+  const spec = prometheusService(inv, node);
+  const s = await node.services.start(spec);
+  if (s.changed) return { changed: true, note: 'started' };
+  if (changed) {
+    await node.services.reload(spec);
+    return { changed: true, note: 'reloaded' };
+  }
+  return { changed: false };
+}
