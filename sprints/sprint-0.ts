@@ -30,8 +30,8 @@ export const sprint0: Sprint = {
     const hosts = ctx.pool.specs('postgres');
     const b = firstPostgres(inv).name;
     const node = (name: string) => ctx.pool.node(name);
-    // Lab hosts share one dpkg database: install one host at a time there.
-    const perHost = hosts.every((h) => h.transport === 'local') ? sequence : parallel;
+    // Lab hosts share one dpkg database (over SSH too: one machine): install one host at a time there.
+    const perHost = inv.lab || hosts.every((h) => h.transport === 'local') ? sequence : parallel;
     const asSuperuser = <T>(db: string, fn: (c: Client) => Promise<T>) => withClient(ctx.secrets, superuserOn(inv, firstPostgres(inv), db), fn);
     const live = (fn: () => Promise<{ changed: boolean; note?: string }>) => async () => (ctx.options.dryRun ? { changed: false, note: 'not checked under --dry-run' } : fn());
     const patroniManaged = async () => (await dataDirState((await node(b)).host, (await node(b)).paths, v)).kind === 'patroni';
