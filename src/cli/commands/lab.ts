@@ -33,10 +33,14 @@ export async function writeLabInventory(config: string, o: { dir?: string; subne
   let ssh: { port: number; key: string; knownHosts: string } | undefined;
   if (o.ssh) {
     const { prepareLabSsh } = await import('../../lab/ssh.js');
-    ssh = await prepareLabSsh(dir);
+    ssh = await prepareLabSsh(dir, subnet, logger);
   }
   await mkdir(dirname(file), { recursive: true });
   await writeFile(file, labInventoryYaml({ dir, subnet, ...(ssh ? { ssh } : {}) }));
+  if (ssh) {
+    const { ensureLabSshd } = await import('../../lab/ssh.js');
+    await ensureLabSshd(await loadInventory(file), logger);
+  }
   logger.info(`Wrote lab inventory ${file} (hosts on ${subnet}.10-13, lab directory ${dir}${ssh ? ', over SSH' : ''}).`);
   logger.info('Next: `dpgc up` runs every sprint on it.');
   return file;
@@ -46,6 +50,12 @@ export async function labUpCommand(cmd: Command): Promise<void> {
   const o = cmd.opts<{ ssh?: boolean }>();
   const g = globals(cmd);
   if (!existsSync(resolve(g.config))) await writeLabInventory(g.config, { ...(o.ssh ? { ssh: true } : {}) });
+  else {
+    // After a reboot or `lab down` the inventory remains, but the lab's sshd does not.
+    const inv = await loadInventory(g.config);
+    const { ensureLabSshd, labUsesSsh } = await import('../../lab/ssh.js');
+    if (labUsesSsh(inv)) await ensureLabSshd(inv, createLogger({ verbose: g.verbose }));
+  }
   await upCommand(cmd);
 }
 
