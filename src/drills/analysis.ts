@@ -33,39 +33,47 @@ export function summarize(values: readonly (number | null)[]): Summary | null {
  * The client-visible write outage: the longest span with no acknowledged
  * write (across all writers) that ends after the fault. A planned switchover
  * keeps acknowledging writes on the old primary for a while after the fault
- * is injected, so "last ack before the fault" alone would overstate it.
+ * is injected, so "last ack before the fault" alone would overstate it. The
+ * span from the last acknowledgement to the end of the load counts too: when
+ * it is the longest, writes had not recovered (`unrecoveredS`, and no RTO).
  */
-export function computeOutage(acks: readonly Ack[], faultAt: number): Outage {
+export function computeOutage(acks: readonly Ack[], faultAt: number, endAt: number): Outage {
   const times = acks.map((a) => a.ackAt).sort((a, b) => a - b);
-  const merged = longestGapEndingAfter(times, faultAt);
+  const merged = longestGapEndingAfter(times, faultAt, endAt);
   const byWriter = new Map<number, number[]>();
   for (const a of acks) byWriter.set(a.writer, [...(byWriter.get(a.writer) ?? []), a.ackAt]);
   let worst: number | null = null;
-  let writerWithoutAck = false;
+  let writerStuck = false;
   for (const ts of byWriter.values()) {
-    const g = longestGapEndingAfter(ts.sort((a, b) => a - b), faultAt);
-    if (g.seconds === null) writerWithoutAck = true;
+    const g = longestGapEndingAfter(ts.sort((a, b) => a - b), faultAt, endAt);
+    if (g.seconds === null) writerStuck = true;
     else worst = Math.max(worst ?? 0, g.seconds);
   }
   let baseline: number | null = null;
   for (let i = 1; i < times.length && times[i]! <= faultAt; i++) baseline = Math.max(baseline ?? 0, (times[i]! - times[i - 1]!) / 1000);
   return {
     ...merged,
-    worstWriterSeconds: writerWithoutAck || byWriter.size === 0 ? null : worst,
+    worstWriterSeconds: writerStuck || byWriter.size === 0 ? null : worst,
     baselineGapSeconds: baseline,
   };
 }
 
-function longestGapEndingAfter(sorted: readonly number[], faultAt: number): Pick<Outage, 'seconds' | 'lastAckBefore' | 'firstAckAfter'> {
+/** A trailing gap shorter than this is the pause between two inserts, not an outage. */
+const TRAILING_SLACK_MS = 1000;
+
+function longestGapEndingAfter(sorted: readonly number[], faultAt: number, endAt: number): Pick<Outage, 'seconds' | 'lastAckBefore' | 'firstAckAfter' | 'unrecoveredS'> {
+  const last = sorted.length ? sorted[sorted.length - 1]! : null;
   const firstAfter = sorted.findIndex((t) => t > faultAt);
-  if (firstAfter === -1) return { seconds: null, lastAckBefore: sorted.length ? sorted[sorted.length - 1]! : null, firstAckAfter: null };
+  if (firstAfter === -1) return { seconds: null, lastAckBefore: last, firstAckAfter: null, unrecoveredS: (endAt - Math.max(last ?? faultAt, faultAt)) / 1000 };
   // The gap that straddles the fault counts from the last ack before it (or from the fault itself when there was none).
   let best = { seconds: (sorted[firstAfter]! - (firstAfter > 0 ? sorted[firstAfter - 1]! : faultAt)) / 1000, lastAckBefore: firstAfter > 0 ? sorted[firstAfter - 1]! : null, firstAckAfter: sorted[firstAfter]! };
   for (let i = firstAfter + 1; i < sorted.length; i++) {
     const g = (sorted[i]! - sorted[i - 1]!) / 1000;
     if (g > best.seconds) best = { seconds: g, lastAckBefore: sorted[i - 1]!, firstAckAfter: sorted[i]! };
   }
-  return best;
+  const trailing = endAt - last!;
+  if (trailing > TRAILING_SLACK_MS && trailing / 1000 > best.seconds) return { seconds: null, lastAckBefore: last, firstAckAfter: null, unrecoveredS: trailing / 1000 };
+  return { ...best, unrecoveredS: null };
 }
 
 const key = (writer: number, seq: number) => `${writer}:${seq}`;
@@ -118,7 +126,12 @@ export function verdict(v: VerdictInput): Criterion[] {
   c.push({
     id: 'rto',
     ok: rto !== null && rto <= v.budgetS,
-    detail: rto === null ? 'no write was acknowledged after the fault' : `write outage ${rto.toFixed(2)} s (budget ${v.budgetS} s)`,
+    detail:
+      rto !== null
+        ? `write outage ${rto.toFixed(2)} s (budget ${v.budgetS} s)`
+        : v.outage.unrecoveredS !== null
+          ? `writes had not recovered when the drill ended: none acknowledged in its last ${v.outage.unrecoveredS.toFixed(2)} s`
+          : 'no write was acknowledged after the fault',
   });
   c.push({ id: 'writes-resumed', ok: v.acksAfterFault > 0, detail: `${v.acksAfterFault} writes acknowledged after the fault` });
   if (LEADER_CHANGING.has(v.mode)) {

@@ -132,7 +132,7 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> 
 
   const rb = newLeader ? await readBack(inv, ctx.secrets, { run, leader: newLeader, acks: loadLog.acks, inDoubt: loadLog.inDoubt }) : { nodes: [], unchecked: [{ node: 'leader', reason: 'no leader' }] };
   const promotedAt = LEADER_CHANGING.has(o.mode) && m.newLeader ? ((await promotionTime(inv, m.newLeader, faultAt)) ?? m.newLeaderAt) : null;
-  const outage = computeOutage(loadLog.acks, faultAt);
+  const outage = computeOutage(loadLog.acks, faultAt, loadLog.stoppedAt);
   const finalHealth = assessHealth(after, expected);
   const criteria = verdict({
     mode: o.mode,

@@ -59,9 +59,15 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return Promise.race([p, new Promise<never>((_, rej) => (t = setTimeout(() => rej(new TimeoutError(`no answer within ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
 }
 
-/** An error response of severity ERROR aborts the transaction; anything else (FATAL, a dropped connection, a timeout) leaves the commit in doubt. */
-function certainlyNotCommitted(e: unknown): boolean {
-  return (e as { severity?: string }).severity === 'ERROR';
+/**
+ * Whether a failed insert certainly did not commit. An error response of
+ * severity ERROR aborts the transaction; so do PgBouncer's refusals sent
+ * before the query reached any server. Anything else (FATAL from the server,
+ * a dropped connection, a timeout) leaves the commit in doubt.
+ */
+const NEVER_SENT = /server login has been failing|no more connections allowed|query_wait_timeout|cannot connect to server|pgbouncer cannot connect/i;
+export function certainlyNotCommitted(e: unknown): boolean {
+  return (e as { severity?: string }).severity === 'ERROR' || NEVER_SENT.test(e instanceof Error ? e.message : String(e));
 }
 
 function short(e: unknown): string {
@@ -162,9 +168,10 @@ export function startLoad(secrets: Pick<Secrets, 'get'>, o: LoadOptions): Runnin
       return false;
     },
     async stop() {
+      const stoppedAt = Date.now();
       stopping = true;
       await Promise.all(all);
-      return { acks, inDoubt, refused, errors, reads };
+      return { acks, inDoubt, refused, errors, reads, stoppedAt };
     },
   };
 }

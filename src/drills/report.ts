@@ -51,7 +51,7 @@ export function formatDrill(d: DrillResult, budgetS: number): string {
     `  restore    ${at(t.restoredS)}   ${d.restore}`,
     `  rejoin     ${at(t.rejoinedS)}   ${d.victim} streaming again`,
     `  healthy    ${at(t.healthyS)}   ${d.after}`,
-    `  write outage ${chalk.bold(s(d.outage.seconds))} (worst single writer ${s(d.outage.worstWriterSeconds)}, normal gap ${s(d.outage.baselineGapSeconds)}); budget ${budgetS} s, computed worst case ${d.timings.worstCaseS} s`,
+    `  write outage ${chalk.bold(d.outage.unrecoveredS !== null ? chalk.red(`not recovered: no write acknowledged in the last ${s(d.outage.unrecoveredS)}`) : s(d.outage.seconds))} (worst single writer ${s(d.outage.worstWriterSeconds)}, normal gap ${s(d.outage.baselineGapSeconds)}); budget ${budgetS} s, computed worst case ${d.timings.worstCaseS} s`,
     `  writes: ${d.writes.acknowledged} acknowledged (${d.writes.acknowledgedAfterFault} after the fault), ${d.writes.inDoubt} in doubt, ${d.writes.refused} refused; reads: ${d.reads.ok} ok, ${d.reads.failed} failed`,
     `  rows: ${d.nodes.map((n) => `${n.node} (${n.role}) ${n.rows} rows, ${n.lost} lost, ${n.duplicates} duplicated`).join('; ')}${lost ? chalk.red(` — ${lost} ACKNOWLEDGED WRITES LOST`) : ''}`,
     ...(d.oldPrimaryProbe ? [`  old primary probe: ${d.oldPrimaryProbe.detail}`] : []),

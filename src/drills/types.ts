@@ -42,6 +42,8 @@ export interface LoadLog {
   /** Distinct error messages with counts, for the report. */
   errors: Record<string, number>;
   reads: { ok: number; failed: number; maxGapMs: number | null };
+  /** When the load was told to stop: a gap running up to here is an outage that never ended. */
+  stoppedAt: number;
 }
 
 export interface NodeRows {
@@ -63,7 +65,12 @@ export interface Outage {
   seconds: number | null;
   lastAckBefore: number | null;
   firstAckAfter: number | null;
-  /** Same, but per writer: the client that waited longest. */
+  /**
+   * Seconds without any acknowledged write at the end of the drill, when that
+   * trailing gap is the longest: writes had not recovered when the load stopped.
+   */
+  unrecoveredS: number | null;
+  /** Same, but per writer: the client that waited longest (null when one never recovered). */
   worstWriterSeconds: number | null;
   /** Longest gap before the fault: the noise floor the outage stands out from. */
   baselineGapSeconds: number | null;

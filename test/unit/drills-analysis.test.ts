@@ -21,7 +21,7 @@ describe('summarize', () => {
 describe('computeOutage', () => {
   it('is the gap from the last ack before the fault to the first after', () => {
     const acks = [ack(0, 1, 1000), ack(1, 1, 1010), ack(0, 2, 1020), ack(1, 2, 9020), ack(0, 3, 9030)];
-    const o = computeOutage(acks, 1500);
+    const o = computeOutage(acks, 1500, 9040);
     expect(o.seconds).toBeCloseTo(8.0);
     expect(o.lastAckBefore).toBe(1020);
     expect(o.firstAckAfter).toBe(9020);
@@ -32,21 +32,32 @@ describe('computeOutage', () => {
 
   it('finds a gap that starts after the fault (switchover: writes continue on the old primary first)', () => {
     const acks = [ack(0, 1, 1000), ack(0, 2, 1100), ack(0, 3, 1200), ack(0, 4, 3200), ack(0, 5, 3300)];
-    const o = computeOutage(acks, 1050);
+    const o = computeOutage(acks, 1050, 3310);
     expect(o.seconds).toBeCloseTo(2.0);
     expect(o.lastAckBefore).toBe(1200);
     expect(o.firstAckAfter).toBe(3200);
   });
 
   it('is null when no write was acknowledged after the fault', () => {
-    const o = computeOutage([ack(0, 1, 1000)], 2000);
+    const o = computeOutage([ack(0, 1, 1000)], 2000, 5000);
     expect(o.seconds).toBeNull();
     expect(o.firstAckAfter).toBeNull();
     expect(o.worstWriterSeconds).toBeNull();
+    expect(o.unrecoveredS).toBe(3);
+  });
+
+  it('is null when writes stopped again and never came back before the load ended', () => {
+    const acks = [ack(0, 1, 1000), ack(0, 2, 1100), ack(0, 3, 2100), ack(0, 4, 2200)];
+    const o = computeOutage(acks, 1050, 12_200);
+    expect(o.seconds).toBeNull();
+    expect(o.unrecoveredS).toBe(10);
+    expect(o.lastAckBefore).toBe(2200);
+    // A short pause at the very end is just the interval between inserts.
+    expect(computeOutage(acks, 1050, 2300).seconds).toBe(1);
   });
 
   it('counts a writer that never recovered as unbounded', () => {
-    const o = computeOutage([ack(0, 1, 1000), ack(1, 1, 1000), ack(0, 2, 3000)], 2000);
+    const o = computeOutage([ack(0, 1, 1000), ack(1, 1, 1000), ack(0, 2, 3000)], 2000, 3010);
     expect(o.seconds).toBeCloseTo(2);
     expect(o.worstWriterSeconds).toBeNull();
   });
@@ -84,7 +95,7 @@ describe('verdict', () => {
   const base: VerdictInput = {
     mode: 'kill',
     budgetS: 30,
-    outage: { seconds: 9.5, lastAckBefore: 1, firstAckAfter: 2, worstWriterSeconds: 9.6, baselineGapSeconds: 0.01 },
+    outage: { seconds: 9.5, lastAckBefore: 1, firstAckAfter: 2, unrecoveredS: null, worstWriterSeconds: 9.6, baselineGapSeconds: 0.01 },
     nodes: [checkRows('db2', 'leader', [ack(0, 1, 1)], [], [{ writer: 0, seq: 1, count: 1 }])],
     acksAfterFault: 100,
     oldLeader: 'db1',

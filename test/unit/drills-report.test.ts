@@ -13,7 +13,7 @@ function drill(outage: number | null, lost = 0): DrillResult {
     restore: 'started Patroni on db1 again',
     timings: { ttl: 10, loop_wait: 1, retry_timeout: 4, check_inter_ms: 1000, check_fall: 2, check_rise: 1, rto_budget_s: 30, profile: 'balanced', worstCaseS: 15 },
     timeline: { faultAt: '2026-01-01T00:00:00.000Z', detectedS: 8.1, newLeaderSeenS: 9.2, promotedS: 9, lastAckBeforeS: -0.01, firstWriteS: outage, syncMovedS: null, restoredS: 9.3, rejoinedS: 15.5, healthyS: 16 },
-    outage: { seconds: outage, lastAckBefore: 0, firstAckAfter: outage === null ? null : outage * 1000, worstWriterSeconds: outage, baselineGapSeconds: 0.03 },
+    outage: { seconds: outage, lastAckBefore: 0, firstAckAfter: outage === null ? null : outage * 1000, unrecoveredS: null, worstWriterSeconds: outage, baselineGapSeconds: 0.03 },
     writes: { acknowledged: 1000, acknowledgedAfterFault: 500, inDoubt: 2, refused: 30, errors: {} },
     reads: { ok: 900, failed: 3, maxGapMs: 1200 },
     nodes: [
