@@ -141,6 +141,11 @@ async function confirmListening(host: Host, logTail: (name: string) => Promise<s
  * authorized for root, and known_hosts naming the host key for every address.
  */
 async function writeKeys(host: Host, files: LabSshFiles, addresses: string[], port: number): Promise<{ changed: boolean; hostKeyNew: boolean }> {
+  if (!existsSync(SSHD) || !existsSync('/usr/bin/ssh-keygen')) {
+    throw new HostError(`the lab over SSH needs OpenSSH's server and ssh-keygen, and ${existsSync(SSHD) ? '/usr/bin/ssh-keygen' : SSHD} is missing`, {
+      hint: 'Install them: apt-get install openssh-server (scripts/install-lab-deps.sh does), or make the lab without --ssh.',
+    });
+  }
   await host.exec(['mkdir', '-p', '-m', '700', files.dir]);
   const clientNew = await keygen(host, files.clientKey, 'dpgc-lab-client');
   const hostKeyNew = await keygen(host, files.hostKey, 'dpgc-lab-host');
