@@ -164,9 +164,12 @@ export const dashboardQueries: Check = {
     }
     const base = prometheusUrl(ctx.inventory);
     const all = dashboards().flatMap((d) => panelQueries(d.dashboard).map((q) => ({ ...q, dashboard: d.dashboard.title })));
-    // Rates need two samples: right after a start, give empty panels up to a minute to fill.
+    // A target that just came back has data after its next scrape, and a rate after two: give empty
+    // panels two scrape intervals, longer right after Prometheus itself started.
+    const up = Date.now() - Date.parse((await promGet<{ startTime: string }>(base, '/api/v1/status/runtimeinfo')).startTime);
+    const attempts = 1 + Math.ceil(Math.max(2 * SCRAPE_INTERVAL_S * 1000 + 5000, 90_000 - up) / 5000);
     let problems: string[] = [];
-    for (let attempt = 0; attempt < 12; attempt++) {
+    for (let attempt = 0; attempt < attempts; attempt++) {
       problems = [];
       for (const q of all) {
         const r = await promQuery(base, q.expr);
