@@ -8,6 +8,7 @@ import { render } from '../templates.js';
 import { installValidated, runValidator } from './config-file.js';
 import { ensurePackages, HA_PACKAGES } from './ha-packages.js';
 import { MAX_LAG_BYTES } from './patroni.js';
+import { DATABASES } from './endpoints.js';
 
 /**
  * HAProxy in front of the Patroni members: :5000 reaches only the leader
@@ -165,4 +166,21 @@ export async function waitForPrimaryRoute(node: Pick<Node, 'host' | 'paths'>, op
     }
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/** Suffix of PgBouncer's read-only aliases, routed to HAProxy's replicas port. */
+export const READ_ONLY_SUFFIX = '_ro';
+
+/**
+ * PgBouncer's databases once the cluster runs: each database through HAProxy's
+ * primary port, and `<db>_ro` through its replicas port, so applications keep
+ * one address across failovers.
+ */
+export function haproxyBackends(inv: Pick<Inventory, 'hosts' | 'ports'>): { alias: string; host: string; port: number; dbname: string }[] {
+  const hp = inv.hosts.find((h) => h.roles.includes('haproxy'));
+  if (!hp) throw new HostError('no host has the haproxy role');
+  return Object.values(DATABASES).flatMap((d) => [
+    { alias: d.name, host: hp.address, port: inv.ports.haproxy_primary, dbname: d.name },
+    { alias: `${d.name}${READ_ONLY_SUFFIX}`, host: hp.address, port: inv.ports.haproxy_replicas, dbname: d.name },
+  ]);
 }

@@ -122,10 +122,12 @@ export function patroniService(inv: Pick<Inventory, 'ports'>, node: Pick<Node, '
 
 /**
  * `patroni --validate-config` in 3.0.2 reports `bootstrap.pg_hba` and
- * `bootstrap.initdb` as missing on valid files (LAB.md); every other
- * complaint it makes is real and stops the install.
+ * `bootstrap.initdb` as missing on valid files (LAB.md), and calls a listen
+ * address invalid when its port is taken, which it always is once the
+ * sprint-0 instance or Patroni itself runs. Every other complaint is real
+ * and stops the install.
  */
-export const FALSE_VALIDATION_ERRORS = /^bootstrap\.(pg_hba|initdb)\s+is not defined\.?$/;
+export const FALSE_VALIDATION_ERRORS = /^bootstrap\.(pg_hba|initdb)\s+is not defined\.?$|^(postgresql|restapi)\.listen \S+ didn't pass validation: 'Port \d+ is already in use\.'$/;
 
 /** The config file, 0600 postgres, installed only once Patroni's validator (minus its false errors) accepts it. */
 export async function configurePatroni(inv: Inv, node: Node, creds: PatroniCredentials): Promise<boolean> {

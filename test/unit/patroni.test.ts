@@ -120,5 +120,9 @@ describe('FALSE_VALIDATION_ERRORS', () => {
     expect(FALSE_VALIDATION_ERRORS.test('bootstrap.initdb  is not defined.')).toBe(true);
     expect(FALSE_VALIDATION_ERRORS.test('postgresql.data_dir 12 is not a string')).toBe(false);
     expect(FALSE_VALIDATION_ERRORS.test('etcd3  is not defined.')).toBe(false);
+    // Its ports are taken by the sprint-0 instance, then by Patroni itself: not a config error.
+    expect(FALSE_VALIDATION_ERRORS.test("postgresql.listen 127.0.30.11:5432 didn't pass validation: 'Port 5432 is already in use.'")).toBe(true);
+    expect(FALSE_VALIDATION_ERRORS.test("restapi.listen 127.0.30.11:8008 didn't pass validation: 'Port 8008 is already in use.'")).toBe(true);
+    expect(FALSE_VALIDATION_ERRORS.test("postgresql.listen nonsense didn't pass validation: 'invalid address'")).toBe(false);
   });
 });

@@ -1,0 +1,209 @@
+import type { HostSpec, Inventory } from '../config/schema.js';
+import type { Secrets } from '../config/secrets.js';
+import type { RunContext } from '../context.js';
+import { withClient } from '../db/client.js';
+import { HostError } from '../errors.js';
+import type { HostPool } from '../hosts/pool.js';
+import { ROLES_DB, superuserOn } from './endpoints.js';
+import { clientEndpoints, endpointHealth, endpointStatus, etcdctlNode, memberList, type EndpointHealth } from './etcd.js';
+import { showStat, type ServerStat } from './haproxy.js';
+import { clusterMembers, leaderOf, memberStatus, restTarget, type ClusterMember } from './patroni.js';
+
+/**
+ * A read-only view of the live cluster, from the control machine: Patroni's
+ * REST API for roles and states, the leader's pg_stat_replication for lag
+ * and sync state, etcdctl for the DCS, HAProxy's admin socket, PgBouncer's
+ * admin console, and the service manager for dead daemons. Every part is
+ * fetched independently: one unreachable piece becomes an `error` field,
+ * never a failed view. Used by `dpgc status`, checks and drills.
+ */
+export interface MemberView {
+  name: string;
+  address: string;
+  role: string;
+  state: string;
+  timeline?: number;
+  /** Bytes of WAL the replica has not replayed yet (from the leader). */
+  lagBytes?: number;
+  /** Seconds the replica's replay is behind (pg_stat_replication.replay_lag; 0 when idle). */
+  lagSeconds?: number;
+  /** Leader's view of the replica's connection: streaming, catchup… */
+  replication?: string;
+  /** sync, async, potential, quorum (from the leader). */
+  syncState?: string;
+  error?: string;
+}
+
+export interface ServiceIssue {
+  host: string;
+  service: string;
+  problem: string;
+  remedy: string;
+}
+
+export interface ClusterView {
+  at: string;
+  scope: string;
+  leader?: string;
+  members: MemberView[];
+  membersError?: string;
+  etcd: { endpoints: EndpointHealth[]; leader?: string; members?: string[]; error?: string };
+  haproxy: { host: string; servers: ServerStat[]; error?: string }[];
+  pgbouncer: { host: string; pools: Record<string, unknown>[]; error?: string }[];
+  services: ServiceIssue[];
+}
+
+type Ctx = Pick<RunContext, 'inventory' | 'secrets' | 'pool'>;
+
+export interface ReplicationRow {
+  application_name: string;
+  state: string;
+  sync_state: string;
+  lag_bytes: string | null;
+  lag_s: string | null;
+}
+
+/** The leader's pg_stat_replication: one row per connected standby. */
+export async function replicationRows(inv: Pick<Inventory, 'ports'>, secrets: Pick<Secrets, 'get'>, leader: Pick<HostSpec, 'name' | 'address'>): Promise<ReplicationRow[]> {
+  return withClient(secrets, superuserOn(inv, leader), async (c) =>
+    (
+      await c.query<ReplicationRow>(
+        `SELECT application_name, state, sync_state,
+                pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::text AS lag_bytes,
+                coalesce(extract(epoch FROM replay_lag), 0)::text AS lag_s
+           FROM pg_stat_replication ORDER BY application_name`,
+      )
+    ).rows,
+  );
+}
+
+async function members(ctx: Ctx): Promise<Pick<ClusterView, 'leader' | 'members' | 'membersError'>> {
+  const inv = ctx.inventory;
+  const hosts = inv.hosts.filter((h) => h.roles.includes('postgres'));
+  let view: ClusterMember[] | undefined;
+  const errors: string[] = [];
+  for (const h of hosts) {
+    try {
+      view = await clusterMembers(restTarget(inv, h));
+      break;
+    } catch (e) {
+      errors.push((e as Error).message);
+    }
+  }
+  if (!view) return { members: hosts.map((h) => ({ name: h.name, address: h.address, role: 'unknown', state: 'unreachable' })), membersError: errors.join('; ') };
+  const leader = leaderOf(view);
+  const leaderHost = hosts.find((h) => h.name === leader?.name);
+  let rows: ReplicationRow[] = [];
+  let replError: string | undefined;
+  if (leaderHost) rows = await replicationRows(inv, ctx.secrets, leaderHost).catch((e: Error) => ((replError = e.message), []));
+  const out = hosts.map((h): MemberView => {
+    const m = view.find((x) => x.name === h.name);
+    if (!m) return { name: h.name, address: h.address, role: 'absent', state: 'not registered in the DCS' };
+    const r = rows.find((x) => x.application_name === h.name);
+    const isLeader = m.name === leader?.name;
+    return {
+      name: h.name,
+      address: h.address,
+      role: isLeader ? 'leader' : m.role,
+      state: m.state,
+      ...(m.timeline === undefined ? {} : { timeline: m.timeline }),
+      ...(isLeader ? {} : r ? { lagBytes: Number(r.lag_bytes ?? 0), lagSeconds: Number(r.lag_s ?? 0), replication: r.state, syncState: r.sync_state } : { replication: 'not connected' }),
+      ...(!isLeader && replError ? { error: replError } : {}),
+    };
+  });
+  return { ...(leader ? { leader: leader.name } : {}), members: out };
+}
+
+async function etcd(ctx: Ctx): Promise<ClusterView['etcd']> {
+  const eps = clientEndpoints(ctx.inventory);
+  try {
+    const node = await etcdctlNode(ctx.pool);
+    const [health, status, list] = await Promise.all([
+      endpointHealth(node, eps),
+      endpointStatus(node, eps),
+      memberList(node, eps).catch(() => undefined),
+    ]);
+    const leaderId = status.find((s) => s.leaderId !== '0')?.leaderId;
+    const leaderName = list?.find((m) => m.id === leaderId)?.name;
+    return { endpoints: health, ...(leaderName ? { leader: leaderName } : {}), ...(list ? { members: list.map((m) => m.name) } : {}) };
+  } catch (e) {
+    return { endpoints: eps.map((endpoint) => ({ endpoint, health: false })), error: (e as Error).message };
+  }
+}
+
+async function haproxy(pool: HostPool): Promise<ClusterView['haproxy']> {
+  return Promise.all(
+    pool.specs('haproxy').map(async (s) => {
+      try {
+        return { host: s.name, servers: await showStat(await pool.node(s.name)) };
+      } catch (e) {
+        return { host: s.name, servers: [], error: (e as Error).message.split('\n')[0] ?? '' };
+      }
+    }),
+  );
+}
+
+async function pgbouncer(ctx: Ctx): Promise<ClusterView['pgbouncer']> {
+  const inv = ctx.inventory;
+  return Promise.all(
+    ctx.pool.specs('pgbouncer').map(async (s) => {
+      const ep = { name: s.name, address: s.address, port: inv.ports.pgbouncer, database: 'pgbouncer', user: ROLES_DB.pgbouncerAdmin.user, secret: ROLES_DB.pgbouncerAdmin.secret };
+      try {
+        const pools = await withClient(ctx.secrets, ep, async (c) => (await c.query('SHOW POOLS')).rows as Record<string, unknown>[]);
+        return { host: s.name, pools };
+      } catch (e) {
+        return { host: s.name, pools: [], error: (e as Error).message };
+      }
+    }),
+  );
+}
+
+/** The daemons sprints 2–3 run, per role. */
+export const HA_SERVICES: { role: 'postgres' | 'etcd' | 'haproxy'; service: string; sprint: number }[] = [
+  { role: 'etcd', service: 'etcd', sprint: 2 },
+  { role: 'haproxy', service: 'haproxy', sprint: 2 },
+  { role: 'postgres', service: 'patroni', sprint: 3 },
+];
+
+/** Each expected daemon that is not running, with where to look and what to do. */
+export async function deadServices(ctx: Pick<RunContext, 'pool'>, which = HA_SERVICES): Promise<ServiceIssue[]> {
+  const out: ServiceIssue[] = [];
+  await Promise.all(
+    which.flatMap(({ role, service, sprint }) =>
+      ctx.pool.specs(role).map(async (s) => {
+        try {
+          const node = await ctx.pool.node(s.name);
+          const st = await node.services.status({ name: service });
+          if (st.running) return;
+          const log = s.services === 'systemd' ? `journalctl -u dpgc-${service}` : `${node.paths.logDir}/${service}.log`;
+          out.push({ host: s.name, service, problem: `${service} is not running on ${s.name} (${st.reason})`, remedy: `Read ${log} on ${s.name}, then run \`dpgc sprint ${sprint}\` to start it again (safe to re-run).` });
+        } catch (e) {
+          out.push({ host: s.name, service, problem: `cannot reach ${s.name}: ${(e as Error).message}`, remedy: `Check that ${s.name} is up and reachable.` });
+        }
+      }),
+    ),
+  );
+  return out.sort((a, b) => `${a.host}/${a.service}`.localeCompare(`${b.host}/${b.service}`));
+}
+
+export async function clusterView(ctx: Ctx): Promise<ClusterView> {
+  const [m, e, h, p, services] = await Promise.all([members(ctx), etcd(ctx), haproxy(ctx.pool), pgbouncer(ctx), deadServices(ctx)]);
+  return { at: new Date().toISOString(), scope: ctx.inventory.cluster, ...m, etcd: e, haproxy: h, pgbouncer: p, services };
+}
+
+/** The host Patroni calls leader right now (throws with a remedy when there is none). */
+export async function currentLeader(inv: Pick<Inventory, 'hosts' | 'ports'>): Promise<HostSpec> {
+  const hosts = inv.hosts.filter((h) => h.roles.includes('postgres'));
+  for (const h of hosts) {
+    try {
+      const s = await memberStatus(restTarget(inv, h));
+      if (s.role === 'master' || s.role === 'primary') {
+        const leader = leaderOf(await clusterMembers(restTarget(inv, h)));
+        if (leader?.name === h.name) return h;
+      }
+    } catch {
+      // next member
+    }
+  }
+  throw new HostError('no Patroni member is the leader right now', { hint: 'Run `dpgc status` to see each member; `dpgc sprint 3` starts Patroni where it is down.' });
+}

@@ -1,0 +1,89 @@
+import type { Inventory } from '../config/schema.js';
+import type { Secrets } from '../config/secrets.js';
+import { HostError } from '../errors.js';
+import { currentLeader, replicationRows, type ReplicationRow } from './cluster.js';
+import { clusterMembers, desiredDynamicConfig, dynamicConfigPatch, leaderOf, rest, REST_USER, restTarget, type ClusterMember } from './patroni.js';
+
+/**
+ * The running cluster as a whole: its dynamic configuration, and whether its
+ * shape is the one the inventory asks for.
+ */
+type Inv = Pick<Inventory, 'hosts' | 'ports' | 'postgres' | 'timings'>;
+
+export interface Topology {
+  leader?: string;
+  streaming: string[];
+  sync: string[];
+  problems: string[];
+}
+
+/**
+ * One leader, every other postgres host streaming from it, and as many
+ * synchronous standbys as the inventory asks (pure: Patroni's /cluster plus
+ * the leader's pg_stat_replication; patronictl would say `running`, LAB.md).
+ */
+export function assessTopology(inv: Pick<Inventory, 'hosts' | 'postgres'>, members: ClusterMember[], rows: ReplicationRow[]): Topology {
+  const names = inv.hosts.filter((h) => h.roles.includes('postgres')).map((h) => h.name);
+  const leaders = members.filter((m) => leaderOf([m]));
+  const problems: string[] = [];
+  if (leaders.length !== 1) problems.push(leaders.length ? `${leaders.length} leaders: ${leaders.map((l) => l.name).join(', ')}` : 'no leader');
+  const leader = leaders[0]?.name;
+  for (const n of names) if (!members.some((m) => m.name === n)) problems.push(`${n} is not a member (Patroni not running there, or not registered in etcd)`);
+  const streaming = rows.filter((r) => r.state === 'streaming').map((r) => r.application_name);
+  const sync = rows.filter((r) => r.sync_state === 'sync' || r.sync_state === 'quorum').map((r) => r.application_name);
+  for (const n of names.filter((x) => x !== leader)) {
+    const r = rows.find((x) => x.application_name === n);
+    if (!r) problems.push(`${n} is not replicating from the leader ${leader ?? '(none)'}`);
+    else if (r.state !== 'streaming') problems.push(`${n} is ${r.state}, not streaming`);
+  }
+  const want = Math.min(inv.postgres.synchronous_node_count, names.length - 1);
+  if (sync.length < want) problems.push(`${sync.length} synchronous standby(s), want ${want}`);
+  return { ...(leader ? { leader } : {}), streaming, sync, problems };
+}
+
+export async function topology(inv: Inv, secrets: Pick<Secrets, 'get'>): Promise<Topology> {
+  const leaderHost = await currentLeader(inv);
+  const [members, rows] = await Promise.all([clusterMembers(restTarget(inv, leaderHost)), replicationRows(inv, secrets, leaderHost)]);
+  return assessTopology(inv, members, rows);
+}
+
+/** Until the topology is whole (a sync standby takes Patroni one or two loop_waits, LAB.md). */
+export async function waitForHealthyCluster(inv: Inv, secrets: Pick<Secrets, 'get'>, opts: { timeoutMs: number }): Promise<string> {
+  const deadline = Date.now() + opts.timeoutMs;
+  let last = 'no answer yet';
+  for (;;) {
+    try {
+      const t = await topology(inv, secrets);
+      if (!t.problems.length) return `leader ${t.leader}, streaming ${t.streaming.join(', ')}, sync ${t.sync.join(', ')}`;
+      last = t.problems.join('; ');
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    if (Date.now() > deadline) {
+      throw new HostError(`the cluster is not whole after ${opts.timeoutMs / 1000}s: ${last}`, {
+        hint: 'Run `dpgc status`, and read patroni.log on the hosts named (a base backup of a large database takes a while: re-run `dpgc sprint 3`).',
+      });
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+/**
+ * bootstrap.dcs only seeds an empty DCS: later changes to timings or
+ * parameters in the inventory reach the cluster through PATCH /config, and
+ * only the keys that differ are sent.
+ */
+export async function convergeDynamicConfig(inv: Inv, secrets: Pick<Secrets, 'get'>): Promise<{ changed: boolean; note?: string }> {
+  const t = restTarget(inv, await currentLeader(inv));
+  const current = await rest<Record<string, unknown>>(t, 'GET', '/config');
+  if (current.status !== 200) throw new HostError(`${t.name}: GET /config answered ${current.status}`);
+  const patch = dynamicConfigPatch(current.body ?? {}, desiredDynamicConfig(inv));
+  if (!patch) return { changed: false };
+  const r = await rest(t, 'PATCH', '/config', { body: patch, auth: { username: REST_USER, password: await secrets.get('patroni_rest') } });
+  if (r.status !== 200) throw new HostError(`${t.name}: Patroni refused PATCH /config (HTTP ${r.status}): ${JSON.stringify(r.body)}`);
+  return { changed: true, note: `set ${flatKeys(patch).join(', ')}` };
+}
+
+function flatKeys(o: Record<string, unknown>, prefix = ''): string[] {
+  return Object.entries(o).flatMap(([k, v]) => (v && typeof v === 'object' && !Array.isArray(v) ? flatKeys(v as Record<string, unknown>, `${prefix}${k}.`) : [`${prefix}${k}`]));
+}
