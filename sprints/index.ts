@@ -3,9 +3,9 @@ import type { Sprint } from './types.js';
 /** Lazy, so `dpgc sprint 0` never loads sprint 3's dependencies. */
 const LOADERS: Record<number, () => Promise<Sprint>> = {
   0: async () => (await import('./sprint-0.js')).sprint0,
-  2: async () => (await import('./sprint-2.js')).sprint2,
   1: async () => (await import('./sprint-1.js')).sprint1,
   2: async () => (await import('./sprint-2.js')).sprint2,
+  3: async () => (await import('./sprint-3.js')).sprint3,
 };
 
 export const SPRINT_IDS = [0, 1, 2, 3, 4, 5] as const;
