@@ -32,6 +32,8 @@ export interface DrillOptions {
 }
 
 type Ctx = Pick<RunContext, 'inventory' | 'secrets' | 'pool' | 'logger'>;
+/** How long the drill waits, after Patroni looks healthy, for every writer to be served again. */
+const WRITES_RESUME_TIMEOUT_MS = 60_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function drillEndpoints(inv: RunContext['inventory']): { write: Endpoint; read: Endpoint } {
@@ -78,10 +80,11 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> 
   await sleep((o.warmupS ?? 2) * 1000);
 
   const deps: FaultDeps = { inventory: inv, secrets: ctx.secrets, pool: ctx.pool };
-  const faultAt = Date.now();
+  const watchFrom = Date.now();
   // The victim's own view is stale while it is dead, hung or cut off; etcd-member and switchover leave it sound.
   const distrust = o.mode === 'etcd-member' || o.mode === 'switchover' ? undefined : victim;
-  const mon = startMonitor(inv, { oldLeader, victim, expected, since: faultAt, distrust });
+  const mon = startMonitor(inv, { oldLeader, victim, expected, since: watchFrom, distrust });
+  let faultAt = watchFrom;
   let fault: Fault | undefined;
   let healed: string | undefined;
   let healedAt: number | null = null;
@@ -96,6 +99,7 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> 
   const notes: string[] = [];
   try {
     fault = await inject(deps, o.mode, victim, run, worst.totalS);
+    faultAt = fault.at;
     log.info(`Fault at ${new Date(faultAt).toISOString()}: ${fault.description}`);
     const ttlMargin = (inv.timings.ttl + Math.max(2, inv.timings.loop_wait)) * 1000;
     if (LEADER_CHANGING.has(o.mode)) {
@@ -120,6 +124,9 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> 
     mon.armRejoin();
     const recovered = await mon.until((m) => m.healthyAt !== null && (o.mode === 'etcd-member' || m.rejoinedAt !== null), 180_000);
     if (!recovered) notes.push(`cluster not healthy 180 s after the restore: ${mon.m.lastHealth?.problems.join('; ') ?? 'no view'}`);
+    // Patroni being healthy is not the client being served: wait (bounded) until every writer writes again.
+    const resumedSince = mon.m.newLeaderAt ?? healedAt ?? faultAt;
+    if (!(await load.allWritersAckedAfter(resumedSince, WRITES_RESUME_TIMEOUT_MS))) notes.push(`not every writer had written again ${WRITES_RESUME_TIMEOUT_MS / 1000} s after the cluster recovered`);
     await sleep(1000);
   } finally {
     await heal().catch((e) => notes.push(`restore failed: ${(e as Error).message}`));

@@ -13,6 +13,8 @@ import { healLabHost, healRealHost, partitionLabHost, partitionRealHost, type La
  * be undone (SIGCONT, rules removed) or restarts what was stopped.
  */
 export interface Fault {
+  /** When the fault was applied (just before the signal, stop, request or rule load). */
+  at: number;
   /** What was done, for the report: "SIGKILL patroni (pid 123) and postgres (pid 456 + 9 children) on db1". */
   description: string;
   /** Resolves when a fault that runs in the background (switchover, graceful stop) has finished. */
@@ -73,16 +75,19 @@ const done = Promise.resolve();
 export async function killHost(d: FaultDeps, victim: string): Promise<Fault> {
   const node = await d.pool.node(victim);
   const p = await postgresProcesses(node);
+  const at = Date.now();
   await signal(node, 'KILL', allPids(p));
-  return { description: `SIGKILL ${describeProcs(p, victim)}`, settled: done, heal: () => startPatroni(d, node) };
+  return { at, description: `SIGKILL ${describeProcs(p, victim)}`, settled: done, heal: () => startPatroni(d, node) };
 }
 
 export async function freezeHost(d: FaultDeps, victim: string): Promise<Fault> {
   const node = await d.pool.node(victim);
   const p = await postgresProcesses(node);
   const pids = allPids(p);
+  const at = Date.now();
   await signal(node, 'STOP', pids);
   return {
+    at,
     description: `SIGSTOP ${describeProcs(p, victim)}`,
     settled: done,
     heal: async () => {
@@ -95,21 +100,25 @@ export async function freezeHost(d: FaultDeps, victim: string): Promise<Fault> {
 export async function stopPatroni(d: FaultDeps, victim: string): Promise<Fault> {
   const node = await d.pool.node(victim);
   // The stop waits for Patroni to shut PostgreSQL down: that is the drill, so it runs in the background.
+  const at = Date.now();
   const settled = node.services.stop({ name: PATRONI_SERVICE, stopTimeoutMs: 120_000 }).then(() => undefined);
-  return { description: `graceful stop of Patroni on ${victim} (SIGTERM)`, settled, heal: async () => (await settled, startPatroni(d, node)) };
+  return { at, description: `graceful stop of Patroni on ${victim} (SIGTERM)`, settled, heal: async () => (await settled, startPatroni(d, node)) };
 }
 
 export function plannedSwitchover(d: FaultDeps, leader: string): Fault {
+  const at = Date.now();
   const settled = switchover(d.inventory, d.secrets, { timeoutMs: 120_000 }).then(() => undefined);
-  return { description: `planned switchover away from ${leader} through Patroni (POST /switchover)`, settled, heal: async () => (await settled, 'nothing to restore') };
+  return { at, description: `planned switchover away from ${leader} through Patroni (POST /switchover)`, settled, heal: async () => (await settled, 'nothing to restore') };
 }
 
 export async function killEtcdMember(d: FaultDeps, victim: string): Promise<Fault> {
   const node = await d.pool.node(victim);
   const st = await node.services.status({ name: 'etcd' });
   if (!st.running) throw new HostError(`${victim}: etcd is not running (${st.reason})`);
+  const at = Date.now();
   await signal(node, 'KILL', [String(st.pid)]);
   return {
+    at,
     description: `SIGKILL etcd (pid ${st.pid}) on ${victim}`,
     settled: done,
     heal: async () => {
@@ -130,8 +139,10 @@ export async function partitionHost(d: FaultDeps, victim: string, run: string, d
     const p = await postgresProcesses(node);
     const etcd = node.spec.roles.includes('etcd') ? await node.services.status({ name: 'etcd' }) : undefined;
     const pids = [...allPids(p).map(Number), ...(etcd?.running ? [etcd.pid] : [])];
+    const at = Date.now();
     const part: LabPartition = await partitionLabHost(node.host, { table, address: node.spec.address, pids, deadManS });
     return {
+      at,
       description: `isolated ${victim} (${pids.length} processes in cgroup ${part.cgroupDir}, nftables table ${table}, ${part.killedSockets} client connections reset)`,
       settled: done,
       heal: async () => {
@@ -141,8 +152,10 @@ export async function partitionHost(d: FaultDeps, victim: string, run: string, d
     };
   }
   const peers = d.inventory.hosts.filter((h) => h.name !== victim).map((h) => h.address);
+  const at = Date.now();
   await partitionRealHost(node.host, { table, peers, sshPort: node.spec.ssh.port, deadManS });
   return {
+    at,
     description: `nftables table ${table} on ${victim} drops traffic to and from ${peers.join(', ')} (SSH exempt)`,
     settled: done,
     heal: async () => {

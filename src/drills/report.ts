@@ -44,13 +44,7 @@ export function formatDrill(d: DrillResult, budgetS: number): string {
   const lines = [
     chalk.bold(`${d.mode} drill on ${d.victim}: ${d.passed ? chalk.green('PASS') : chalk.red('FAIL')}`),
     `  fault      ${t.faultAt}  ${d.fault}`,
-    `  detection  ${at(t.detectedS)}   leader ${d.oldLeader} gone from Patroni's view`,
-    `  promotion  ${at(t.promotedS)}   ${d.newLeader && d.newLeader !== d.oldLeader ? `${d.newLeader} promoted` : 'no promotion'}${t.newLeaderSeenS !== null ? ` (seen running at +${t.newLeaderSeenS.toFixed(2)} s)` : ''}`,
-    ...(t.syncMovedS !== null ? [`  sync moved ${at(t.syncMovedS)}   Patroni named another synchronous standby`] : []),
-    `  first write${at(t.firstWriteS).padStart(12)}   after the last acknowledged one at ${t.lastAckBeforeS === null ? '—' : `${t.lastAckBeforeS.toFixed(2)} s`}`,
-    `  restore    ${at(t.restoredS)}   ${d.restore}`,
-    `  rejoin     ${at(t.rejoinedS)}   ${d.victim} streaming again`,
-    `  healthy    ${at(t.healthyS)}   ${d.after}`,
+    ...timelineLines(d),
     `  write outage ${chalk.bold(d.outage.unrecoveredS !== null ? chalk.red(`not recovered: no write acknowledged in the last ${s(d.outage.unrecoveredS)}`) : s(d.outage.seconds))} (worst single writer ${s(d.outage.worstWriterSeconds)}, normal gap ${s(d.outage.baselineGapSeconds)}); budget ${budgetS} s, computed worst case ${d.timings.worstCaseS} s`,
     `  writes: ${d.writes.acknowledged} acknowledged (${d.writes.acknowledgedAfterFault} after the fault), ${d.writes.inDoubt} in doubt, ${d.writes.refused} refused; reads: ${d.reads.ok} ok, ${d.reads.failed} failed`,
     `  rows: ${d.nodes.map((n) => `${n.node} (${n.role}) ${n.rows} rows, ${n.lost} lost, ${n.duplicates} duplicated`).join('; ')}${lost ? chalk.red(` — ${lost} ACKNOWLEDGED WRITES LOST`) : ''}`,
@@ -60,6 +54,22 @@ export function formatDrill(d: DrillResult, budgetS: number): string {
     ...(d.repair ? [chalk.yellow(`  repair: ${d.repair}`)] : []),
   ];
   return lines.join('\n');
+}
+
+/** Milestones in the order they happened; the ones never seen last. */
+function timelineLines(d: DrillResult): string[] {
+  const t = d.timeline;
+  const rows: [string, number | null, string][] = [
+    ['detection', t.detectedS, `leader ${d.oldLeader} gone from Patroni's view`],
+    ['promotion', t.promotedS, `${d.newLeader && d.newLeader !== d.oldLeader ? `${d.newLeader} promoted` : 'no promotion'}${t.newLeaderSeenS !== null ? ` (seen running at +${t.newLeaderSeenS.toFixed(2)} s)` : ''}`],
+    ...(t.syncMovedS !== null ? [['sync moved', t.syncMovedS, 'Patroni named another synchronous standby'] as [string, number | null, string]] : []),
+    ['first write', t.firstWriteS, `after the last acknowledged one at ${t.lastAckBeforeS === null ? '—' : `${t.lastAckBeforeS.toFixed(2)} s`}`],
+    ['restore', t.restoredS, d.restore],
+    ['rejoin', t.rejoinedS, `${d.victim} streaming again`],
+    ['healthy', t.healthyS, d.after],
+  ];
+  const order = (v: number | null) => (v === null ? Number.POSITIVE_INFINITY : v);
+  return rows.sort((a, b) => order(a[1]) - order(b[1])).map(([name, v, text]) => `  ${name.padEnd(11)} ${at(v).padStart(10)}   ${text}`);
 }
 
 export function formatSummary(drills: readonly DrillResult[]): string {
