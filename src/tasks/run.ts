@@ -1,4 +1,4 @@
-import { Listr, type ListrTask, type ListrTaskWrapper, type ListrDefaultRenderer, type ListrSimpleRenderer } from 'listr2';
+import { Listr, ListrLogger, ProcessOutput, type ListrTask, type ListrTaskWrapper, type ListrDefaultRenderer, type ListrSimpleRenderer } from 'listr2';
 import type { GlobalOptions } from '../context.js';
 import { throwIfInterrupted } from '../interrupt.js';
 import { redact } from '../output/redact.js';
@@ -50,11 +50,16 @@ export async function runTasks(tasks: Task[], opts: Pick<GlobalOptions, 'json' |
     ctx: { outcomes: [] },
     renderer: (opts.json ? 'silent' : tty ? 'default' : 'simple') as 'default',
     fallbackRenderer: 'simple',
-    rendererOptions: { timer: { condition: true, field: (ms: number) => `${(ms / 1000).toFixed(1)}s`, format: () => (s: string) => s } as never, collapseSubtasks: false },
-    fallbackRendererOptions: { timestamp: { format: () => (s: string) => s } as never, timer: { condition: true, field: (ms: number) => `${(ms / 1000).toFixed(1)}s`, format: () => (s: string) => s } as never },
+    rendererOptions: { logger: toStderr(), timer: { condition: true, field: (ms: number) => `${(ms / 1000).toFixed(1)}s`, format: () => (s: string) => s } as never, collapseSubtasks: false },
+    fallbackRendererOptions: { logger: toStderr(), timestamp: { format: () => (s: string) => s } as never, timer: { condition: true, field: (ms: number) => `${(ms / 1000).toFixed(1)}s`, format: () => (s: string) => s } as never },
     registerSignalListeners: false,
   });
   return list.run();
+}
+
+/** stdout is reserved for --json: the task list is for humans, so it goes to stderr. */
+function toStderr(): ListrLogger {
+  return new ListrLogger({ useIcons: true, processOutput: new ProcessOutput(process.stderr, process.stderr) });
 }
 
 export function summarize(ctx: TaskContext): { changed: number; unchanged: number } {
