@@ -6,6 +6,7 @@ import { configurePatroni, patroniCredentials, patroniService } from '../src/com
 import { currentLeader } from '../src/components/cluster.js';
 import { HostError } from '../src/errors.js';
 import { parallel, sequence, step } from '../src/tasks/run.js';
+import { haMonitoringTasks } from './ha-monitoring.js';
 import type { Sprint } from './types.js';
 
 /**
@@ -113,6 +114,8 @@ export const sprint2: Sprint = {
           ]),
         ),
       ),
+
+      parallel('Monitoring', haMonitoringTasks(ctx, 2)),
     ];
   },
 

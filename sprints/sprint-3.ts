@@ -8,6 +8,7 @@ import { prepareDirectories } from '../src/components/postgres.js';
 import { ensureHaRoles, joinReplica, takeOver } from '../src/components/takeover.js';
 import { withClient } from '../src/db/client.js';
 import { parallel, sequence, step } from '../src/tasks/run.js';
+import { haMonitoringTasks } from './ha-monitoring.js';
 import type { Sprint } from './types.js';
 
 /**
@@ -77,6 +78,7 @@ export const sprint3: Sprint = {
           ),
         ),
       ),
+      parallel('Monitoring', haMonitoringTasks(ctx, 3)),
     ];
   },
 

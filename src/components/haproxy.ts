@@ -9,6 +9,8 @@ import { installValidated, runValidator } from './config-file.js';
 import { ensurePackages, HA_PACKAGES } from './ha-packages.js';
 import { MAX_LAG_BYTES } from './patroni.js';
 import { DATABASES } from './endpoints.js';
+import { baseInstanceBackends } from './pgbouncer.js';
+import { readState, statePathFor } from '../state.js';
 
 /**
  * HAProxy in front of the Patroni members: :5000 reaches only the leader
@@ -183,4 +185,15 @@ export function haproxyBackends(inv: Pick<Inventory, 'hosts' | 'ports'>): { alia
     { alias: d.name, host: hp.address, port: inv.ports.haproxy_primary, dbname: d.name },
     { alias: `${d.name}${READ_ONLY_SUFFIX}`, host: hp.address, port: inv.ports.haproxy_replicas, dbname: d.name },
   ]);
+}
+
+/**
+ * Where PgBouncer should point right now: at HAProxy once sprint 3 has run
+ * (recorded in the state file), else at the sprint-0 base instance. Sprint 1
+ * uses it too, so re-running sprint 1 on a running cluster never re-points
+ * applications at one node that may be a replica by then.
+ */
+export async function pgbouncerTargets(inv: Pick<Inventory, 'hosts' | 'ports' | 'file'>): Promise<{ alias: string; host: string; port: number; dbname: string }[]> {
+  const done = Object.keys((await readState(statePathFor(inv.file))).sprints).map(Number);
+  return done.some((s) => s >= 3) && inv.hosts.some((h) => h.roles.includes('haproxy')) ? haproxyBackends(inv) : baseInstanceBackends(inv);
 }

@@ -1,0 +1,31 @@
+import { ensureExporter, exporterFiles, postgresExporterEnv, postgresExporterQueries, postgresExporterService } from '../src/components/exporters.js';
+import { firstPostgres } from '../src/components/endpoints.js';
+import { ensurePrometheus, monitoredSprint } from '../src/components/prometheus.js';
+import type { RunContext } from '../src/context.js';
+import { step, type Task } from '../src/tasks/run.js';
+
+/**
+ * What sprints 2 and 3 add to sprint 1's monitoring: Prometheus learns the
+ * new targets (etcd and HAProxy in sprint 2, Patroni and every PostgreSQL
+ * node in sprint 3), and each replica gets its postgres_exporter.
+ */
+export function haMonitoringTasks(ctx: RunContext, sprint: 2 | 3): Task[] {
+  const inv = ctx.inventory;
+  const node = (name: string) => ctx.pool.node(name);
+  const replicas = sprint === 3 ? ctx.pool.specs('postgres').filter((h) => h.name !== firstPostgres(inv).name) : [];
+  return [
+    ...replicas.map((h) =>
+      step(`Start postgres_exporter on ${h.name}`, async () => {
+        const n = await node(h.name);
+        const f = exporterFiles(n);
+        return ensureExporter(n, postgresExporterService(inv, n), [
+          { path: f.postgresEnv, content: await postgresExporterEnv(inv, n, ctx.secrets), mode: 0o600 },
+          { path: f.postgresQueries, content: postgresExporterQueries(), mode: 0o644 },
+        ]);
+      }),
+    ),
+    ...ctx.pool.specs('monitoring').map((h) =>
+      step(`Add sprint ${sprint}'s scrape targets to Prometheus on ${h.name}`, async () => ensurePrometheus(inv, await node(h.name), await monitoredSprint(inv.file, sprint))),
+    ),
+  ];
+}
