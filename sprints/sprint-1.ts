@@ -14,7 +14,8 @@ import {
 } from '../src/components/exporters.js';
 import { ensureGrafanaFiles } from '../src/components/grafana.js';
 import { disableDistroUnit } from '../src/components/ha-packages.js';
-import { baseInstanceBackends, ensurePgbouncer } from '../src/components/pgbouncer.js';
+import { ensurePgbouncer } from '../src/components/pgbouncer.js';
+import { pgbouncerTargets } from '../src/components/haproxy.js';
 import { installPackages } from '../src/components/postgres.js';
 import { ensurePrometheus, monitoredSprint } from '../src/components/prometheus.js';
 import type { RunContext } from '../src/context.js';
@@ -93,7 +94,8 @@ export const sprint1: Sprint = {
       parallel(
         'PgBouncer in front of the base instance',
         ctx.pool.specs('pgbouncer').map((h) =>
-          step(`Configure PgBouncer on ${h.name} (SCRAM, both databases to ${base.name}) and start or reload it`, live(async () => ensurePgbouncer(ctx, await node(h.name), baseInstanceBackends(inv)))),
+          // After sprint 3, PgBouncer stays pointed at HAProxy (the base host may be a replica by then).
+          step(`Configure PgBouncer on ${h.name} (SCRAM, both databases) and start or reload it`, live(async () => ensurePgbouncer(ctx, await node(h.name), await pgbouncerTargets(inv)))),
         ),
       ),
 

@@ -31,7 +31,8 @@ export const SCRAPE_JOBS: ScrapeJob[] = [
   { job: 'postgres', sinceSprint: 1, port: 'postgres_exporter', hosts: (inv, s) => (s >= 3 ? withRole('postgres')(inv) : [firstPostgres(inv)]) },
   { job: 'pgbouncer', sinceSprint: 1, port: 'pgbouncer_exporter', hosts: withRole('pgbouncer') },
   { job: 'etcd', sinceSprint: 2, port: 'etcd_client', hosts: withRole('etcd') },
-  { job: 'patroni', sinceSprint: 2, port: 'patroni', hosts: withRole('postgres') },
+  // Patroni runs from sprint 3 (sprint 2 only renders its configuration).
+  { job: 'patroni', sinceSprint: 3, port: 'patroni', hosts: withRole('postgres') },
   { job: 'haproxy', sinceSprint: 2, port: 'haproxy_stats', hosts: withRole('haproxy') },
 ];
 
