@@ -54,13 +54,10 @@ function answers(address: string, port: number): Promise<boolean> {
   });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+/** A zombie counts as gone: it has exited and waits only for its new parent (PID 1 here) to reap it. */
+async function alive(pid: number): Promise<boolean> {
+  const st = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return st !== '' && st.slice(st.lastIndexOf(')') + 2)[0] !== 'Z';
 }
 
 /** Processes whose command line mentions `text` (the lab directory), this test's own excluded. */
@@ -208,7 +205,7 @@ describe('the lab over SSH', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('Stopped sshd on ctl');
     expect(existsSync(labDir)).toBe(false);
-    expect(alive(pid)).toBe(false);
+    expect(await alive(pid)).toBe(false);
     for (const a of ADDRESSES) expect(await answers(a, LAB_SSH_PORT), a).toBe(false);
     // Sessions close with their clients; give the last one a moment.
     for (let i = 0; i < 20 && (await processesMentioning(labDir)).length; i++) await new Promise((res) => setTimeout(res, 250));
