@@ -2,7 +2,7 @@ import { parse } from 'yaml';
 import { appViaPgbouncer, DATABASES, type DatabaseKey } from '../components/endpoints.js';
 import { DASHBOARD_UIDS, grafanaApiProblems } from './grafana-api.js';
 import { dashboards, panelQueries, prometheusUrl } from '../components/grafana.js';
-import { expectedAlertNames, monitoredSprint, SCRAPE_INTERVAL_S, scrapeTargets } from '../components/prometheus.js';
+import { expectedAlertNames, monitoredSprint, SCRAPE_INTERVAL_S, SCRAPE_JOBS, scrapeTargets } from '../components/prometheus.js';
 import type { RunContext } from '../context.js';
 import { connect, withClient } from '../db/client.js';
 import { formatReport, pgbouncerAdmin, poolTest } from '../pooltest/run.js';
@@ -72,14 +72,25 @@ export const pgbouncerScram: Check = {
     }),
 };
 
-export const prometheusTargets: Check = {
-  id: 's1.prometheus.targets',
-  title: 'Prometheus is healthy and every expected target is up',
-  sprint: 1,
+/**
+ * Each sprint judges the targets its own components add (jobs whose
+ * sinceSprint is that sprint, sprint 1 everything before), so a dead etcd
+ * member fails sprint 2's criteria and never locks `dpgc sprint 2`, the
+ * command that restarts it, behind sprint 1's gate.
+ */
+export function targetsUpCheck(id: string, sprint: number, title: string): Check {
+  return {
+  id,
+  title,
+  sprint,
   async run(ctx) {
     const base = prometheusUrl(ctx.inventory);
     if (!(await healthy(base))) return fail(`Prometheus at ${base} is not healthy (/-/healthy)`, { remedy: 'Run `dpgc sprint 1`; it starts Prometheus on the monitoring host.' });
-    const expected = scrapeTargets(ctx.inventory, await monitoredSprint(ctx.inventory.file, 1));
+    const mine = (job: string) => {
+      const since = SCRAPE_JOBS.find((j) => j.job === job)?.sinceSprint ?? 1;
+      return sprint === 1 ? since <= 1 : since === sprint;
+    };
+    const expected = scrapeTargets(ctx.inventory, await monitoredSprint(ctx.inventory.file, sprint)).filter((t) => mine(t.job));
     // Judge fresh scrapes only: wait (at most two intervals) until every target was scraped after this check began.
     const since = Date.now();
     let targets = await activeTargets(base);
@@ -94,10 +105,13 @@ export const prometheusTargets: Check = {
       return t.health === 'up' ? [] : [`${e.job} on ${e.host} (${e.instance}) is ${t.health}${t.lastError ? `: ${t.lastError}` : ''}`];
     });
     const value = `${expected.length - problems.length}/${expected.length} up`;
-    if (problems.length) return fail(problems.join('\n'), { value, threshold: 'all up', remedy: 'Start what is down (`dpgc sprint 1` is safe to re-run) and look at its log on that host.' });
+    if (problems.length) return fail(problems.join('\n'), { value, threshold: 'all up', remedy: `Start what is down (\`dpgc sprint ${sprint}\` is safe to re-run) and look at its log on that host.` });
     return pass(value, 'all up');
   },
-};
+  };
+}
+
+export const prometheusTargets: Check = targetsUpCheck('s1.prometheus.targets', 1, 'Prometheus is healthy and every expected target is up');
 
 export const scrapeInterval: Check = {
   id: 's1.prometheus.interval',

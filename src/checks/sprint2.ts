@@ -1,5 +1,6 @@
 import type { RunContext } from '../context.js';
 import { etcdHealthCheck, etcdMembersCheck, etcdReplicationCheck, haProcessesCheck, haproxyConfigCheck, haproxyRunningCheck, patroniConfigCheck, timingsCheck } from './ha.js';
+import { targetsUpCheck } from './sprint1.js';
 import type { Check } from './types.js';
 
 /**
@@ -17,5 +18,6 @@ export function sprint2Checks(_ctx?: RunContext): Check[] {
     haproxyConfigCheck(2, 's2.haproxy.config'),
     haproxyRunningCheck(2, 's2.haproxy.running'),
     haProcessesCheck(2, 's2.processes'),
+    targetsUpCheck('s2.prometheus.targets', 2, 'Prometheus scrapes every etcd member and HAProxy'),
   ];
 }

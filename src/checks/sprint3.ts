@@ -10,6 +10,7 @@ import type { RunContext } from '../context.js';
 import { withClient, type Endpoint } from '../db/client.js';
 import { etcdHealthCheck, haProcessesCheck, timingsCheck } from './ha.js';
 import { dataFingerprint, measureReplicationLag, percentile, waitForReplay } from './replication.js';
+import { targetsUpCheck } from './sprint1.js';
 import { fail, pass, type Check } from './types.js';
 
 /**
@@ -205,6 +206,7 @@ export function sprint3Checks(_ctx?: RunContext): Check[] {
     },
     timingsCheck(3, 's3.timings.rto'),
     haProcessesCheck(3, 's3.processes'),
+    targetsUpCheck('s3.prometheus.targets', 3, 'Prometheus scrapes Patroni on every member'),
   ];
 }
 
