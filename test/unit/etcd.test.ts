@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { hostPaths } from '../../src/config/paths.js';
 import { clientEndpoints, parseEtcdJson, renderEtcdEnv } from '../../src/components/etcd.js';
-import { labInv } from './patroni.test.js';
+import { labInv } from '../helpers/lab-inventory.js';
 
 describe('renderEtcdEnv', () => {
   it('names the member, its URLs on the host address, and the whole initial cluster', () => {

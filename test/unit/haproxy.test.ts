@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { hostPaths } from '../../src/config/paths.js';
 import { parseShowStat, renderHaproxyConfig, upServers } from '../../src/components/haproxy.js';
-import { labInv } from './patroni.test.js';
+import { labInv } from '../helpers/lab-inventory.js';
 
 function rendered(over = '', password = 'stats-Pw_123456') {
   const inv = labInv(over);

@@ -4,17 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { parseInventory } from '../../src/config/load.js';
 import { hostPaths } from '../../src/config/paths.js';
-import type { Inventory } from '../../src/config/schema.js';
 import { desiredDynamicConfig, dynamicConfigPatch, FALSE_VALIDATION_ERRORS, patroniHba, renderPatroniConfig, type PatroniCredentials } from '../../src/components/patroni.js';
-import { labInventoryYaml } from '../../src/lab/inventory.js';
+import { labInv } from '../helpers/lab-inventory.js';
 
-export function labInv(over = ''): Inventory {
-  const r = parseInventory(labInventoryYaml({ dir: '/lab', subnet: '127.0.30' }) + over, '/lab/dpgc.yaml');
-  if (!r.inventory) throw new Error(JSON.stringify(r.issues));
-  return r.inventory;
-}
 
 const creds: PatroniCredentials = {
   rest: { username: 'patroni', password: 'rest-pw-with: colon and "quote"' },

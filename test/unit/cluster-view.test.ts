@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import type { ClusterView } from '../../src/components/cluster.js';
+import { assessTopology } from '../../src/components/patroni-cluster.js';
+import { compareFingerprints } from '../../src/checks/sprint3.js';
+import { percentile } from '../../src/checks/replication.js';
+import { formatStatus, viewProblems } from '../../src/output/status.js';
+import { labInv } from '../helpers/lab-inventory.js';
+
+const member = (name: string, role: string, state = 'running') => ({ name, role, state, host: '', port: 5432 });
+const row = (application_name: string, state = 'streaming', sync_state = 'async') => ({ application_name, state, sync_state, lag_bytes: '0', lag_s: '0' });
+
+describe('assessTopology', () => {
+  const inv = labInv();
+  it('accepts one leader, two streaming replicas, one sync', () => {
+    const t = assessTopology(inv, [member('db1', 'leader'), member('db2', 'sync_standby'), member('db3', 'replica')], [row('db2', 'streaming', 'sync'), row('db3')]);
+    expect(t).toEqual({ leader: 'db1', streaming: ['db2', 'db3'], sync: ['db2'], problems: [] });
+  });
+  it('names every way the shape is wrong', () => {
+    const t = assessTopology(inv, [member('db1', 'leader'), member('db2', 'replica')], [row('db2', 'catchup')]);
+    expect(t.problems).toEqual([
+      'db3 is not a member (Patroni not running there, or not registered in etcd)',
+      'db2 is catchup, not streaming',
+      'db3 is not replicating from the leader db1',
+      '0 synchronous standby(s), want 1',
+    ]);
+    expect(assessTopology(inv, [member('db1', 'replica'), member('db2', 'replica'), member('db3', 'replica')], []).problems[0]).toBe('no leader');
+  });
+});
+
+describe('compareFingerprints and percentile', () => {
+  it('reports differing, missing and extra entries', () => {
+    expect(compareFingerprints('db2/x', { 'table a': '1 rows, f', 'index i': 'valid' }, { 'table a': '2 rows, g', 'table b': '0 rows, d' })).toEqual([
+      'db2/x: table a is 2 rows, g, leader has 1 rows, f',
+      'db2/x: index i is missing, leader has valid',
+      'db2/x: table b exists only here',
+    ]);
+  });
+  it('takes the nearest-rank percentile', () => {
+    expect(percentile([5, 1, 3, 2, 4], 99)).toBe(5);
+    expect(percentile([5, 1, 3, 2, 4], 50)).toBe(3);
+    expect(Number.isNaN(percentile([], 99))).toBe(true);
+  });
+});
+
+describe('viewProblems / formatStatus', () => {
+  const healthy: ClusterView = {
+    at: '2026-01-01T00:00:00Z',
+    scope: 'dpgc-lab',
+    leader: 'db1',
+    members: [
+      { name: 'db1', address: '127.0.30.11', role: 'leader', state: 'running', timeline: 2 },
+      { name: 'db2', address: '127.0.30.12', role: 'sync_standby', state: 'running', timeline: 2, lagBytes: 0, lagSeconds: 0, replication: 'streaming', syncState: 'sync' },
+    ],
+    etcd: { endpoints: [{ endpoint: 'http://127.0.30.11:2379', health: true }], leader: 'db1', members: ['db1'] },
+    haproxy: [{ host: 'ctl', servers: [{ backend: 'primary', server: 'db1', status: 'UP', checkStatus: 'L7OK', currentSessions: 1, lastChangeS: 5 }] }],
+    pgbouncer: [{ host: 'ctl', pools: [] }],
+    services: [],
+  };
+  it('finds nothing wrong with a healthy view', () => {
+    expect(viewProblems(healthy)).toEqual([]);
+    expect(formatStatus(healthy)).toContain('No problems found.');
+  });
+  it('names a dead daemon with its host and remedy, a stray route and a lagging member', () => {
+    const v: ClusterView = {
+      ...healthy,
+      members: [healthy.members[0]!, { ...healthy.members[1]!, replication: 'not connected' }],
+      haproxy: [{ host: 'ctl', servers: [{ ...healthy.haproxy[0]!.servers[0]!, server: 'db2' }] }],
+      services: [{ host: 'db2', service: 'patroni', problem: 'patroni is not running on db2 (no pid file)', remedy: 'Read /x/patroni.log on db2, then run `dpgc sprint 3`.' }],
+    };
+    expect(viewProblems(v).map((p) => p.what)).toEqual([
+      'patroni is not running on db2 (no pid file)',
+      'db2 is running, not connected',
+      'HAProxy on ctl routes writes to db2, the leader is db1',
+    ]);
+  });
+});
