@@ -1,5 +1,5 @@
 import { sprint0Checks } from '../src/checks/sprint0.js';
-import { ensureDatabase, ensureExtension, ensureLoginRole, lockImageLoginRole } from '../src/components/databases.js';
+import { ensureDatabase, ensureExtension, ensureLoginRole, lockImageLoginRole, writableHost } from '../src/components/databases.js';
 import { DATABASES, firstPostgres, superuserOn } from '../src/components/endpoints.js';
 import { dataDirState, ensureCreateClusterDisabled, ensureRunning, initCluster, installPackages, PG_SERVICE, postgresPackages, prepareDirectories, writeConfig } from '../src/components/postgres.js';
 import { preflight } from '../src/components/preflight.js';
@@ -32,7 +32,7 @@ export const sprint0: Sprint = {
     const node = (name: string) => ctx.pool.node(name);
     // Lab hosts share one dpkg database (over SSH too: one machine): install one host at a time there.
     const perHost = inv.lab || hosts.every((h) => h.transport === 'local') ? sequence : parallel;
-    const asSuperuser = <T>(db: string, fn: (c: Client) => Promise<T>) => withClient(ctx.secrets, superuserOn(inv, firstPostgres(inv), db), fn);
+    const asSuperuser = async <T>(db: string, fn: (c: Client) => Promise<T>) => withClient(ctx.secrets, superuserOn(inv, await writableHost(inv, ctx.secrets), db), fn);
     const live = (fn: () => Promise<{ changed: boolean; note?: string }>) => async () => (ctx.options.dryRun ? { changed: false, note: 'not checked under --dry-run' } : fn());
     const patroniManaged = async () => (await dataDirState((await node(b)).host, (await node(b)).paths, v)).kind === 'patroni';
 
@@ -42,7 +42,12 @@ export const sprint0: Sprint = {
         hosts.map((h) =>
           step(`Check ${h.name} can host PostgreSQL`, async () => {
             const n = await node(h.name);
-            const r = await preflight(n, { diskPath: n.paths.pgData, ports: [{ port: inv.ports.postgres, services: [PG_SERVICE, 'patroni'], ownPath: n.paths.pgData }] });
+            const r = await preflight(n, {
+              diskPath: n.paths.pgData,
+              ports: [
+                { port: inv.ports.postgres, services: [PG_SERVICE, 'patroni'], ownPath: n.paths.pgData, socketLock: `${n.paths.pgSocketDir}/.s.PGSQL.${inv.ports.postgres}.lock` },
+              ],
+            });
             for (const w of r.warnings) ctx.logger.warn(`${h.name}: ${w}`);
             return { changed: false, ...(r.warnings.length ? { note: r.warnings.join('; ') } : {}) };
           }),

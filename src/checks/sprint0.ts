@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { EmbeddingDimensionError, explainSearch, searchMemory, storeMemory } from '../app/memory.js';
-import { appOn, DATABASES, firstPostgres, superuserOn, type DatabaseKey } from '../components/endpoints.js';
+import { writableHost } from '../components/databases.js';
+import { appOn, DATABASES, superuserOn, type DatabaseKey } from '../components/endpoints.js';
 import { HNSW_INDEXES, hnswIndexStates, hnswProblems, inspectSchema } from '../components/schema.js';
 import { EMBEDDING_DIM, ENGINES, extensionName, vectorLiteral, vectorNames, quoteIdent } from '../components/vector.js';
 import type { RunContext } from '../context.js';
@@ -16,12 +17,14 @@ const DBS = Object.keys(DATABASES) as DatabaseKey[];
 export const RECALL_THRESHOLD = 0.95;
 export const ROUNDTRIP_ROWS = 2000;
 const QUERIES = 25;
+const WRITERS = 4;
 const K = 10;
 
 type Ctx = Pick<RunContext, 'inventory' | 'secrets'>;
 
+/** The base host, or whichever postgres host took over writes after sprint 3. */
 function base(ctx: Ctx) {
-  return firstPostgres(ctx.inventory);
+  return writableHost(ctx.inventory, ctx.secrets);
 }
 
 async function names(ctx: Ctx, c: Client) {
@@ -33,7 +36,7 @@ async function perDatabase<T>(ctx: Ctx, fn: (c: Client, db: string) => Promise<T
   const out: { db: string; r: T }[] = [];
   for (const key of DBS) {
     const db = DATABASES[key].name;
-    out.push({ db, r: await withClient(ctx.secrets, superuserOn(ctx.inventory, base(ctx), db), (c) => fn(c, db)) });
+    out.push({ db, r: await withClient(ctx.secrets, superuserOn(ctx.inventory, await base(ctx), db), (c) => fn(c, db)) });
   }
   return out;
 }
@@ -43,7 +46,7 @@ export const reachable: Check = {
   title: 'PostgreSQL 15 or newer answers on the base host',
   sprint: 0,
   async run(ctx) {
-    const h = base(ctx);
+    const h = await base(ctx);
     const r = await withClient(ctx.secrets, superuserOn(ctx.inventory, h), async (c) =>
       (await c.query<{ num: string; v: string }>("SELECT current_setting('server_version_num') AS num, current_setting('server_version') AS v")).rows[0]!,
     );
@@ -76,7 +79,7 @@ export const databases: Check = {
     for (const key of DBS) {
       const d = DATABASES[key];
       try {
-        await withClient(ctx.secrets, appOn(ctx.inventory, base(ctx), key), async (c) => {
+        await withClient(ctx.secrets, appOn(ctx.inventory, await base(ctx), key), async (c) => {
           const r = await c.query<{ owner: string }>('SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = current_database()');
           if (r.rows[0]?.owner !== d.owner) problems.push(`${d.name} is owned by ${r.rows[0]?.owner}, not ${d.owner}`);
         });
@@ -119,7 +122,7 @@ export const hnswIndexes: Check = {
 
 /** A connection as the project database's owner: the application's path. */
 async function appClient(ctx: Ctx): Promise<Client> {
-  return connect(ctx.secrets, appOn(ctx.inventory, base(ctx), 'project'), { applicationName: 'dpgc-check' });
+  return connect(ctx.secrets, appOn(ctx.inventory, await base(ctx), 'project'), { applicationName: 'dpgc-check' });
 }
 
 export const roundTrip: Check = {
@@ -132,9 +135,20 @@ export const roundTrip: Check = {
     try {
       const n = await names(ctx, c);
       const gen = embeddingGenerator({ dim: EMBEDDING_DIM, seed: 20240 });
-      await c.query('BEGIN');
-      for (let i = 0; i < ROUNDTRIP_ROWS; i++) await storeMemory(c, n, { namespace, key: `k${i}`, value: `v${i}`, embedding: gen.next(), tags: ['dpgc-check'] });
-      await c.query('COMMIT');
+      const rows = Array.from({ length: ROUNDTRIP_ROWS }, (_, i) => ({ namespace, key: `k${i}`, value: `v${i}`, embedding: gen.next(), tags: ['dpgc-check'] }));
+      // A few writers at once, as applications write: each row is one index insertion, and they dominate this check's time.
+      await Promise.all(
+        Array.from({ length: WRITERS }, async (_, w) => {
+          const wc = await appClient(ctx);
+          try {
+            await wc.query('BEGIN');
+            for (let i = w; i < rows.length; i += WRITERS) await storeMemory(wc, n, rows[i]!);
+            await wc.query('COMMIT');
+          } finally {
+            await wc.end().catch(() => {});
+          }
+        }),
+      );
       await c.query('ANALYZE public.memory_entries');
       const queries = Array.from({ length: QUERIES }, () => gen.next());
       const plan = await explainSearch(c, n, { namespace, query: queries[0]!, limit: K }, 'hnsw');
@@ -207,10 +221,11 @@ export const connections: Check = {
     let queries = 0;
     const errors: string[] = [];
     const gen = embeddingGenerator({ dim: EMBEDDING_DIM, seed: 7 });
+    const host = await base(ctx);
     const agent = async (i: number) => {
       let c: Client | undefined;
       try {
-        c = await connect(ctx.secrets, appOn(ctx.inventory, base(ctx), i % 2 ? 'shared' : 'project'), { applicationName: `dpgc-check-${i}` });
+        c = await connect(ctx.secrets, appOn(ctx.inventory, host, i % 2 ? 'shared' : 'project'), { applicationName: `dpgc-check-${i}` });
         const n = await names(ctx, c);
         const q = gen.next();
         while (Date.now() < until) {

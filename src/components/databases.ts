@@ -1,5 +1,8 @@
 import type pg from 'pg';
+import type { HostSpec, Inventory } from '../config/schema.js';
 import type { SecretName, Secrets } from '../config/secrets.js';
+import { withClient } from '../db/client.js';
+import { firstPostgres, superuserOn } from './endpoints.js';
 import { scramMatches, scramVerifier } from './scram.js';
 import { createExtensionSql, ENGINES, extensionName, quoteIdent, type VectorEngine } from './vector.js';
 
@@ -66,4 +69,23 @@ export async function lockImageLoginRole(su: pg.Client): Promise<{ changed: bool
   if (!cur || (!cur.rolcanlogin && !cur.haspw)) return { changed: false };
   await su.query(`ALTER ROLE ${quoteIdent(role)} NOLOGIN PASSWORD NULL`);
   return { changed: true, note: `${role} can no longer log in` };
+}
+
+/**
+ * Where the databases are written: the base host, or after sprint 3 and a
+ * failover, whichever postgres host is not in recovery. Falls back to the
+ * base host, so an error names the host sprint 0 is about.
+ */
+export async function writableHost(inv: Pick<Inventory, 'hosts' | 'file' | 'ports'>, secrets: Pick<Secrets, 'get'>): Promise<HostSpec> {
+  const base = firstPostgres(inv);
+  const others = inv.hosts.filter((h) => h.roles.includes('postgres') && h.name !== base.name);
+  for (const h of [base, ...others]) {
+    try {
+      const r = await withClient(secrets, superuserOn(inv, h), (c) => c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'), { timeoutMs: 3000 });
+      if (r.rows[0]?.r === false) return h;
+    } catch {
+      // down or not there yet: the next one
+    }
+  }
+  return base;
 }

@@ -90,6 +90,12 @@ export interface PortClaim {
   services: string[];
   /** A held port is ours when its process's command line names this path (Patroni's postmaster, say). */
   ownPath?: string;
+  /**
+   * A PostgreSQL socket lock file for this port: a postmaster on another
+   * address but the same socket directory (Debian's own cluster on
+   * localhost) would stop ours from starting just as surely.
+   */
+  socketLock?: string;
 }
 
 /**
@@ -130,6 +136,18 @@ export async function preflight(node: Node, opts: { diskPath: string; ports: Por
           `set it to manual in start.conf), or choose another port in the inventory (ports:), then run again`,
       );
     }
+  }
+  for (const claim of opts.ports) {
+    if (!claim.socketLock) continue;
+    const lock = await host.readFile(claim.socketLock);
+    const pid = Number(lock?.split('\n')[0]);
+    if (!pid) continue;
+    const alive = await host.exec(['sh', '-c', 'tr "\\0" " " < /proc/$1/cmdline', 'sh', String(pid)], { mutates: false, allowFailure: true });
+    if (alive.exitCode !== 0 || (await isOurs(node, { address: '', port: claim.port, pid }, claim))) continue;
+    problems.push(
+      `${claim.socketLock} belongs to a running PostgreSQL that dpgc did not start (pid ${pid}: ${alive.stdout.trim().slice(0, 120)}); ` +
+        `two postmasters cannot share one socket directory and port. Stop that cluster yourself, or choose another port in the inventory (ports:), then run again`,
+    );
   }
   if (problems.length) {
     throw new HostError(`preflight failed on ${host.name}:\n  - ${problems.join('\n  - ')}`, { hint: 'Nothing was changed on any host.' });
