@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { RunContext } from '../context.js';
+import { hostPaths } from '../config/paths.js';
 import { worstCaseFailover } from '../config/timings.js';
 import { withClient, type Endpoint } from '../db/client.js';
 import { CriteriaError, HostError } from '../errors.js';
@@ -93,6 +94,7 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> 
     if (fault && healed === undefined) {
       healed = await fault.heal();
       healedAt = Date.now();
+      mon.trust();
       log.info(`Restore: ${healed}`);
     }
   };
@@ -121,7 +123,7 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> 
       await sleep(ttlMargin + inv.timings.loop_wait * 1000);
       await heal();
     }
-    mon.armRejoin();
+    mon.armRejoin(healedAt ?? Date.now());
     const recovered = await mon.until((m) => m.healthyAt !== null && (o.mode === 'etcd-member' || m.rejoinedAt !== null), 180_000);
     if (!recovered) notes.push(`cluster not healthy 180 s after the restore: ${mon.m.lastHealth?.problems.join('; ') ?? 'no view'}`);
     // Patroni being healthy is not the client being served: wait (bounded) until every writer writes again.
@@ -160,6 +162,13 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> 
   });
   if (newLeader) await deleteRun(inv, ctx.secrets, newLeader, run).catch(() => {});
 
+  if (o.mode === 'replica') {
+    notes.push(
+      m.syncMovedAt === null
+        ? `synchronous mode: no other synchronous standby was named while ${victim} was down`
+        : `synchronous mode: Patroni made ${m.syncMovedTo} the synchronous standby ${((m.syncMovedAt - faultAt) / 1000).toFixed(2)} s after ${victim} died; commits paused at most ${outage.seconds?.toFixed(2) ?? '?'} s`,
+    );
+  }
   const rel = (t: number | null) => (t === null ? null : Math.round(t - faultAt) / 1000);
   return {
     mode: o.mode,
@@ -195,7 +204,7 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> 
     unchecked: rb.unchecked,
     ...(probe ? { oldPrimaryProbe: probe } : {}),
     after: describeSnapshot(after),
-    repair: finalHealth.healthy ? null : repairAdvice(o.mode, victim, finalHealth.problems),
+    repair: finalHealth.healthy ? null : repairAdvice(inv, o.mode, victim, finalHealth.problems),
     notes,
     criteria,
     passed: criteria.every((c) => c.ok),
@@ -222,8 +231,22 @@ async function inject(d: FaultDeps, mode: DrillMode, victim: string, run: string
   }
 }
 
-function repairAdvice(mode: DrillMode, victim: string, problems: string[]): string {
-  const base = `${problems.join('; ')}. `;
-  if (mode === 'etcd-member') return `${base}Run \`dpgc sprint 2\` to start etcd on ${victim} again, then \`dpgc status\`.`;
-  return `${base}Run \`dpgc sprint 3\` (starts Patroni where it is stopped; Patroni rewinds ${victim} with pg_rewind or re-clones it), then \`dpgc status\`.`;
+/** The state the drill left, and for each problem the command that repairs it. */
+function repairAdvice(inv: RunContext['inventory'], mode: DrillMode, victim: string, problems: string[]): string {
+  const fixes = new Set<string>();
+  for (const p of problems) {
+    const member = /^(\S+) (is not replicating|replication is)/.exec(p)?.[1];
+    const host = member ? inv.hosts.find((h) => h.name === member) : undefined;
+    if (host) {
+      // A member that runs but does not stream has usually diverged (a timeline the leader never had): re-clone it.
+      fixes.add(`on ${host.name}: \`patronictl -c ${hostPaths(inv, host).patroniConf} reinit ${inv.cluster} ${host.name} --force\` (re-clones it from the leader, discarding its diverged data)`);
+    } else if (/not a member|no Patroni member answers/.test(p)) {
+      fixes.add('`dpgc sprint 3` (starts Patroni wherever it is stopped)');
+    } else if (/no leader|more than one leader/.test(p)) {
+      fixes.add('`dpgc status` to see each member; once etcd is healthy (`dpgc verify --sprint 2`) Patroni elects a leader by itself');
+    }
+  }
+  if (mode === 'etcd-member') fixes.add(`\`dpgc sprint 2\` (starts etcd on ${victim} again)`);
+  if (fixes.size === 0) fixes.add('`dpgc status`, then `dpgc sprint 3`');
+  return `${problems.join('; ')}. Repair: ${[...fixes].join('; ')}.`;
 }

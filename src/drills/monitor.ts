@@ -17,6 +17,7 @@ export interface Milestones {
   newLeaderAt: number | null;
   /** A synchronous standby other than the victim (replica mode: Patroni moved sync elsewhere). */
   syncMovedAt: number | null;
+  syncMovedTo: string | null;
   /** Victim streaming from the leader again (after `armRejoin`). */
   rejoinedAt: number | null;
   /** Whole cluster healthy (after `armRejoin`). */
@@ -27,20 +28,23 @@ export interface Milestones {
 
 export interface Monitor {
   readonly m: Milestones;
-  /** From now on, count the victim streaming again as its rejoin, and a healthy view as recovery. */
-  armRejoin(): void;
+  /** From `since` on, count the victim streaming again as its rejoin, and a healthy view as recovery. */
+  armRejoin(since: number): void;
+  /** Stop distrusting the victim's view (it is back: healed, woken, restarted). */
+  trust(): void;
   until(pred: (m: Milestones) => boolean, timeoutMs: number): Promise<boolean>;
   stop(): Promise<void>;
 }
 
 export function startMonitor(inv: Pick<Inventory, 'hosts' | 'ports'>, o: { oldLeader: string; victim: string; expected: string[]; since: number; distrust: string | undefined }): Monitor {
-  const m: Milestones = { detectedAt: null, newLeader: null, newLeaderAt: null, syncMovedAt: null, rejoinedAt: null, healthyAt: null, last: undefined, lastHealth: undefined };
-  let armed = false;
+  const m: Milestones = { detectedAt: null, newLeader: null, newLeaderAt: null, syncMovedAt: null, syncMovedTo: null, rejoinedAt: null, healthyAt: null, last: undefined, lastHealth: undefined };
+  let armedAt = Number.POSITIVE_INFINITY;
+  let distrust = o.distrust;
   let stopping = false;
   const loop = (async () => {
     while (!stopping) {
       const started = Date.now();
-      const s = await snapshot(inv, o.distrust === undefined ? {} : { distrust: o.distrust });
+      const s = await snapshot(inv, distrust === undefined ? {} : { distrust });
       const h = assessHealth(s, o.expected);
       m.last = s;
       m.lastHealth = h;
@@ -51,8 +55,12 @@ export function startMonitor(inv: Pick<Inventory, 'hosts' | 'ports'>, o: { oldLe
           m.newLeader = leader.name;
           m.newLeaderAt = s.at;
         }
-        if (m.syncMovedAt === null && h.syncStandbys.some((n) => n !== o.victim)) m.syncMovedAt = s.at;
-        if (armed) {
+        const otherSync = h.syncStandbys.find((n) => n !== o.victim);
+        if (m.syncMovedAt === null && otherSync) {
+          m.syncMovedAt = s.at;
+          m.syncMovedTo = otherSync;
+        }
+        if (s.at >= armedAt) {
           const victimRepl = s.replication?.find((r) => r.application_name === o.victim);
           if (m.rejoinedAt === null && victimRepl?.state === 'streaming') m.rejoinedAt = s.at;
           if (m.healthyAt === null && h.healthy) m.healthyAt = s.at;
@@ -63,8 +71,11 @@ export function startMonitor(inv: Pick<Inventory, 'hosts' | 'ports'>, o: { oldLe
   })();
   return {
     m,
-    armRejoin() {
-      armed = true;
+    trust() {
+      distrust = undefined;
+    },
+    armRejoin(since) {
+      armedAt = since;
     },
     async until(pred, timeoutMs) {
       const deadline = Date.now() + timeoutMs;

@@ -68,18 +68,19 @@ export function hostPartitionRules(o: { table: string; peers: readonly string[];
   ].join('\n');
 }
 
-/** `ss -tnpH` lines → the connections of the given processes whose local address is not `bound` (their client sockets). */
+/**
+ * `ss -tnpH` lines → the connections of the given processes whose local
+ * address is not `bound` (their client sockets). The State column is absent
+ * when ss filters by state, so the two addresses are found by their shape.
+ */
 export function clientSocketsOf(ssOutput: string, pids: ReadonlySet<number>, bound: string): { local: string; peer: string }[] {
   const out: { local: string; peer: string }[] = [];
   for (const line of ssOutput.split('\n')) {
-    const f = line.trim().split(/\s+/);
-    if (f.length < 5) continue;
     const owners = [...line.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1]));
     if (!owners.some((p) => pids.has(p))) continue;
-    // ESTAB recv-q send-q local peer [process]
-    const local = f[3]!;
-    const peer = f[4]!;
-    if (local.startsWith(`${bound}:`)) continue;
+    const addrs = line.split(/\s+/).filter((f) => /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-f:.]+\]):\d+$/i.test(f));
+    const [local, peer] = addrs;
+    if (!local || !peer || local.startsWith(`${bound}:`)) continue;
     out.push({ local, peer });
   }
   return out;

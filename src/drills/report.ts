@@ -2,6 +2,7 @@ import chalk from 'chalk';
 import { summarize, type Summary } from './analysis.js';
 import { POLL_INTERVAL_MS } from './monitor.js';
 import type { DrillResult } from './result.js';
+import { LEADER_CHANGING } from './types.js';
 
 /**
  * What a human reads (stderr) and what --json carries. The method is printed
@@ -59,13 +60,19 @@ export function formatDrill(d: DrillResult, budgetS: number): string {
 /** Milestones in the order they happened; the ones never seen last. */
 function timelineLines(d: DrillResult): string[] {
   const t = d.timeline;
-  const rows: [string, number | null, string][] = [
-    ['detection', t.detectedS, `leader ${d.oldLeader} gone from Patroni's view`],
-    ['promotion', t.promotedS, `${d.newLeader && d.newLeader !== d.oldLeader ? `${d.newLeader} promoted` : 'no promotion'}${t.newLeaderSeenS !== null ? ` (seen running at +${t.newLeaderSeenS.toFixed(2)} s)` : ''}`],
-    ...(t.syncMovedS !== null ? [['sync moved', t.syncMovedS, 'Patroni named another synchronous standby'] as [string, number | null, string]] : []),
+  type Row = [string, number | null, string];
+  const leaderMoves = LEADER_CHANGING.has(d.mode);
+  const rows: Row[] = [
+    ...(leaderMoves
+      ? ([
+          ['detection', t.detectedS, `leader ${d.oldLeader} gone from Patroni's view`],
+          ['promotion', t.promotedS, `${d.newLeader && d.newLeader !== d.oldLeader ? `${d.newLeader} promoted` : 'no promotion'}${t.newLeaderSeenS !== null ? ` (seen running at +${t.newLeaderSeenS.toFixed(2)} s)` : ''}`],
+        ] as Row[])
+      : []),
+    ...(d.mode === 'replica' ? ([['sync moved', t.syncMovedS, 'Patroni named another synchronous standby']] as Row[]) : []),
     ['first write', t.firstWriteS, `after the last acknowledged one at ${t.lastAckBeforeS === null ? '—' : `${t.lastAckBeforeS.toFixed(2)} s`}`],
     ['restore', t.restoredS, d.restore],
-    ['rejoin', t.rejoinedS, `${d.victim} streaming again`],
+    ...(d.mode === 'etcd-member' ? [] : ([['rejoin', t.rejoinedS, `${d.victim} streaming again`]] as Row[])),
     ['healthy', t.healthyS, d.after],
   ];
   const order = (v: number | null) => (v === null ? Number.POSITIVE_INFINITY : v);

@@ -35,6 +35,11 @@ describe('clientSocketsOf', () => {
     'ESTAB 0 0 127.0.0.1:51301 127.0.40.12:2380 users:(("etcd",pid=102,fd=12),("etcd",pid=102,fd=13))',
   ].join('\n');
 
+  it('reads the state-filtered form too (no State column)', () => {
+    const filtered = '0 0 127.0.0.1:51234 127.0.40.12:2379 users:(("patroni",pid=100,fd=7))\n0 0 127.0.40.11:5432 127.0.0.1:40000 users:(("postgres",pid=101,fd=9))';
+    expect(clientSocketsOf(filtered, new Set([100, 101]), '127.0.40.11')).toEqual([{ local: '127.0.0.1:51234', peer: '127.0.40.12:2379' }]);
+  });
+
   it('lists the victim processes\' client sockets, not their listeners\' connections or other processes', () => {
     expect(clientSocketsOf(ss, new Set([100, 101, 102]), '127.0.40.11')).toEqual([
       { local: '127.0.0.1:51234', peer: '127.0.40.12:2379' },
