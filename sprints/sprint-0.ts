@@ -16,6 +16,13 @@ import type { Sprint } from './types.js';
  * vector extension, the two application databases, their schemas and HNSW
  * indexes. Patroni takes this very instance over in sprint 3, so nothing here
  * ever re-initialises a data directory that holds a cluster.
+ *
+ * For the operator: a preflight refusal (unsupported OS, no root, no disk, a
+ * port or socket held by something dpgc did not start) exits 4 before any
+ * host is changed. Migrations are applied once and recorded; HNSW indexes
+ * are ensured on every run, so re-running sprint 0 recreates a dropped one
+ * and rebuilds an invalid one, and restores a revoked CONNECT or a stopped
+ * server, without touching the data.
  */
 export const sprint0: Sprint = {
   id: 0,
