@@ -4,6 +4,7 @@ import { hostPaths } from '../config/paths.js';
 import { worstCaseFailover } from '../config/timings.js';
 import { withClient, type Endpoint } from '../db/client.js';
 import { CriteriaError, HostError } from '../errors.js';
+import { deadServices } from '../components/cluster.js';
 import { DATABASES, appViaPgbouncer } from '../components/endpoints.js';
 import { computeOutage, verdict } from './analysis.js';
 import { freezeHost, killEtcdMember, killHost, killReplica, partitionHost, plannedSwitchover, stopPatroni, type Fault, type FaultDeps } from './faults.js';
@@ -57,8 +58,11 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> 
   const pre = await snapshot(inv);
   const health = assessHealth(pre, expected);
   if (!health.healthy || !pre.leader) {
-    throw new CriteriaError(`refusing to run a ${o.mode} drill: the cluster is not healthy\n  ${health.problems.join('\n  ')}`, {
-      hint: 'A drill on a degraded cluster proves nothing and may lose data. Run `dpgc status`, repair (`dpgc sprint 3` restarts what is stopped), then try again.',
+    // The cluster view knows which daemon is down and what restarts it.
+    const dead = await deadServices(ctx).catch(() => []);
+    const remedies = dead.map((d) => d.remedy);
+    throw new CriteriaError(`refusing to run a ${o.mode} drill: the cluster is not healthy\n  ${[...health.problems, ...dead.map((d) => d.problem)].join('\n  ')}`, {
+      hint: `A drill on a degraded cluster proves nothing and may lose data. ${remedies.length ? remedies.join(' ') : 'Run `dpgc status`, repair (`dpgc sprint 3` restarts what is stopped),'} Then try again.`,
     });
   }
   const oldLeader = pre.leader;
