@@ -138,9 +138,7 @@ export function patroniConfigCheck(sprint: number, id: string): Check {
         }
         if (st.stdout.trim() !== '600 postgres') problems.push(`${n.spec.name}: ${path} is mode/owner ${st.stdout.trim()}, want 600 postgres (it holds passwords)`);
         if ((await n.host.readFile(path)) !== renderPatroniConfig(ctx.inventory, n.spec, n.paths, creds)) problems.push(`${n.spec.name}: ${path} differs from what the inventory renders`);
-        await runValidator(n.host, 'Patroni config', ['patroni', '--validate-config', path], { user: 'postgres', ignore: FALSE_VALIDATION_ERRORS }).catch((e: Error) =>
-          problems.push(e.message.split('\n').slice(0, 3).join(' ')),
-        );
+        await runValidator(n.host, 'Patroni config', ['patroni', '--validate-config', path], { user: 'postgres', ignore: FALSE_VALIDATION_ERRORS }).catch((e: Error) => problems.push(e.message));
       }
       const total = ctx.inventory.hosts.filter((h) => h.roles.includes('postgres')).length;
       if (problems.length) return fail(problems.join('\n'), { value: `${problems.length} problem(s)`, remedy: 'Run `dpgc sprint 2` to render and install it again.' });
@@ -164,7 +162,7 @@ export function haproxyConfigCheck(sprint: number, id: string): Check {
           continue;
         }
         if (text !== renderHaproxyConfig(ctx.inventory, n.spec, n.paths, await ctx.secrets.get('haproxy_stats'))) problems.push(`${n.spec.name}: ${path} differs from what the inventory renders`);
-        await runValidator(n.host, 'HAProxy config', ['haproxy', '-c', '-q', '-f', path]).catch((e: Error) => problems.push(e.message.split('\n').slice(0, 3).join(' ')));
+        await runValidator(n.host, 'HAProxy config', ['haproxy', '-c', '-q', '-f', path]).catch((e: Error) => problems.push(e.message));
       }
       if (problems.length) return fail(problems.join('\n'), { remedy: 'Run `dpgc sprint 2` to render, check and install it again.' });
       return pass('valid');

@@ -32,7 +32,8 @@ export async function runValidator(host: Host, what: string, argv: string[], opt
   const complaints = `${r.stdout}\n${r.stderr}`
     .split('\n')
     .map((l) => l.trim())
-    .filter((l) => l && !(opts.ignore && opts.ignore.test(l)));
+    // HAProxy's [NOTICE] lines (version, path) say nothing about the file.
+    .filter((l) => l && !l.startsWith('[NOTICE]') && !(opts.ignore && opts.ignore.test(l)));
   if (r.exitCode !== 0 && (complaints.length || !opts.ignore)) {
     throw new HostError(`${host.name}: the rendered ${what} was rejected by \`${argv[0]}\`; nothing was installed:\n    ${complaints.slice(-10).join('\n    ')}`, {
       hint: 'This is a dpgc template or inventory problem: check the inventory values it names, and report it if they look right.',
