@@ -20,7 +20,7 @@
 // Usage: bench/pool-capacity.sh [--think 1000] [--duration 30] [--levels 100,500,1000]
 //        (the wrapper raises the open-file limit: every agent is a socket here)
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { cpus, totalmem, loadavg } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,6 +41,8 @@ const { poolTest, openFileLimit } = await import(join(root, 'dist/src/pooltest/r
 
 const dpgc = (a) => execFileSync('node', [join(root, 'bin/dpgc.js'), ...a], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CI: 'true', NO_COLOR: '1' } });
 const dir = mkdtempSync('/tmp/dpgc-bench-');
+// Daemons run as their own users and must traverse the lab directory.
+chmodSync(dir, 0o755);
 const config = join(dir, 'dpgc.yaml');
 const log = (s) => process.stderr.write(`${s}\n`);
 
