@@ -111,6 +111,12 @@ export async function takeOver(inv: Pick<Inventory, 'cluster' | 'hosts' | 'ports
       hint: 'This data directory belongs to another cluster than the one in etcd. Find out which one holds the data you want before anything else; dpgc will not choose.',
     });
   }
+  // Taken over before (Patroni died or was stopped since): it rejoins as whatever the cluster
+  // needs now, possibly a replica after a failover, so there is no leadership to wait for.
+  if (recorded) {
+    await node.services.start(svc);
+    return { changed: true, note: 'Patroni restarted over its data' };
+  }
   // A fast shutdown: the base instance may still have PgBouncer's server connections, which a smart shutdown would wait for.
   const base = postgresService(node, inv);
   if ((await node.services.status(base)).running) {
@@ -129,7 +135,7 @@ export async function takeOver(inv: Pick<Inventory, 'cluster' | 'hosts' | 'ports
       hint: 'Stop Patroni on this host and inspect the data directory before anything else.',
     });
   }
-  return { changed: true, note: recorded ? 'Patroni restarted over its data' : `took over system ${before}, timeline ${st.timeline}` };
+  return { changed: true, note: `took over system ${before}, timeline ${st.timeline}` };
 }
 
 /** A replica host: start Patroni; with an empty data directory it clones the leader by base backup. */
