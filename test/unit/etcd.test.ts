@@ -25,6 +25,7 @@ describe('renderEtcdEnv', () => {
       ETCD_INITIAL_CLUSTER_TOKEN: 'dpgc-dpgc-lab',
       ETCD_HEARTBEAT_INTERVAL: '100',
       ETCD_ELECTION_TIMEOUT: '1000',
+      ETCD_PRE_VOTE: 'true',
       ETCD_ENABLE_V2: 'false',
       ETCD_LOGGER: 'zap',
       ETCD_LOG_OUTPUTS: 'stderr',
