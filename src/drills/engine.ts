@@ -103,6 +103,7 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> 
     }
   };
   const notes: string[] = [];
+  let completed = false;
   try {
     fault = await inject(deps, o.mode, victim, run, worst.totalS);
     faultAt = fault.at;
@@ -134,8 +135,14 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> 
     const resumedSince = mon.m.newLeaderAt ?? healedAt ?? faultAt;
     if (!(await load.allWritersAckedAfter(resumedSince, WRITES_RESUME_TIMEOUT_MS))) notes.push(`not every writer had written again ${WRITES_RESUME_TIMEOUT_MS / 1000} s after the cluster recovered`);
     await sleep(1000);
+    completed = true;
   } finally {
     await heal().catch((e) => notes.push(`restore failed: ${(e as Error).message}`));
+    if (!completed) {
+      // The error is on its way up; the clients and the watcher must not outlive it.
+      await load.stop().catch(() => undefined);
+      await mon.stop().catch(() => undefined);
+    }
   }
   const loadLog = await load.stop();
   await mon.stop();
