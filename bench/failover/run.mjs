@@ -8,7 +8,7 @@
 // run's JSON is kept under results/, and RESULTS.md is rewritten from every
 // JSON file present (so profiles can be run one at a time).
 import { execFile } from 'node:child_process';
-import { mkdtemp, mkdir, readFile, readdir, rm, writeFile, appendFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,8 @@ function dpgc(argv, timeoutMs = 3_600_000) {
 await mkdir(join(here, 'results'), { recursive: true });
 for (const profile of profiles) {
   const dir = await mkdtemp(`/tmp/dpgc-bench-${profile}-`);
+  // Daemons run as their own users and must be able to reach their directories under it.
+  await chmod(dir, 0o755);
   const config = join(dir, 'dpgc.yaml');
   const c = ['-c', config];
   try {
