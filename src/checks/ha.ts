@@ -162,7 +162,7 @@ export function haproxyConfigCheck(sprint: number, id: string): Check {
           continue;
         }
         if (text !== renderHaproxyConfig(ctx.inventory, n.spec, n.paths, await ctx.secrets.get('haproxy_stats'))) problems.push(`${n.spec.name}: ${path} differs from what the inventory renders`);
-        await runValidator(n.host, 'HAProxy config', ['haproxy', '-c', '-q', '-f', path]).catch((e: Error) => problems.push(e.message));
+        await runValidator(n.host, 'HAProxy config', ['haproxy', '-c', '-f', path]).catch((e: Error) => problems.push(e.message));
       }
       if (problems.length) return fail(problems.join('\n'), { remedy: 'Run `dpgc sprint 2` to render, check and install it again.' });
       return pass('valid');

@@ -86,7 +86,7 @@ export async function configureHaproxy(inv: Inv, node: Node, secrets: Pick<Secre
   }
   const text = renderHaproxyConfig(inv, node.spec, node.paths, await secrets.get('haproxy_stats'));
   const w = await installValidated(node.host, node.paths.haproxyCfg, text, { mode: 0o600, owner: user }, (candidate) =>
-    runValidator(node.host, 'HAProxy config', ['haproxy', '-c', '-q', '-f', candidate]),
+    runValidator(node.host, 'HAProxy config', ['haproxy', '-c', '-f', candidate]),
   );
   return changed || w.changed;
 }
