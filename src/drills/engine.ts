@@ -171,7 +171,9 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> 
     ok: rb.unchecked.length === 0,
     detail: rb.unchecked.length === 0 ? `rows read back from ${rb.nodes.map((n) => n.node).join(', ')}` : rb.unchecked.map((u) => `${u.node}: ${u.reason}`).join('; '),
   });
-  if (newLeader) await deleteRun(inv, ctx.secrets, newLeader, run).catch(() => {});
+  if (newLeader && !(await deleteRun(inv, ctx.secrets, newLeader, run).catch(() => false))) {
+    notes.push(`could not delete the drill's rows (run ${run}) on ${newLeader} within 10 s: writes on the leader hang (no synchronous standby answers?)`);
+  }
 
   if (o.mode === 'replica') {
     notes.push(

@@ -1,9 +1,9 @@
 import type { HostSpec, Inventory } from '../config/schema.js';
 import type { Secrets } from '../config/secrets.js';
-import { withClient } from '../db/client.js';
+import { connect, withClient } from '../db/client.js';
 import { DATABASES, superuserOn } from '../components/endpoints.js';
 import { checkRows } from './analysis.js';
-import { DRILL_TABLE } from './load.js';
+import { abandon, DRILL_TABLE } from './load.js';
 import type { Ack, InDoubt, NodeRows, RowCount } from './types.js';
 
 /**
@@ -66,9 +66,24 @@ export async function readBack(inv: Inv, secrets: Pick<Secrets, 'get'>, o: { run
   return { nodes, unchecked };
 }
 
-/** The drill's rows are evidence only until the drill is judged; a repeated drill should not grow the table forever. */
-export async function deleteRun(inv: Inv, secrets: Pick<Secrets, 'get'>, leader: string, run: string): Promise<void> {
+/**
+ * The drill's rows are evidence only until the drill is judged; a repeated
+ * drill should not grow the table forever. Bounded: on a primary whose
+ * synchronous standby is gone the DELETE waits for ever (seen after a freeze
+ * drill), and a cleanup must never hang the drill's verdict.
+ */
+export async function deleteRun(inv: Inv, secrets: Pick<Secrets, 'get'>, leader: string, run: string, timeoutMs = 10_000): Promise<boolean> {
   const h = inv.hosts.find((x) => x.name === leader);
-  if (!h) return;
-  await withClient(secrets, superuserOn(inv, h, DATABASES.project.name), (c) => c.query(`DELETE FROM ${DRILL_TABLE} WHERE run = $1`, [run]));
+  if (!h) return false;
+  const c = await connect(secrets, superuserOn(inv, h, DATABASES.project.name), { timeoutMs: 3000 });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      c.query(`DELETE FROM ${DRILL_TABLE} WHERE run = $1`, [run]).then(() => true),
+      new Promise<boolean>((res) => (timer = setTimeout(() => res(false), timeoutMs))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    abandon(c);
+  }
 }
