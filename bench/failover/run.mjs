@@ -2,6 +2,7 @@
 // RTO distribution per drill mode and timing profile, on a fresh lab per profile.
 //
 //   npm run build && node bench/failover/run.mjs [--profiles fast,balanced,safe] [--modes kill,switchover] [--repeat 5] [--subnet 127.0.40]
+//   node bench/failover/run.mjs --report-only
 //
 // Only the built CLI is used, exactly as an operator would: `dpgc lab init`,
 // `dpgc up`, `dpgc failover-test --repeat N --json`, `dpgc lab down`. Each
@@ -31,7 +32,8 @@ function dpgc(argv, timeoutMs = 3_600_000) {
 }
 
 await mkdir(join(here, 'results'), { recursive: true });
-for (const profile of profiles) {
+// --report-only: rewrite RESULTS.md from the JSON already under results/.
+for (const profile of 'report-only' in args ? [] : profiles) {
   const dir = await mkdtemp(`/tmp/dpgc-bench-${profile}-`);
   // Daemons run as their own users and must be able to reach their directories under it.
   await chmod(dir, 0o755);
@@ -104,6 +106,8 @@ async function writeReport() {
     if (failed.length) lines.push('', 'Failed criteria:', '', ...failed.map((x) => `- ${x}`));
     lines.push('');
   }
-  await writeFile(join(here, 'RESULTS.md'), `${lines.join('\n')}\n`);
+  // Observations written by hand (what the numbers do not say) live beside the script and are appended.
+  const notes = await readFile(join(here, 'FINDINGS.md'), 'utf8').catch(() => '');
+  await writeFile(join(here, 'RESULTS.md'), `${lines.join('\n')}\n${notes ? `\n${notes}` : ''}`);
   process.stderr.write(`wrote ${join(here, 'RESULTS.md')}\n`);
 }
