@@ -77,16 +77,6 @@ describe('failover-test on the lab', () => {
     await expectHealthy();
   });
 
-  it('freeze: the hung primary wakes up after ttl and does not acknowledge a write', async () => {
-    const { code, doc, stderr } = await drill('freeze');
-    const d = doc.drills[0]!;
-    expect(code, stderr.slice(-2000)).toBe(0);
-    expect(d.oldPrimaryProbe?.accepted).toBe(false);
-    expectNoLostWrite(d);
-    expect(d.outage.seconds!).toBeLessThanOrEqual(worstS);
-    await expectHealthy();
-  });
-
   it('etcd-member: one etcd member dies; the leader stays and writes carry on', async () => {
     const { code, doc, stderr } = await drill('etcd-member');
     const d = doc.drills[0]!;
@@ -127,5 +117,18 @@ describe('failover-test on the lab', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('Type the cluster name');
     expect(r.stderr).toContain('--yes');
+  });
+  // Last on purpose: Debian's Patroni 3.0.2 can let the woken old leader
+  // overwrite the leader key (fixed upstream in patroni/patroni#2689; see
+  // bench/failover/FINDINGS.md). When that happens this test fails, as it
+  // should, and the cluster it leaves must not take the other drills down too.
+  it('freeze: the hung primary wakes up after ttl and does not acknowledge a write', async () => {
+    const { code, doc, stderr } = await drill('freeze');
+    const d = doc.drills[0]!;
+    expect(code, stderr.slice(-2000)).toBe(0);
+    expect(d.oldPrimaryProbe?.accepted).toBe(false);
+    expectNoLostWrite(d);
+    expect(d.outage.seconds!).toBeLessThanOrEqual(worstS);
+    await expectHealthy();
   });
 });
