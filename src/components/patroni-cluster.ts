@@ -75,7 +75,12 @@ export async function waitForHealthyCluster(inv: Inv, secrets: Pick<Secrets, 'ge
  */
 export async function convergeDynamicConfig(inv: Inv, secrets: Pick<Secrets, 'get'>): Promise<{ changed: boolean; note?: string }> {
   const t = restTarget(inv, await currentLeader(inv));
-  const current = await rest<Record<string, unknown>>(t, 'GET', '/config');
+  let current = await rest<Record<string, unknown>>(t, 'GET', '/config');
+  // Right after a takeover the new leader writes the DCS configuration on its next loop; until then /config is 502.
+  for (let i = 0; current.status === 502 && i < 40; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    current = await rest<Record<string, unknown>>(t, 'GET', '/config');
+  }
   if (current.status !== 200) throw new HostError(`${t.name}: GET /config answered ${current.status}`);
   const patch = dynamicConfigPatch(current.body ?? {}, desiredDynamicConfig(inv));
   if (!patch) return { changed: false };
