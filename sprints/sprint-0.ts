@@ -1,14 +1,15 @@
 import { sprint0Checks } from '../src/checks/sprint0.js';
 import { ensureDatabase, ensureExtension, ensureLoginRole, lockImageLoginRole, writableHost } from '../src/components/databases.js';
 import { DATABASES, firstPostgres, superuserOn } from '../src/components/endpoints.js';
-import { dataDirState, ensureCreateClusterDisabled, ensureRunning, initCluster, installPackages, PG_SERVICE, postgresPackages, prepareDirectories, writeConfig } from '../src/components/postgres.js';
+import { dataDirState, ensureCreateClusterDisabled, ensureRunning, initCluster, PG_SERVICE, postgresPackages, prepareDirectories, writeConfig } from '../src/components/postgres.js';
+import { installPackages } from '../src/components/packages.js';
 import { preflight } from '../src/components/preflight.js';
 import { applyMigrations, ensureHnswIndexes } from '../src/components/schema.js';
 import { ENGINES, vectorNames } from '../src/components/vector.js';
 import { installVectorExtension } from '../src/components/vector-install.js';
 import type { RunContext } from '../src/context.js';
 import { withClient, type Client } from '../src/db/client.js';
-import { parallel, sequence, step, type Task } from '../src/tasks/run.js';
+import { liveOnly, parallel, perHost, sequence, step, type Task } from '../src/tasks/run.js';
 import type { Sprint } from './types.js';
 
 /**
@@ -37,10 +38,9 @@ export const sprint0: Sprint = {
     const hosts = ctx.pool.specs('postgres');
     const b = firstPostgres(inv).name;
     const node = (name: string) => ctx.pool.node(name);
-    // Lab hosts share one dpkg database (over SSH too: one machine): install one host at a time there.
-    const perHost = inv.lab || hosts.every((h) => h.transport === 'local') ? sequence : parallel;
+    const installs = perHost(inv);
     const asSuperuser = async <T>(db: string, fn: (c: Client) => Promise<T>) => withClient(ctx.secrets, superuserOn(inv, await writableHost(inv, ctx.secrets), db), fn);
-    const live = (fn: () => Promise<{ changed: boolean; note?: string }>) => async () => (ctx.options.dryRun ? { changed: false, note: 'not checked under --dry-run' } : fn());
+    const live = liveOnly(ctx.options.dryRun);
     const patroniManaged = async () => (await dataDirState((await node(b)).host, (await node(b)).paths, v)).kind === 'patroni';
 
     return [
@@ -61,7 +61,7 @@ export const sprint0: Sprint = {
         ),
       ),
 
-      perHost(
+      installs(
         `Packages: PostgreSQL ${v} and ${label} on every postgres host`,
         hosts.map((h) =>
           sequence(`Install PostgreSQL ${v} and ${label} on ${h.name}`, [

@@ -16,11 +16,11 @@ import { ensureGrafanaFiles } from '../src/components/grafana.js';
 import { disableDistroUnit } from '../src/components/ha-packages.js';
 import { ensurePgbouncer } from '../src/components/pgbouncer.js';
 import { pgbouncerTargets } from '../src/components/haproxy.js';
-import { installPackages } from '../src/components/postgres.js';
+import { installPackages } from '../src/components/packages.js';
 import { ensurePrometheus, monitoredSprint } from '../src/components/prometheus.js';
 import type { RunContext } from '../src/context.js';
 import { withClient } from '../src/db/client.js';
-import { parallel, sequence, step, type Task } from '../src/tasks/run.js';
+import { liveOnly, parallel, perHost, sequence, step, type Task } from '../src/tasks/run.js';
 import type { Sprint } from './types.js';
 
 /**
@@ -55,12 +55,11 @@ export const sprint1: Sprint = {
     const base = firstPostgres(inv);
     const node = (name: string) => ctx.pool.node(name);
     const hosts = ctx.pool.specs();
-    // Lab hosts share one dpkg database: install one host at a time there.
-    const perHost = hosts.every((h) => h.transport === 'local') ? sequence : parallel;
-    const live = (fn: () => Promise<{ changed: boolean; note?: string }>) => async () => (ctx.options.dryRun ? { changed: false, note: 'not checked under --dry-run' } : fn());
+    const installs = perHost(inv);
+    const live = liveOnly(ctx.options.dryRun);
 
     return [
-      perHost(
+      installs(
         'Packages: PgBouncer, Prometheus and exporters',
         hosts.map((h) => {
           const p = packagesFor(inv, h);

@@ -5,7 +5,7 @@ import { ensurePackages, HA_PACKAGES } from '../src/components/ha-packages.js';
 import { configurePatroni, patroniCredentials, patroniService } from '../src/components/patroni.js';
 import { currentLeader } from '../src/components/cluster.js';
 import { HostError } from '../src/errors.js';
-import { parallel, sequence, step } from '../src/tasks/run.js';
+import { parallel, perHost, sequence, step } from '../src/tasks/run.js';
 import { haMonitoringTasks } from './ha-monitoring.js';
 import type { Sprint } from './types.js';
 
@@ -28,13 +28,12 @@ export const sprint2: Sprint = {
     const etcdHosts = ctx.pool.specs('etcd');
     const pgHosts = ctx.pool.specs('postgres');
     const proxies = ctx.pool.specs('haproxy');
-    // Lab hosts share one dpkg database: one apt run at a time there.
-    const perHost = ctx.pool.specs().every((h) => h.transport === 'local') ? sequence : parallel;
+    const installs = perHost(ctx.inventory);
     const etcdConfigChanged = new Map<string, boolean>();
     const haproxyChanged = new Map<string, boolean>();
 
     return [
-      perHost(
+      installs(
         'Packages: etcd, Patroni and HAProxy',
         [
           ...etcdHosts.map((h) => step(`Install etcd on ${h.name}`, async () => installEtcd(await node(h.name)))),

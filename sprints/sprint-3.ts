@@ -7,7 +7,7 @@ import { ensurePgbouncer } from '../src/components/pgbouncer.js';
 import { prepareDirectories } from '../src/components/postgres.js';
 import { ensureHaRoles, joinReplica, takeOver } from '../src/components/takeover.js';
 import { withClient } from '../src/db/client.js';
-import { parallel, sequence, step } from '../src/tasks/run.js';
+import { liveOnly, parallel, sequence, step } from '../src/tasks/run.js';
 import { haMonitoringTasks } from './ha-monitoring.js';
 import type { Sprint } from './types.js';
 
@@ -28,7 +28,7 @@ export const sprint3: Sprint = {
     const node = (name: string) => ctx.pool.node(name);
     const first = firstPostgres(inv);
     const replicas = ctx.pool.specs('postgres').filter((h) => h.name !== first.name);
-    const live = <T>(fn: () => Promise<T>) => async () => (ctx.options.dryRun ? { changed: false, note: 'not checked under --dry-run' } : fn());
+    const live = liveOnly(ctx.options.dryRun);
 
     return [
       step(

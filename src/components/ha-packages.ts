@@ -1,4 +1,5 @@
 import type { Node } from '../hosts/pool.js';
+import { installPackages, missingPackages } from './packages.js';
 
 /**
  * Debian packages for the HA layer (etcd, Patroni, HAProxy), installed only
@@ -12,24 +13,10 @@ export const HA_PACKAGES = {
   haproxy: ['haproxy', 'socat'],
 } as const;
 
-export async function missingPackages(node: Pick<Node, 'host'>, pkgs: readonly string[]): Promise<string[]> {
-  const r = await node.host.exec(['dpkg-query', '-W', '-f', '${Package} ${Status}\n', ...pkgs], { mutates: false, allowFailure: true });
-  const ok = new Set(
-    r.stdout
-      .split('\n')
-      .filter((l) => l.endsWith('install ok installed'))
-      .map((l) => l.split(' ')[0]),
-  );
-  return pkgs.filter((p) => !ok.has(p));
-}
-
 /** Installs what is missing; `true` when something was installed. */
 export async function ensurePackages(node: Pick<Node, 'host' | 'spec'>, pkgs: readonly string[]): Promise<boolean> {
-  const missing = await missingPackages(node, pkgs);
-  if (!missing.length) return false;
-  const env = { DEBIAN_FRONTEND: 'noninteractive', PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
-  await node.host.exec(['apt-get', 'update', '-qq'], { env, timeoutMs: 300_000 });
-  await node.host.exec(['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...missing], { env, timeoutMs: 600_000 });
+  const missing = await missingPackages(node.host, pkgs);
+  if (!(await installPackages(node.host, missing)).changed) return false;
   if (node.spec.services === 'systemd') await disableDistroUnit(node, distroUnitFor(missing));
   return true;
 }

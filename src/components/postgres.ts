@@ -1,3 +1,4 @@
+import { installPackages } from './packages.js';
 import type { HostSpec, Inventory } from '../config/schema.js';
 import type { HostPaths } from '../config/paths.js';
 import type { Secrets } from '../config/secrets.js';
@@ -26,7 +27,6 @@ type Inv = Pick<Inventory, 'postgres' | 'ports' | 'network'>;
 
 const CREATECLUSTER_CONF = '/etc/postgresql-common/createcluster.conf';
 /** apt waits for another apt (another host's task on a shared machine, unattended-upgrades) instead of failing. */
-const APT = ['apt-get', '-o', 'DPkg::Lock::Timeout=300'];
 
 /**
  * Debian's postgresql-common creates and starts a `N/main` cluster on
@@ -47,34 +47,6 @@ export function withCreateClusterDisabled(text: string): string {
   if (last && /^(false|off|no|0)$/i.test(last[1]!.replace(/['"]/g, ''))) return text;
   const kept = text.replace(re, (line) => `#${line.trimStart()}  # dpgc: disabled below`);
   return `${kept}${kept === '' || kept.endsWith('\n') ? '' : '\n'}# dpgc: never create a cluster on package install; dpgc initialises its own.\ncreate_main_cluster = false\n`;
-}
-
-export async function missingPackages(host: Host, pkgs: readonly string[]): Promise<string[]> {
-  const r = await host.exec(['dpkg-query', '-W', '-f=${Package} ${Status}\n', ...pkgs], { mutates: false, allowFailure: true });
-  const installed = new Set(
-    r.stdout
-      .split('\n')
-      .filter((l) => l.endsWith(' install ok installed'))
-      .map((l) => l.split(' ')[0]),
-  );
-  return pkgs.filter((p) => !installed.has(p));
-}
-
-/** apt-get install of the missing ones only; `changed` when anything was installed. */
-export async function installPackages(host: Host, pkgs: readonly string[]): Promise<{ changed: boolean; note?: string }> {
-  const missing = await missingPackages(host, pkgs);
-  if (!missing.length) return { changed: false };
-  const env = { DEBIAN_FRONTEND: 'noninteractive', PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
-  await host.exec([...APT, 'update', '-qq'], { env, timeoutMs: 600_000 });
-  await host.exec([...APT, 'install', '-y', '-qq', '--no-install-recommends', ...missing], { env, timeoutMs: 1_200_000 });
-  return { changed: true, note: `installed ${missing.join(' ')}` };
-}
-
-/** Whether apt can install a package (it has a candidate in the configured sources). */
-export async function aptCandidate(host: Host, pkg: string): Promise<string | undefined> {
-  const r = await host.exec(['apt-cache', 'policy', pkg], { mutates: false, allowFailure: true });
-  const c = /Candidate:\s*(\S+)/.exec(r.stdout)?.[1];
-  return c && c !== '(none)' ? c : undefined;
 }
 
 export function postgresPackages(version: number): string[] {

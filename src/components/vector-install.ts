@@ -3,7 +3,8 @@ import { HostError } from '../errors.js';
 import type { Node } from '../hosts/pool.js';
 import type { Host } from '../hosts/types.js';
 import { templateText } from '../templates.js';
-import { aptCandidate, extensionBuildPackages, installPackages, pgDirs } from './postgres.js';
+import { aptCandidate, installPackages } from './packages.js';
+import { extensionBuildPackages, pgDirs } from './postgres.js';
 import { ENGINES, extensionName, type VectorEngine } from './vector.js';
 
 /**

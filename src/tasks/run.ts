@@ -66,3 +66,21 @@ export function summarize(ctx: TaskContext): { changed: number; unchanged: numbe
   const changed = ctx.outcomes.filter((o) => o.changed).length;
   return { changed, unchanged: ctx.outcomes.length - changed };
 }
+
+/**
+ * Per-host work that installs packages: concurrent on real hosts, one at a
+ * time where "hosts" share one machine (the lab, local or over SSH), since
+ * they share one dpkg database.
+ */
+export function perHost(inv: { lab: boolean; hosts: { transport: string }[] }): (title: string, tasks: Task[]) => Task {
+  return inv.lab || inv.hosts.every((h) => h.transport === 'local') ? sequence : parallel;
+}
+
+/**
+ * A step that needs the live database (a connection, a query): under
+ * --dry-run there may be no server yet, so it reports unchanged and why.
+ */
+export function liveOnly(dryRun: boolean) {
+  return <T extends Outcome>(fn: () => Promise<T>) =>
+    async (): Promise<Outcome> => (dryRun ? { changed: false, note: 'not checked under --dry-run' } : fn());
+}
