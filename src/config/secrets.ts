@@ -70,6 +70,14 @@ export class Secrets {
     const all = await this.load();
     let v = all[name];
     if (!v) {
+      // Another dpgc process may have generated secrets since this one read the file: merge
+      // them in before generating, or saving would overwrite them with new values.
+      const text = await this.readSafely();
+      const onDisk = text === undefined ? {} : this.parse(text);
+      for (const [k, val] of Object.entries(onDisk) as [SecretName, string][]) all[k] ??= val;
+      v = all[name];
+    }
+    if (!v) {
       // URL- and config-safe alphabet: these end up in YAML, ini and pgpass files.
       v = randomBytes(24).toString('base64url');
       all[name] = v;

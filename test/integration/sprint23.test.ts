@@ -256,7 +256,7 @@ describe('dpgc sprint 3', () => {
     const human = await lab.cli(['status']);
     expect(human.stderr).toMatch(/db2\s+127\.0\.30\.12\s+(sync_standby|replica)\s+running\/streaming\s+2/);
     expect(human.stderr).toContain('No problems found.');
-    const w = await lab.cli(['--json', 'status', '--watch', '1'], { timeoutMs: 3500 });
+    const w = await lab.cli(['--json', 'status', '--watch', '1'], { timeoutMs: 9000 });
     expect(w.stdout.trim().split('\n').length).toBeGreaterThanOrEqual(2);
   });
 
