@@ -1,7 +1,7 @@
 import type { HostSpec, Inventory, Role } from '../config/schema.js';
 import type { Node } from '../hosts/pool.js';
 import type { ServiceSpec } from '../hosts/services.js';
-import { CommandError, HostError } from '../errors.js';
+import { installValidated, runValidator } from './config-file.js';
 import { render, templateText } from '../templates.js';
 import { readState, statePathFor } from '../state.js';
 import { firstPostgres } from './endpoints.js';
@@ -110,44 +110,18 @@ export function prometheusService(inv: Pick<Inventory, 'ports'>, node: Pick<Node
   };
 }
 
-/**
- * Validate a file with promtool on the host before it replaces the live one:
- * a staged copy is checked, so a broken file never reaches Prometheus.
- */
-export async function installValidated(
-  node: Pick<Node, 'host'>,
-  path: string,
-  content: string,
-  check: (staged: string) => string[],
-): Promise<boolean> {
-  const cur = await node.host.readFile(path);
-  if (cur === content) return (await node.host.writeFile(path, content, { mode: 0o644 })).changed;
-  const staged = `${path}.dpgc-check`;
-  await node.host.writeFile(staged, content, { mode: 0o644 });
-  try {
-    await node.host.exec(check(staged), { mutates: false });
-  } catch (e) {
-    if (e instanceof CommandError) {
-      throw new HostError(`${node.host.name}: promtool rejects the rendered ${path}:\n${(e.stdout + e.stderr).trim()}`, {
-        hint: 'This is a bug in dpgc templates or a value in the inventory; the live file was left as it was.',
-      });
-    }
-    throw e;
-  } finally {
-    await node.host.exec(['rm', '-f', staged]);
-  }
-  return (await node.host.writeFile(path, content, { mode: 0o644 })).changed;
-}
-
 /** Rules, then the config that names them, each validated; then start or SIGHUP. */
 export async function ensurePrometheus(inv: Inventory, node: Node, sprint: number): Promise<{ changed: boolean; note?: string }> {
   const f = prometheusFiles(node.paths);
   let changed = false;
   for (const r of RULE_FILES) {
-    changed = (await installValidated(node, f.rule(r), ruleFileText(r), (s) => ['promtool', 'check', 'rules', s])) || changed;
+    const w = await installValidated(node.host, f.rule(r), ruleFileText(r), { mode: 0o644 }, (s) => runValidator(node.host, `alert rule file ${r}`, ['promtool', 'check', 'rules', s]));
+    changed = w.changed || changed;
   }
   // --syntax-only: the staged config's rule files are the live ones, checked above.
-  changed = (await installValidated(node, f.config, renderPrometheusYml(inv, node.paths, sprint), (s) => ['promtool', 'check', 'config', '--syntax-only', s])) || changed;
+  const cfg = renderPrometheusYml(inv, node.paths, sprint);
+  const w = await installValidated(node.host, f.config, cfg, { mode: 0o644 }, (s) => runValidator(node.host, 'Prometheus config', ['promtool', 'check', 'config', '--syntax-only', s]));
+  changed = w.changed || changed;
   const dir = await node.host.exec(['stat', '-c', '%U', f.data], { mutates: false, allowFailure: true });
   if (dir.stdout.trim() !== 'prometheus') {
     await node.host.exec(['sh', '-c', 'mkdir -p -- "$1" && chown -R prometheus: -- "$1"', 'sh', f.data]);
