@@ -7,6 +7,7 @@ import { currentLeader } from '../../src/components/cluster.js';
 import { DATABASES, firstPostgres, superuserOn } from '../../src/components/endpoints.js';
 import { clientEndpoints, clientUrl, etcdctlNode, putKey } from '../../src/components/etcd.js';
 import { haproxyUser, haproxyService, showStat, upServers, waitForPrimaryRoute } from '../../src/components/haproxy.js';
+import { waitForHealthyCluster } from '../../src/components/patroni-cluster.js';
 import { PATRONI_NAMESPACE, patroniService, rest, restTarget, switchover } from '../../src/components/patroni.js';
 import { ensurePgbouncer } from '../../src/components/pgbouncer.js';
 import { dcsInitializeKey, systemIdentifier } from '../../src/components/takeover.js';
@@ -435,7 +436,10 @@ describe('dpgc sprint 3', () => {
     const rows = await sql<{ n: string }>(sw.to, 'SELECT count(*)::text AS n FROM public.switchover_probe', DATABASES.project.name);
     expect(Number(rows[0]!.n)).toBeGreaterThanOrEqual(acked.length);
     expect(upServers(await showStat(await node('ctl')), 'primary')).toEqual([sw.to]);
-    // The whole of sprint 3 holds with the new leader, and the old primary streams again.
+    // The whole of sprint 3 holds with the new leader once the old primary and
+    // the other replica stream from it again (that takes a loop or two, so wait
+    // for convergence rather than measure a moment in the middle of it).
+    await waitForHealthyCluster(ctx.inventory, ctx.secrets, { timeoutMs: 90_000 });
     const v = await lab.cli(['--json', 'verify', '--sprint', '3']);
     expect(v.code, v.stdout).toBe(0);
   });
