@@ -1,4 +1,4 @@
-import { ensureExporter, exporterFiles, postgresExporterEnv, postgresExporterQueries, postgresExporterService } from '../src/components/exporters.js';
+import { ensurePostgresExporter } from '../src/components/exporters.js';
 import { firstPostgres } from '../src/components/endpoints.js';
 import { ensurePrometheus, monitoredSprint } from '../src/components/prometheus.js';
 import type { RunContext } from '../src/context.js';
@@ -15,14 +15,7 @@ export function haMonitoringTasks(ctx: RunContext, sprint: 2 | 3): Task[] {
   const replicas = sprint === 3 ? ctx.pool.specs('postgres').filter((h) => h.name !== firstPostgres(inv).name) : [];
   return [
     ...replicas.map((h) =>
-      step(`Start postgres_exporter on ${h.name}`, async () => {
-        const n = await node(h.name);
-        const f = exporterFiles(n);
-        return ensureExporter(n, postgresExporterService(inv, n), [
-          { path: f.postgresEnv, content: await postgresExporterEnv(inv, n, ctx.secrets), mode: 0o600 },
-          { path: f.postgresQueries, content: postgresExporterQueries(), mode: 0o644 },
-        ]);
-      }),
+      step(`Start postgres_exporter on ${h.name}`, async () => ensurePostgresExporter(inv, await node(h.name), ctx.secrets)),
     ),
     ...ctx.pool.specs('monitoring').map((h) =>
       step(`Add sprint ${sprint}'s scrape targets to Prometheus on ${h.name}`, async () => ensurePrometheus(inv, await node(h.name), await monitoredSprint(inv.file, sprint))),

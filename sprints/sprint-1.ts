@@ -3,14 +3,12 @@ import { ensureLoginRole } from '../src/components/databases.js';
 import { firstPostgres, ROLES_DB, superuserOn } from '../src/components/endpoints.js';
 import {
   ensureExporter,
+  ensurePostgresExporter,
   exporterFiles,
   nodeExporterService,
   pgbouncerExporterEnv,
   pgbouncerExporterScript,
   pgbouncerExporterService,
-  postgresExporterEnv,
-  postgresExporterQueries,
-  postgresExporterService,
 } from '../src/components/exporters.js';
 import { ensureGrafanaFiles } from '../src/components/grafana.js';
 import { disableDistroUnit } from '../src/components/ha-packages.js';
@@ -100,14 +98,7 @@ export const sprint1: Sprint = {
 
       parallel('Exporters', [
         ...hosts.map((h) => step(`Start node_exporter on ${h.name}`, async () => ensureExporter(await node(h.name), nodeExporterService(inv, await node(h.name)), []))),
-        step(`Start postgres_exporter on ${base.name}`, async () => {
-          const n = await node(base.name);
-          const f = exporterFiles(n);
-          return ensureExporter(n, postgresExporterService(inv, n), [
-            { path: f.postgresEnv, content: await postgresExporterEnv(inv, n, ctx.secrets), mode: 0o600 },
-            { path: f.postgresQueries, content: postgresExporterQueries(), mode: 0o644 },
-          ]);
-        }),
+        step(`Start postgres_exporter on ${base.name}`, async () => ensurePostgresExporter(inv, await node(base.name), ctx.secrets)),
         ...ctx.pool.specs('pgbouncer').map((h) =>
           step(`Start the PgBouncer exporter on ${h.name}`, async () => {
             const n = await node(h.name);

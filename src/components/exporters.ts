@@ -112,3 +112,12 @@ export async function ensureExporter(node: Node, spec: ServiceSpec, files: { pat
   const s = await node.services.start(spec);
   return s.changed ? { changed: true, note: 'started' } : { changed };
 }
+
+/** postgres_exporter on one PostgreSQL node: its 0600 env file, its queries, its service. */
+export async function ensurePostgresExporter(inv: Pick<Inventory, 'ports'>, node: Node, secrets: Pick<Secrets, 'get'>): Promise<{ changed: boolean; note?: string }> {
+  const f = exporterFiles(node);
+  return ensureExporter(node, postgresExporterService(inv, node), [
+    { path: f.postgresEnv, content: await postgresExporterEnv(inv, node, secrets), mode: 0o600 },
+    { path: f.postgresQueries, content: postgresExporterQueries(), mode: 0o644 },
+  ]);
+}
