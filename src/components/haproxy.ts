@@ -8,6 +8,7 @@ import { render } from '../templates.js';
 import { installValidated, runValidator } from './config-file.js';
 import { ensurePackages, HA_PACKAGES } from './ha-packages.js';
 import { MAX_LAG_BYTES } from './patroni.js';
+import { transitionCheckMs } from '../config/timings.js';
 import { DATABASES } from './endpoints.js';
 import { baseInstanceBackends } from './pgbouncer.js';
 import { readState, statePathFor } from '../state.js';
@@ -39,6 +40,7 @@ export function renderHaproxyConfig(inv: Inv, host: Pick<HostSpec, 'name' | 'add
     socket: paths.haproxySocket,
     maxconn: HAPROXY_MAXCONN,
     inter: t.check_inter_ms,
+    fastinter: transitionCheckMs(t),
     fall: t.check_fall,
     rise: t.check_rise,
     primaryPort: inv.ports.haproxy_primary,

@@ -1,3 +1,4 @@
+import { transitionCheckMs } from '../config/timings.js';
 import type { HostSpec, Inventory } from '../config/schema.js';
 import type { Secrets } from '../config/secrets.js';
 import type { HostPaths } from '../config/paths.js';
@@ -34,7 +35,7 @@ export function pgbouncerFiles(paths: Pick<HostPaths, 'pgbouncerDir'>) {
 }
 
 export function renderPgbouncerIni(
-  inv: Pick<Inventory, 'pgbouncer' | 'ports'>,
+  inv: Pick<Inventory, 'pgbouncer' | 'ports' | 'timings'>,
   host: Pick<HostSpec, 'name' | 'address'>,
   paths: Pick<HostPaths, 'pgbouncerDir' | 'pgSocketDir'>,
   backends: PgbouncerBackend[],
@@ -58,6 +59,9 @@ export function renderPgbouncerIni(
     defaultPoolSize: b.default_pool_size,
     reservePoolSize: b.reserve_pool_size,
     reservePoolTimeout: b.reserve_pool_timeout,
+    // Retrying a server login faster than HAProxy re-checks a promoted
+    // replica gains nothing; slower adds the difference to every failover.
+    loginRetryS: transitionCheckMs(inv.timings) / 1000,
   });
 }
 

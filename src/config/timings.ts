@@ -17,6 +17,16 @@ export const MIN_TTL_S = 5;
 export const ETCD_ELECTION_TIMEOUT_S = 1;
 /** `timeout check` in HAProxy is one check interval: a hung check counts once, then fails. */
 export const checkTimeoutMs = (t: Pick<Timings, 'check_inter_ms'>): number => t.check_inter_ms;
+/**
+ * HAProxy's `fastinter` and `downinter`: how often it checks a server that is
+ * changing state or DOWN. A replica promoted by a switchover is DOWN in the
+ * primary backend, so this, not `inter`, sets how soon writes reach it; at
+ * `inter` it cost the balanced profile a second of every switchover
+ * (bench/failover/FINDINGS.md). A quarter of `inter`, never below 100 ms: the
+ * steady-state check load on Patroni's REST API stays that of `inter` for the
+ * leader, and 4 × for the members that are DOWN in a backend.
+ */
+export const transitionCheckMs = (t: Pick<Timings, 'check_inter_ms'>): number => Math.min(t.check_inter_ms, Math.max(100, Math.round(t.check_inter_ms / 4)));
 
 export type TimingProblem = { field: keyof Timings; message: string };
 
@@ -50,15 +60,17 @@ export interface FailoverBudget {
   loopS: number;
   promotionS: number;
   /**
-   * HAProxy marks the new primary UP after `rise` good checks; the first can
-   * come up to one interval after promotion: rise × inter (fastinter = inter).
+   * HAProxy marks the new primary UP after `rise` good checks; it was DOWN in
+   * the primary backend, so they come every `downinter`/`fastinter`:
+   * rise × transitionCheckMs.
    */
   haproxyUpS: number;
   /**
    * The old primary must be DOWN in HAProxy too, or new connections are
    * shared with it. A partitioned leader demotes itself before its lock
    * expires (that is what loop_wait + 2 × retry_timeout ≤ ttl buys), then
-   * fails `fall` checks, the last of which may hang for the check timeout.
+   * fails `fall` checks: the first within one `inter`, the others every
+   * `fastinter`, and the last may hang for the check timeout.
    */
   haproxyDownS: number;
   /** The worst case: ttl, then the slower of "new primary UP" and "old primary DOWN". */
@@ -70,8 +82,9 @@ export function worstCaseFailover(t: Timings): FailoverBudget {
   const detectionS = t.ttl;
   const loopS = t.loop_wait;
   const promotionS = PROMOTION_ALLOWANCE_S;
-  const haproxyUpS = (t.check_rise * t.check_inter_ms) / 1000;
-  const haproxyDownS = (t.check_fall * t.check_inter_ms + checkTimeoutMs(t)) / 1000;
+  const fast = transitionCheckMs(t);
+  const haproxyUpS = (t.check_rise * fast) / 1000;
+  const haproxyDownS = (t.check_inter_ms + (t.check_fall - 1) * fast + checkTimeoutMs(t)) / 1000;
   const totalS = detectionS + Math.max(loopS + promotionS + haproxyUpS, haproxyDownS);
   return { detectionS, loopS, promotionS, haproxyUpS, haproxyDownS, totalS: round(totalS) };
 }

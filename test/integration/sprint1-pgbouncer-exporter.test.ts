@@ -1,3 +1,4 @@
+import { resolveTimings } from '../../src/config/timings.js';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,6 +37,7 @@ beforeAll(async () => {
   const inv = {
     ports: { pgbouncer: PORT } as never,
     pgbouncer: { pool_mode: 'transaction' as const, max_client_conn: 10000, default_pool_size: 25, reserve_pool_size: 5, reserve_pool_timeout: 3 },
+    timings: resolveTimings({ profile: 'balanced', rto_budget_s: 30 }),
   };
   const ini = renderPgbouncerIni({ ...inv, ports: { ...(inv.ports as object), pgbouncer: PORT } as never }, { name: 'scratch', address: ADDR }, { pgbouncerDir: join(dir, 'etc'), pgSocketDir: join(dir, 'sock') }, [
     { alias: 'app', host: '127.0.20.61', port: 5432, dbname: 'app' },

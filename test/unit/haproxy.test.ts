@@ -34,15 +34,17 @@ describe('renderHaproxyConfig', () => {
 
   it('routes :5000 by /primary and :5001 by /replica with a lag limit, checking Patroni on 8008', () => {
     const t = rendered();
-    expect(t).toMatch(/listen primary\n\s+bind 127\.0\.30\.10:5000\n\s+option httpchk OPTIONS \/primary\n/);
-    expect(t).toMatch(/listen replicas\n\s+bind 127\.0\.30\.10:5001\n\s+balance roundrobin\n\s+option httpchk OPTIONS \/replica\?lag=1048576\n/);
+    expect(t).toMatch(/listen primary\n\s+bind 127\.0\.30\.10:5000\n\s+retries 0\n\s+option httpchk OPTIONS \/primary\n/);
+    expect(t).toMatch(/listen replicas\n\s+bind 127\.0\.30\.10:5001\n\s+balance roundrobin\n.*\n\s+option redispatch 1\n\s+option httpchk OPTIONS \/replica\?lag=1048576\n/);
+    // A refused connection marks a server DOWN at once (a switchover's old primary), in both backends.
+    expect(t.match(/observe layer4 error-limit 1 on-error mark-down\n/g)).toHaveLength(2);
     for (const [n, o] of [['db1', 11], ['db2', 12], ['db3', 13]] as const) expect(t).toContain(`server ${n} 127.0.30.${o}:5432 check port 8008`);
     expect(t.match(/on-marked-down shutdown-sessions/g)).toHaveLength(2);
   });
 
   it('takes check timings from the inventory profile', () => {
-    expect(rendered()).toContain('inter 1000ms fastinter 1000ms downinter 1000ms fall 2 rise 1');
-    expect(rendered('timings:\n  profile: safe\n')).toContain('inter 2000ms fastinter 2000ms downinter 2000ms fall 3 rise 2');
+    expect(rendered()).toContain('inter 1000ms fastinter 250ms downinter 250ms fall 2 rise 1');
+    expect(rendered('timings:\n  profile: safe\n')).toContain('inter 2000ms fastinter 500ms downinter 500ms fall 3 rise 2');
     expect(rendered('timings:\n  profile: safe\n')).toContain('timeout check 2000ms');
   });
 
@@ -50,7 +52,7 @@ describe('renderHaproxyConfig', () => {
     const t = rendered();
     expect(t).toContain('stats auth dpgc:stats-Pw_123456');
     expect(t).toContain('http-request use-service prometheus-exporter if { path /metrics }');
-    expect(t).toContain('log stdout format raw local0 info');
+    expect(t).toContain('log stdout format iso local0 info');
     expect(t).not.toContain('/dev/log');
     expect(t).toContain('stats socket /lab/ctl/run/haproxy/admin.sock mode 600 level admin');
   });

@@ -51,6 +51,10 @@ describe('pgbouncer.ini', () => {
     expect(ini).toContain('stats_users = pgbouncer_admin\n');
   });
 
+  it("retries a failed server login as often as HAProxy re-checks a server coming up (balanced: 250 ms)", () => {
+    expect(ini).toContain('server_login_retry = 0.25\n');
+  });
+
   it('routes both databases to the base instance, and the target is a parameter', () => {
     expect(ini).toContain('distributed_postgres_cluster = host=127.0.20.11 port=5432 dbname=distributed_postgres_cluster\n');
     expect(ini).toContain('claude_flow_shared = host=127.0.20.11 port=5432 dbname=claude_flow_shared\n');

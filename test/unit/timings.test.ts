@@ -45,28 +45,29 @@ describe('validateTimings', () => {
 });
 
 describe('worstCaseFailover', () => {
-  it('adds ttl, one HA loop, promotion and HAProxy rise × inter', () => {
+  it('adds ttl, one HA loop, promotion and HAProxy rise × fastinter', () => {
     const b = worstCaseFailover(t({ ttl: 10, loop_wait: 1, retry_timeout: 4, check_inter_ms: 1000, check_rise: 1, check_fall: 2 }));
-    expect(b).toEqual({ detectionS: 10, loopS: 1, promotionS: 3, haproxyUpS: 1, haproxyDownS: 3, totalS: 15 });
-    expect(explainFailover(b)).toBe('ttl 10 + loop_wait 1 + promotion 3 + HAProxy rise 1 = 15s');
+    // fastinter = inter / 4 = 250 ms; DOWN = inter + (fall - 1) × fastinter + check timeout (= inter).
+    expect(b).toEqual({ detectionS: 10, loopS: 1, promotionS: 3, haproxyUpS: 0.25, haproxyDownS: 2.25, totalS: 14.25 });
+    expect(explainFailover(b)).toBe('ttl 10 + loop_wait 1 + promotion 3 + HAProxy rise 0.25 = 14.25s');
   });
 
-  it('is bounded by marking the old primary DOWN when fall × inter is the slower path', () => {
+  it('is bounded by marking the old primary DOWN when that is the slower path', () => {
     const b = worstCaseFailover(t({ ttl: 10, loop_wait: 1, retry_timeout: 4, check_inter_ms: 2000, check_rise: 1, check_fall: 5 }));
-    expect(b.haproxyDownS).toBe(12);
-    expect(b.totalS).toBe(22);
-    expect(explainFailover(b)).toBe('ttl 10 + HAProxy fall 12 = 22s');
+    expect(b.haproxyDownS).toBe(6);
+    expect(b.totalS).toBe(16);
+    expect(explainFailover(b)).toBe('ttl 10 + HAProxy fall 6 = 16s');
   });
 
   it('gives each profile a worst case within the default 30 s budget', () => {
     const got = Object.fromEntries(
       (Object.keys(TIMING_PROFILES) as (keyof typeof TIMING_PROFILES)[]).map((p) => [p, worstCaseFailover(resolveTimings({ profile: p, rto_budget_s: 30 })).totalS]),
     );
-    expect(got).toEqual({ fast: 9.5, balanced: 15, safe: 29 });
+    expect(got).toEqual({ fast: 9.125, balanced: 14.25, safe: 26 });
   });
 
   it("shows that Patroni's defaults (30/10/10) do not fit a 30 s RTO", () => {
-    expect(worstCaseFailover(t({ ttl: 30, loop_wait: 10, retry_timeout: 10, check_inter_ms: 2000, check_rise: 2, check_fall: 3 })).totalS).toBe(47);
+    expect(worstCaseFailover(t({ ttl: 30, loop_wait: 10, retry_timeout: 10, check_inter_ms: 2000, check_rise: 2, check_fall: 3 })).totalS).toBe(44);
   });
 });
 
