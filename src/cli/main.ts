@@ -141,8 +141,10 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .showSuggestionAfterError(true)
     .configureHelp({ showGlobalOptions: true })
-    // Humans read stderr; stdout belongs to --json and `dpgc schema`.
-    .configureOutput({ writeOut: (s) => process.stderr.write(s), writeErr: (s) => process.stderr.write(s), getOutHelpWidth: () => process.stderr.columns || 80 })
+    // Help and version asked for are the command's output (`dpgc --help | less`,
+    // `v=$(dpgc --version)`), so stdout, as every CLI does; usage errors and the
+    // help printed after them go to stderr with the other human messages.
+    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s), getOutHelpWidth: () => process.stdout.columns || 80 })
     .addHelpText('after', `\nExamples:\n  dpgc lab init && dpgc up     # a whole cluster on this machine\n  dpgc sprint 0 -c prod.yaml   # one sprint on your hosts\n\n${EXIT_CODES}`)
     .exitOverride();
 

@@ -25,38 +25,40 @@ afterAll(async () => {
 });
 
 describe('help', () => {
-  it('`dpgc --help` lists every command, one line each, on stderr', async () => {
+  it('`dpgc --help` lists every command, one line each, on stdout (`dpgc --help | less`)', async () => {
     const r = await dpgc(['--help']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe('');
-    const section = r.stderr.split('\nCommands:\n')[1]?.split('\n\n')[0] ?? '';
+    expect(r.stderr).toBe('');
+    const section = r.stdout.split('\nCommands:\n')[1]?.split('\n\n')[0] ?? '';
     const lines = section.split('\n');
     // A continuation line (a wrapped description) would start with more than two spaces.
     expect(lines.every((l) => /^ {2}\S/.test(l))).toBe(true);
     expect(lines.map((l) => l.trim().split(/\s+/)[0])).toEqual(COMMANDS);
-    expect(r.stderr).toContain('Exit codes: 0 success, 1 criteria not met, 2 usage error, 3 configuration error,');
+    expect(r.stdout).toContain('Exit codes: 0 success, 1 criteria not met, 2 usage error, 3 configuration error,');
   });
 
   it.each(WITH_EXAMPLES)('`dpgc %s --help` shows its flags, the global flags and an example', async (cmd) => {
     const r = await dpgc([...cmd.split(' '), '--help']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe('');
-    expect(r.stderr).toContain(`Usage: dpgc ${cmd} [options]`);
-    expect(r.stderr).toContain('\nOptions:\n');
-    expect(r.stderr).toContain('\nGlobal Options:\n  -V, --version');
-    expect(r.stderr).toMatch(new RegExp(`\\nExamples?:\\n  dpgc ${cmd.split(' ')[0]}`));
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain(`Usage: dpgc ${cmd} [options]`);
+    expect(r.stdout).toContain('\nOptions:\n');
+    expect(r.stdout).toContain('\nGlobal Options:\n  -V, --version');
+    expect(r.stdout).toMatch(new RegExp(`\\nExamples?:\\n  dpgc ${cmd.split(' ')[0]}`));
   });
 
   it('`dpgc help sprint` is `dpgc sprint --help`', async () => {
     const [a, b] = await Promise.all([dpgc(['help', 'sprint']), dpgc(['sprint', '--help'])]);
-    expect(a.stderr).toBe(b.stderr);
+    expect(a.stdout).toBe(b.stdout);
+    expect(a.stdout).toContain('Usage: dpgc sprint');
     expect(a.code).toBe(0);
   });
 
   it('`dpgc --version` prints the package version', async () => {
     const pkg = JSON.parse(await readFile(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
     const r = await dpgc(['--version']);
-    expect(r.stderr).toBe(pkg.version);
+    expect(r.stdout).toBe(pkg.version);
+    expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
   });
 });
