@@ -103,7 +103,10 @@ function resolveInventory(inv: ParsedInventory, file: string): Inventory {
     root: h.root ?? d.root,
     services: h.services ?? d.services,
   }));
-  return { ...inv, hosts, timings: resolveTimings(inv.timings), file };
+  // Every host talks to PostgreSQL (replicas, PgBouncer, HAProxy, exporters, backups): by default
+  // exactly they may, one /32 each.
+  const allowed = inv.network.allowed_cidrs ?? [...new Set(hosts.map((h) => `${h.address}/32`))];
+  return { ...inv, hosts, network: { allowed_cidrs: allowed }, timings: resolveTimings(inv.timings), file };
 }
 
 /** Roles each sprint needs at least one host for. */

@@ -28,7 +28,37 @@ const ROLE_PORTS: Record<Role, PortName[]> = {
 const EVERY_HOST_PORTS: PortName[] = ['node_exporter'];
 
 export function inventoryRules(inv: ParsedInventory): RuleProblem[] {
-  return [...uniqueHosts(inv), ...etcdQuorum(inv), ...portClashes(inv), ...synchronousCount(inv), ...timings(inv)];
+  return [...uniqueHosts(inv), ...etcdQuorum(inv), ...portClashes(inv), ...synchronousCount(inv), ...timings(inv), ...hostsInsideAllowedNetworks(inv)];
+}
+
+/**
+ * pg_hba and Patroni's REST allowlist admit only network.allowed_cidrs. A host
+ * outside them would install fine and then fail at replication or routing
+ * with an authentication error on another host; say so before anything runs.
+ */
+function hostsInsideAllowedNetworks(inv: ParsedInventory): RuleProblem[] {
+  const cidrs = inv.network.allowed_cidrs;
+  if (!cidrs) return [];
+  return inv.hosts.flatMap((h, i) =>
+    cidrs.some((c) => insideCidr(h.address, c))
+      ? []
+      : [
+          {
+            paths: [['hosts', i, 'address']],
+            message: `${h.name} (${h.address}) is outside network.allowed_cidrs (${cidrs.join(', ')}): PostgreSQL and Patroni would refuse its connections; add its network to network.allowed_cidrs, or leave that list out to allow exactly the inventory's hosts`,
+          },
+        ],
+  );
+}
+
+const ipv4 = (a: string): number => a.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+
+/** Whether IPv4 `address` lies in `cidr` (both already validated by the schema). */
+export function insideCidr(address: string, cidr: string): boolean {
+  const [net = '', len = '32'] = cidr.split('/');
+  const bits = Number(len);
+  const size = 2 ** (32 - bits);
+  return Math.floor(ipv4(address) / size) === Math.floor(ipv4(net) / size);
 }
 
 function uniqueHosts(inv: ParsedInventory): RuleProblem[] {

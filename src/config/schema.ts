@@ -143,8 +143,11 @@ export const inventorySchema = z.strictObject({
     .prefault({}),
   network: z
     .strictObject({
-      /** Networks allowed to connect to PostgreSQL, PgBouncer and Patroni (pg_hba). */
-      allowed_cidrs: z.array(cidr).min(1, 'list at least one network, such as [10.0.0.0/24]').default(['127.0.0.0/8']),
+      /**
+       * Networks allowed to connect to PostgreSQL, PgBouncer and Patroni (pg_hba).
+       * Default: exactly the inventory's hosts (each address /32), the narrowest list a cluster works with.
+       */
+      allowed_cidrs: z.array(cidr).min(1, 'list at least one network, such as [10.0.0.0/24]').optional(),
     })
     .prefault({}),
   ports: portsSchema,
@@ -203,9 +206,10 @@ export interface Timings {
   profile: TimingProfileName | 'custom';
 }
 
-export type Inventory = Omit<ParsedInventory, 'hosts' | 'timings'> & {
+export type Inventory = Omit<ParsedInventory, 'hosts' | 'timings' | 'network'> & {
   hosts: HostSpec[];
   timings: Timings;
+  network: { allowed_cidrs: string[] };
   /** Absolute path of the file it came from. */
   file: string;
 };

@@ -36,7 +36,12 @@ export async function connect(secrets: Pick<Secrets, 'get'>, ep: Endpoint, opts:
     await client.connect();
   } catch (e) {
     await client.end().catch(() => {});
-    throw new HostError(`${ep.name}: cannot connect to ${ep.user}@${ep.address}:${ep.port}/${ep.database}: ${(e as Error).message}`);
+    const refusedByHba = (e as { code?: string }).code === '28000' && /pg_hba/.test((e as Error).message);
+    throw new HostError(
+      `${ep.name}: cannot connect to ${ep.user}@${ep.address}:${ep.port}/${ep.database}: ${(e as Error).message}`,
+      // dpgc connects from where it runs, like an application: that address must be allowed too.
+      refusedByHba ? { hint: 'Add the network of the machine dpgc runs on to network.allowed_cidrs in the inventory, then run `dpgc up` to update pg_hba on every node.' } : undefined,
+    );
   }
   return client;
 }

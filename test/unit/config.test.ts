@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { assertRolesFor, missingRoles, parseInventory } from '../../src/config/load.js';
 import { addressProblem, cidrProblem, closest, distance } from '../../src/config/messages.js';
+import { insideCidr } from '../../src/config/rules.js';
 import { ConfigError, ExitCode, formatIssue } from '../../src/errors.js';
 import { labInventoryYaml } from '../../src/lab/inventory.js';
 
@@ -28,7 +29,8 @@ describe('a valid inventory', () => {
     expect(inv.file).toBe('/x/dpgc.yaml');
     expect(inv.postgres).toMatchObject({ version: 15, vector: 'pgvector', synchronous_node_count: 1 });
     expect(inv.ports.postgres).toBe(5432);
-    expect(inv.network.allowed_cidrs).toEqual(['127.0.0.0/8']);
+    // Unset, pg_hba admits exactly the inventory's hosts.
+    expect(inv.network.allowed_cidrs).toEqual(['127.0.0.91/32', '127.0.0.92/32', '127.0.0.93/32']);
     expect(inv.timings).toMatchObject({ profile: 'balanced', ttl: 10, loop_wait: 1, retry_timeout: 4, rto_budget_s: 30 });
     expect(inv.hosts[1]).toEqual({
       name: 'db2',
@@ -148,6 +150,25 @@ describe('addresses and CIDRs', () => {
     ['300.0.0.0/8', 'expected a CIDR such as 10.0.0.0/24, got the text "300.0.0.0/8": 300 is above 255'],
   ])('CIDR %s', (s, problem) => {
     expect(cidrProblem(s)).toBe(problem);
+  });
+
+  it.each([
+    ['10.0.0.11', '10.0.0.0/24', true],
+    ['10.0.1.11', '10.0.0.0/24', false],
+    ['10.0.0.11', '10.0.0.11/32', true],
+    ['10.0.0.12', '10.0.0.11/32', false],
+    ['172.31.255.1', '172.16.0.0/12', true],
+    ['172.32.0.1', '172.16.0.0/12', false],
+    ['127.0.60.11', '127.0.0.0/8', true],
+  ])('%s inside %s: %s', (a, c, want) => {
+    expect(insideCidr(a, c)).toBe(want);
+  });
+
+  it('a host outside network.allowed_cidrs is an error at its address, saying what to do', () => {
+    const text = `cluster: c\nnetwork:\n  allowed_cidrs: [10.0.0.0/28]\n${HOSTS.replace('10.0.0.13', '10.0.0.19')}`;
+    expect(problems(text)).toEqual([
+      'dpgc.yaml:7:27: hosts[2].address: db3 (10.0.0.19) is outside network.allowed_cidrs (10.0.0.0/28): PostgreSQL and Patroni would refuse its connections; add its network to network.allowed_cidrs, or leave that list out to allow exactly the inventory\'s hosts',
+    ]);
   });
 
   it('did-you-mean counts a swap of neighbours as one edit and ignores far-off words', () => {
