@@ -110,6 +110,11 @@ export interface VerdictInput {
   newLeader: string | null;
   /** freeze only: did the old primary acknowledge a direct write after it woke up? */
   oldPrimaryAcceptedWrite?: boolean | undefined;
+  /**
+   * Modes that keep the leader: seconds after the fault at which it started a
+   * new timeline (Patroni demoted it and promoted it again), or null if it did not.
+   */
+  leaderRepromotedS?: number | null | undefined;
   healthyAfter: boolean;
   healthDetail: string;
 }
@@ -142,6 +147,19 @@ export function verdict(v: VerdictInput): Criterion[] {
     });
   } else {
     c.push({ id: 'leader-kept', ok: v.newLeader === v.oldLeader, detail: `leader ${v.oldLeader} → ${v.newLeader ?? 'none'}` });
+    // Keeping the name is not enough: a leader that lost etcd for longer than retry_timeout demotes
+    // itself and, once etcd answers, promotes again under the same name, on a new timeline, after
+    // seconds without writes. These faults must not reach the primary at all.
+    if (v.leaderRepromotedS !== undefined) {
+      c.push({
+        id: 'primary-undisturbed',
+        ok: v.leaderRepromotedS === null,
+        detail:
+          v.leaderRepromotedS === null
+            ? `${v.oldLeader} stayed primary on its timeline`
+            : `${v.oldLeader} was demoted and promoted again (new timeline at +${v.leaderRepromotedS.toFixed(1)} s): Patroni could not reach etcd within retry_timeout`,
+      });
+    }
   }
   if (v.mode === 'freeze') {
     c.push({

@@ -152,6 +152,8 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> 
 
   const rb = newLeader ? await readBack(inv, ctx.secrets, { run, leader: newLeader, acks: loadLog.acks, inDoubt: loadLog.inDoubt }) : { nodes: [], unchecked: [{ node: 'leader', reason: 'no leader' }] };
   const promotedAt = LEADER_CHANGING.has(o.mode) && m.newLeader ? ((await promotionTime(inv, m.newLeader, faultAt)) ?? m.newLeaderAt) : null;
+  // A kept leader with a timeline newer than the fault was demoted and promoted again on the way.
+  const repromotedAt = !LEADER_CHANGING.has(o.mode) && newLeader === oldLeader ? await promotionTime(inv, oldLeader, faultAt) : null;
   const outage = computeOutage(loadLog.acks, faultAt, loadLog.stoppedAt);
   const finalHealth = assessHealth(after, expected);
   const criteria = verdict({
@@ -163,6 +165,7 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> 
     oldLeader,
     newLeader,
     oldPrimaryAcceptedWrite: probe?.accepted,
+    leaderRepromotedS: LEADER_CHANGING.has(o.mode) ? undefined : repromotedAt === null ? null : (repromotedAt - faultAt) / 1000,
     healthyAfter: finalHealth.healthy,
     healthDetail: finalHealth.healthy ? describeSnapshot(after) : finalHealth.problems.join('; '),
   });

@@ -122,6 +122,15 @@ describe('verdict', () => {
     expect(failed({ ...base, mode: 'etcd-member', newLeader: 'db1' })).toEqual([]);
     expect(failed({ ...base, mode: 'replica', newLeader: 'db2' })).toEqual(['leader-kept']);
   });
+  it('etcd-member and replica fail when the kept leader was demoted and promoted again (a new timeline)', () => {
+    const kept = { ...base, mode: 'etcd-member' as const, newLeader: 'db1' };
+    expect(failed({ ...kept, leaderRepromotedS: null })).toEqual([]);
+    expect(failed({ ...kept, leaderRepromotedS: 6.7 })).toEqual(['primary-undisturbed']);
+    expect(verdict({ ...kept, leaderRepromotedS: 6.7 }).find((c) => c.id === 'primary-undisturbed')?.detail).toBe(
+      'db1 was demoted and promoted again (new timeline at +6.7 s): Patroni could not reach etcd within retry_timeout',
+    );
+    expect(failed({ ...kept, mode: 'replica', leaderRepromotedS: 2 })).toEqual(['primary-undisturbed']);
+  });
   it('freeze fails when the woken old primary acknowledged a write, or was never probed', () => {
     expect(failed({ ...base, mode: 'freeze', oldPrimaryAcceptedWrite: false })).toEqual([]);
     expect(failed({ ...base, mode: 'freeze', oldPrimaryAcceptedWrite: true })).toEqual(['no-split-brain']);
