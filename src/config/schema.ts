@@ -99,11 +99,12 @@ export const portsSchema = z
 
 export const TIMING_PROFILES = {
   // ttl, loop_wait, retry_timeout in seconds; HAProxy check interval (ms), fall, rise.
-  // LAB.md measured hard-kill write outages of ~5 s (5/1/2) and ~10 s (10/1/4). Computed worst cases
-  // (src/config/timings.ts): fast 9.5 s, balanced 15 s, safe 29 s. `safe` keeps the minimums newer
-  // Patroni releases enforce (ttl ≥ 20, retry_timeout ≥ 3) and still fits the default 30 s RTO budget;
-  // Patroni's own defaults (30/10/10) would allow a 47 s outage.
-  fast: { ttl: 5, loop_wait: 1, retry_timeout: 2, check_inter_ms: 500, check_fall: 2, check_rise: 1 },
+  // Computed worst cases (src/config/timings.ts): fast 11.1 s, balanced 14.25 s, safe 26 s; measured
+  // distributions in bench/failover/RESULTS.md. Every profile keeps retry_timeout ≥ 3 s so that losing
+  // the etcd leader does not demote the primary (fast used 5/1/2 until a drill showed it did). `safe`
+  // keeps the minimums newer Patroni releases enforce (ttl ≥ 20) and still fits the default 30 s RTO
+  // budget; Patroni's own defaults (30/10/10) would allow a 44 s outage.
+  fast: { ttl: 7, loop_wait: 1, retry_timeout: 3, check_inter_ms: 500, check_fall: 2, check_rise: 1 },
   balanced: { ttl: 10, loop_wait: 1, retry_timeout: 4, check_inter_ms: 1000, check_fall: 2, check_rise: 1 },
   safe: { ttl: 20, loop_wait: 2, retry_timeout: 8, check_inter_ms: 2000, check_fall: 3, check_rise: 2 },
 } as const;

@@ -11,10 +11,20 @@ export const PROMOTION_ALLOWANCE_S = 3;
 export const MIN_TTL_S = 5;
 /**
  * etcd's election timeout as dpgc runs it (etcd's default, 1 s). An etcd
- * leader change stalls writes for up to two of these; a Patroni retry window
+ * leader change stalls etcd writes for up to two of these (the timeout is
+ * randomised in [T, 2T)), plus a pre-vote round; a Patroni retry window
  * shorter than that turns every etcd election into a demotion of the primary.
  */
 export const ETCD_ELECTION_TIMEOUT_S = 1;
+/**
+ * The shortest retry_timeout that rides out the loss of the etcd leader: two
+ * election timeouts and one second of margin. Patroni spends at least 1 s on
+ * each member it tries, and on the 2-core lab the election took more than
+ * 2.26 s: with retry_timeout 2, 2 of 5 `etcd-member` drills that killed the
+ * etcd leader demoted the primary for 4.6 s (bench/failover/FINDINGS.md).
+ * Newer Patroni releases refuse a retry_timeout below 3 for the same reason.
+ */
+export const MIN_RETRY_TIMEOUT_S = 2 * ETCD_ELECTION_TIMEOUT_S + 1;
 /** `timeout check` in HAProxy is one check interval: a hung check counts once, then fails. */
 export const checkTimeoutMs = (t: Pick<Timings, 'check_inter_ms'>): number => t.check_inter_ms;
 /**
@@ -43,10 +53,10 @@ export function validateTimings(t: Timings): TimingProblem[] {
         'a leader riding out one etcd hiccup would lose its lock (Patroni requires loop_wait + 2*retry_timeout <= ttl); raise ttl or lower the others',
     });
   }
-  if (t.retry_timeout < 2 * ETCD_ELECTION_TIMEOUT_S) {
+  if (t.retry_timeout < MIN_RETRY_TIMEOUT_S) {
     problems.push({
       field: 'retry_timeout',
-      message: `retry_timeout ${t.retry_timeout}s is shorter than an etcd leader election (up to ${2 * ETCD_ELECTION_TIMEOUT_S}s): every etcd election would demote the primary; use at least ${2 * ETCD_ELECTION_TIMEOUT_S}s`,
+      message: `retry_timeout ${t.retry_timeout}s is shorter than an etcd leader election (up to ${2 * ETCD_ELECTION_TIMEOUT_S}s, plus a margin): losing the etcd leader would demote the primary; use at least ${MIN_RETRY_TIMEOUT_S}s`,
     });
   }
   if (t.check_inter_ms < 100) problems.push({ field: 'check_inter_ms', message: `check_inter_ms ${t.check_inter_ms} is below 100 ms and would flood the Patroni REST API with checks; use 100 or more` });

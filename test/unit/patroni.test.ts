@@ -68,7 +68,7 @@ describe('renderPatroniConfig', () => {
   it('takes synchronous_commit, node count, max_connections and timings from the inventory', () => {
     const inv = labInv('postgres:\n  synchronous_commit: remote_apply\n  synchronous_node_count: 2\n  max_connections: 300\ntimings:\n  profile: fast\n');
     const d = desiredDynamicConfig(inv);
-    expect(d).toMatchObject({ ttl: 5, loop_wait: 1, retry_timeout: 2, synchronous_node_count: 2 });
+    expect(d).toMatchObject({ ttl: 7, loop_wait: 1, retry_timeout: 3, synchronous_node_count: 2 });
     expect(d.postgresql.parameters).toMatchObject({ synchronous_commit: 'remote_apply', max_connections: 300 });
   });
 

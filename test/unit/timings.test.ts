@@ -27,9 +27,15 @@ describe('validateTimings', () => {
     expect(p.find((x) => x.message.startsWith('ttl 3s'))?.message).toBe('ttl 3s is below 5s: the leader cannot renew its lock in time and demotes itself in a loop; set timings.ttl to 5 or more');
   });
 
-  it('rejects a retry_timeout shorter than an etcd election', () => {
-    const p = validateTimings(t({ ttl: 10, loop_wait: 1, retry_timeout: 1 }));
-    expect(p).toEqual([{ field: 'retry_timeout', message: expect.stringContaining('retry_timeout 1s is shorter than an etcd leader election') }]);
+  it('rejects a retry_timeout that cannot ride out an etcd leader election, at the boundary', () => {
+    expect(validateTimings(t({ ttl: 10, loop_wait: 1, retry_timeout: 3 }))).toEqual([]);
+    const p = validateTimings(t({ ttl: 10, loop_wait: 1, retry_timeout: 2 }));
+    expect(p).toEqual([
+      {
+        field: 'retry_timeout',
+        message: 'retry_timeout 2s is shorter than an etcd leader election (up to 2s, plus a margin): losing the etcd leader would demote the primary; use at least 3s',
+      },
+    ]);
   });
 
   it('rejects an HAProxy check interval that floods the REST API', () => {
@@ -63,7 +69,7 @@ describe('worstCaseFailover', () => {
     const got = Object.fromEntries(
       (Object.keys(TIMING_PROFILES) as (keyof typeof TIMING_PROFILES)[]).map((p) => [p, worstCaseFailover(resolveTimings({ profile: p, rto_budget_s: 30 })).totalS]),
     );
-    expect(got).toEqual({ fast: 9.125, balanced: 14.25, safe: 26 });
+    expect(got).toEqual({ fast: 11.125, balanced: 14.25, safe: 26 });
   });
 
   it("shows that Patroni's defaults (30/10/10) do not fit a 30 s RTO", () => {
