@@ -1,3 +1,4 @@
+import { statePathFor } from '../state.js';
 import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import type { Inventory } from '../config/schema.js';
@@ -57,6 +58,9 @@ export async function labDown(inv: Inventory, logger: Logger): Promise<{ stopped
   }
   const existed = existsSync(dir);
   await rm(dir, { recursive: true, force: true });
+  // Which sprints passed describes hosts that are gone now. Kept, it made the next `dpgc up` render
+  // sprint 3's routing (PgBouncer through HAProxy) during sprint 1, on hosts without HAProxy.
+  await rm(statePathFor(inv.file), { force: true });
   return { stopped, removed: existed ? dir : undefined };
 }
 
