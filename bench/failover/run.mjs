@@ -9,8 +9,8 @@
 // run's JSON is kept under results/, and RESULTS.md is rewritten from every
 // JSON file present (so profiles can be run one at a time).
 import { execFile } from 'node:child_process';
-import { appendFile, chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, release } from 'node:os';
+import { appendFile, chmod, cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -60,6 +60,12 @@ for (const profile of 'report-only' in args ? [] : profiles) {
       const drills = [];
       const runs = [];
       let doc = {};
+      // Written after every invocation, so a bench that dies keeps what it measured.
+      const save = async () => {
+        const out = { ...doc, mode, summary: drills.length ? summarizeDrills(drills) : null, passed: drills.length === repeat && drills.every((d) => d.passed), drills };
+        out.bench = { profile, mode, repeat, runs, at: new Date().toISOString() };
+        await writeFile(join(here, 'results', `${profile}-${mode}.json`), `${JSON.stringify(out, null, 2)}\n`);
+      };
       for (let attempt = 1; drills.length < repeat && attempt <= MAX_INVOCATIONS; attempt++) {
         const want = repeat - drills.length;
         process.stderr.write(`[${profile}] ${want} × ${mode} …\n`);
@@ -76,15 +82,21 @@ for (const profile of 'report-only' in args ? [] : profiles) {
         if (out.budget) doc = { ...out, drills: undefined, summary: undefined };
         runs.push({ exitCode: r.code, drills: got.length, wallSeconds: r.seconds, load1Before: loadBefore, load1After: loadavg()[0], error: got.length < want ? (out.error?.message ?? r.stderr.slice(-2000)) : undefined });
         process.stderr.write(`[${profile}] ${mode}: ${got.length} drills, exit ${r.code} in ${r.seconds.toFixed(0)} s\n`);
-        // Fewer drills than asked: the cluster was left unhealthy (or refused). Start over from bare hosts.
+        await save();
+        // A failed drill: keep the lab's logs (outside the repository: they are data, not results).
+        // Fewer drills than asked: the cluster was left unhealthy (or refused); start over from bare hosts.
+        if (got.length < want || got.some((d) => !d.passed)) {
+          const logs = join(tmpdir(), 'dpgc-bench-logs', `${profile}-${mode}-${attempt}`);
+          await mkdir(logs, { recursive: true });
+          await writeFile(join(logs, 'dpgc.stderr.log'), r.stderr);
+          await cp(join(dir, 'lab'), join(logs, 'lab'), { recursive: true, filter: (src) => !/\/(data|pgdata|lib|wal)(\/|$)/.test(src) }).catch(() => {});
+          process.stderr.write(`[${profile}] ${mode}: logs kept in ${logs}\n`);
+        }
         if (got.length < want) {
           await dpgc([...c, '--yes', 'lab', 'down']);
           await up();
         }
       }
-      const out = { ...doc, mode, summary: drills.length ? summarizeDrills(drills) : null, passed: drills.length === repeat && drills.every((d) => d.passed), drills };
-      out.bench = { profile, mode, repeat, runs, at: new Date().toISOString() };
-      await writeFile(join(here, 'results', `${profile}-${mode}.json`), `${JSON.stringify(out, null, 2)}\n`);
     }
   } finally {
     await dpgc([...c, '--yes', 'lab', 'down']);
