@@ -99,11 +99,12 @@ export const portsSchema = z
 
 export const TIMING_PROFILES = {
   // ttl, loop_wait, retry_timeout in seconds; HAProxy check interval (ms), fall, rise.
-  // Computed worst cases (src/config/timings.ts): fast 11.1 s, balanced 14.25 s, safe 26 s; measured
+  // Computed worst cases with etcd on the PostgreSQL hosts (src/config/timings.ts): fast 15.1 s,
+  // balanced 18.25 s, safe 30 s (11.1 / 14.25 / 26 s with etcd elsewhere); measured
   // distributions in bench/failover/RESULTS.md. Every profile keeps retry_timeout ≥ 3 s so that losing
   // the etcd leader does not demote the primary (fast used 5/1/2 until a drill showed it did). `safe`
   // keeps the minimums newer Patroni releases enforce (ttl ≥ 20) and still fits the default 30 s RTO
-  // budget; Patroni's own defaults (30/10/10) would allow a 44 s outage.
+  // budget; Patroni's own defaults (30/10/10) would allow a 48 s outage.
   fast: { ttl: 7, loop_wait: 1, retry_timeout: 3, check_inter_ms: 500, check_fall: 2, check_rise: 1 },
   balanced: { ttl: 10, loop_wait: 1, retry_timeout: 4, check_inter_ms: 1000, check_fall: 2, check_rise: 1 },
   safe: { ttl: 20, loop_wait: 2, retry_timeout: 8, check_inter_ms: 2000, check_fall: 3, check_rise: 2 },

@@ -96,7 +96,7 @@ describe('dpgc sprint 2', () => {
     expect(doc.results.map((x) => x.id).sort()).toEqual(
       ['s2.etcd.healthy', 's2.etcd.members', 's2.etcd.replicates', 's2.haproxy.config', 's2.haproxy.running', 's2.patroni.config', 's2.processes', 's2.prometheus.targets', 's2.timings.rto'].sort(),
     );
-    expect(doc.results.find((r) => r.id === 's2.timings.rto')?.value).toBe('15 s');
+    expect(doc.results.find((r) => r.id === 's2.timings.rto')?.value).toBe('18.25 s');
     // Patroni is configured, not started: the base instance still serves.
     expect((await sql<{ r: boolean }>('db1', 'SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
     expect((await (await node('db1')).services.status({ name: 'patroni' })).running).toBe(false);
@@ -171,8 +171,8 @@ describe('dpgc sprint 2', () => {
       const r = await lab.cli(['--json', 'verify', '--sprint', '2']);
       expect(r.code).toBe(1);
       const t = (JSON.parse(r.stdout) as SprintDoc).results.find((x) => x.id === 's2.timings.rto')!;
-      expect(t).toMatchObject({ verdict: 'fail', value: '15 s' });
-      expect(t.detail).toBe('profile balanced: ttl 10 + loop_wait 1 + promotion 3 + HAProxy rise 1 = 15s exceeds the budget of 12 s');
+      expect(t).toMatchObject({ verdict: 'fail', value: '18.25 s' });
+      expect(t.detail).toBe('profile balanced: ttl 10 + etcd leader loss 4 + loop_wait 1 + promotion 3 + HAProxy rise 0.25 = 18.25s exceeds the budget of 12 s');
     } finally {
       await writeFile(lab.config, text);
     }
@@ -385,11 +385,11 @@ describe('dpgc sprint 3', () => {
 
   it('s3.timings.rto fails on a budget the settings cannot meet', async () => {
     const text = await readFile(lab.config, 'utf8');
-    await writeFile(lab.config, `${text}timings:\n  rto_budget_s: 14\n`);
+    await writeFile(lab.config, `${text}timings:\n  rto_budget_s: 18\n`);
     try {
       const c = await lab.context();
       const r = await s3('s3.timings.rto').run(c);
-      expect(r).toMatchObject({ verdict: 'fail', value: '15 s', threshold: '≤ 14 s' });
+      expect(r).toMatchObject({ verdict: 'fail', value: '18.25 s', threshold: '≤ 18 s' });
     } finally {
       await writeFile(lab.config, text);
     }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TIMING_PROFILES, type Timings } from '../../src/config/schema.js';
-import { explainFailover, resolveTimings, validateTimings, worstCaseFailover } from '../../src/config/timings.js';
+import { etcdColocated, explainFailover, resolveTimings, validateTimings, worstCaseFailover } from '../../src/config/timings.js';
 import { parseInventory } from '../../src/config/load.js';
 
 const t = (over: Partial<Timings> = {}): Timings => ({ ...TIMING_PROFILES.balanced, rto_budget_s: 30, profile: 'custom', ...over });
@@ -52,14 +52,23 @@ describe('validateTimings', () => {
 
 describe('worstCaseFailover', () => {
   it('adds ttl, one HA loop, promotion and HAProxy rise × fastinter', () => {
-    const b = worstCaseFailover(t({ ttl: 10, loop_wait: 1, retry_timeout: 4, check_inter_ms: 1000, check_rise: 1, check_fall: 2 }));
+    const b = worstCaseFailover(t({ ttl: 10, loop_wait: 1, retry_timeout: 4, check_inter_ms: 1000, check_rise: 1, check_fall: 2 }), { etcdColocated: false });
     // fastinter = inter / 4 = 250 ms; DOWN = inter + (fall - 1) × fastinter + check timeout (= inter).
-    expect(b).toEqual({ detectionS: 10, loopS: 1, promotionS: 3, haproxyUpS: 0.25, haproxyDownS: 2.25, totalS: 14.25 });
+    expect(b).toEqual({ detectionS: 10, etcdS: 0, loopS: 1, promotionS: 3, haproxyUpS: 0.25, haproxyDownS: 2.25, totalS: 14.25 });
     expect(explainFailover(b)).toBe('ttl 10 + loop_wait 1 + promotion 3 + HAProxy rise 0.25 = 14.25s');
   });
 
+  it('adds an etcd election and lease extension when the primary host may also lead etcd (the default)', () => {
+    const b = worstCaseFailover(t({ ttl: 10, loop_wait: 1, retry_timeout: 4, check_inter_ms: 1000, check_rise: 1, check_fall: 2 }));
+    expect(b.etcdS).toBe(4);
+    expect(b.totalS).toBe(18.25);
+    expect(explainFailover(b)).toBe('ttl 10 + etcd leader loss 4 + loop_wait 1 + promotion 3 + HAProxy rise 0.25 = 18.25s');
+    expect(etcdColocated({ hosts: [{ roles: ['postgres', 'etcd'] }] })).toBe(true);
+    expect(etcdColocated({ hosts: [{ roles: ['postgres'] }, { roles: ['etcd'] }] })).toBe(false);
+  });
+
   it('is bounded by marking the old primary DOWN when that is the slower path', () => {
-    const b = worstCaseFailover(t({ ttl: 10, loop_wait: 1, retry_timeout: 4, check_inter_ms: 2000, check_rise: 1, check_fall: 5 }));
+    const b = worstCaseFailover(t({ ttl: 10, loop_wait: 1, retry_timeout: 4, check_inter_ms: 2000, check_rise: 1, check_fall: 5 }), { etcdColocated: false });
     expect(b.haproxyDownS).toBe(6);
     expect(b.totalS).toBe(16);
     expect(explainFailover(b)).toBe('ttl 10 + HAProxy fall 6 = 16s');
@@ -69,11 +78,11 @@ describe('worstCaseFailover', () => {
     const got = Object.fromEntries(
       (Object.keys(TIMING_PROFILES) as (keyof typeof TIMING_PROFILES)[]).map((p) => [p, worstCaseFailover(resolveTimings({ profile: p, rto_budget_s: 30 })).totalS]),
     );
-    expect(got).toEqual({ fast: 11.125, balanced: 14.25, safe: 26 });
+    expect(got).toEqual({ fast: 15.125, balanced: 18.25, safe: 30 });
   });
 
   it("shows that Patroni's defaults (30/10/10) do not fit a 30 s RTO", () => {
-    expect(worstCaseFailover(t({ ttl: 30, loop_wait: 10, retry_timeout: 10, check_inter_ms: 2000, check_rise: 2, check_fall: 3 })).totalS).toBe(44);
+    expect(worstCaseFailover(t({ ttl: 30, loop_wait: 10, retry_timeout: 10, check_inter_ms: 2000, check_rise: 2, check_fall: 3 })).totalS).toBe(48);
   });
 });
 
