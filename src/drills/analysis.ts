@@ -115,6 +115,8 @@ export interface VerdictInput {
    * new timeline (Patroni demoted it and promoted it again), or null if it did not.
    */
   leaderRepromotedS?: number | null | undefined;
+  /** Leader-changing modes: the new leader whose key the old one overwrote on resuming (patroni/patroni#2689). */
+  leaderRetakenFrom?: string | null | undefined;
   healthyAfter: boolean;
   healthDetail: string;
 }
@@ -143,7 +145,14 @@ export function verdict(v: VerdictInput): Criterion[] {
     c.push({
       id: 'leader-changed',
       ok: v.newLeader !== null && v.newLeader !== v.oldLeader,
-      detail: v.newLeader === null ? 'no leader after the drill' : v.newLeader === v.oldLeader ? `${v.oldLeader} is still the leader` : `${v.oldLeader} → ${v.newLeader}`,
+      detail:
+        v.newLeader === null
+          ? 'no leader after the drill'
+          : v.leaderRetakenFrom
+            ? `${v.oldLeader} took the leader key back from ${v.leaderRetakenFrom}`
+            : v.newLeader === v.oldLeader
+              ? `${v.oldLeader} is still the leader`
+              : `${v.oldLeader} → ${v.newLeader}`,
     });
   } else {
     c.push({ id: 'leader-kept', ok: v.newLeader === v.oldLeader, detail: `leader ${v.oldLeader} → ${v.newLeader ?? 'none'}` });
@@ -169,7 +178,7 @@ export function verdict(v: VerdictInput): Criterion[] {
         v.oldPrimaryAcceptedWrite === undefined
           ? 'the old primary was not probed'
           : v.oldPrimaryAcceptedWrite
-            ? `${v.oldLeader} acknowledged a direct write after waking up although ${v.newLeader ?? 'another node'} was leader`
+            ? `${v.oldLeader} acknowledged a direct write after waking up although ${v.leaderRetakenFrom ?? (v.newLeader !== v.oldLeader ? v.newLeader : null) ?? 'another node'} had been elected leader`
             : `${v.oldLeader} refused a direct write after waking up`,
     });
   }

@@ -154,6 +154,16 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> 
   const promotedAt = LEADER_CHANGING.has(o.mode) && m.newLeader ? ((await promotionTime(inv, m.newLeader, faultAt)) ?? m.newLeaderAt) : null;
   // A kept leader with a timeline newer than the fault was demoted and promoted again on the way.
   const repromotedAt = !LEADER_CHANGING.has(o.mode) && newLeader === oldLeader ? await promotionTime(inv, oldLeader, faultAt) : null;
+  // Another member led, and the old leader holds the key again without ever having been promoted
+  // anew: it wrote the key over the new leader's (Patroni before 3.0.3, patroni/patroni#2689).
+  const retakenFrom =
+    LEADER_CHANGING.has(o.mode) && m.newLeader !== null && newLeader === oldLeader && (await promotionTime(inv, oldLeader, faultAt)) === null ? m.newLeader : null;
+  if (retakenFrom) {
+    notes.push(
+      `${oldLeader} took the leader key back from ${retakenFrom} on its old timeline: Patroni before 3.0.3 overwrites the key when a stalled leader resumes (patroni/patroni#2689); ` +
+        `writes ${retakenFrom} acknowledged are not on ${oldLeader}. Remedy: Patroni 3.0.3 or later, and a watchdog so a hung primary is reset rather than resumed`,
+    );
+  }
   const outage = computeOutage(loadLog.acks, faultAt, loadLog.stoppedAt);
   const finalHealth = assessHealth(after, expected);
   const criteria = verdict({
@@ -166,6 +176,7 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> 
     newLeader,
     oldPrimaryAcceptedWrite: probe?.accepted,
     leaderRepromotedS: LEADER_CHANGING.has(o.mode) ? undefined : repromotedAt === null ? null : (repromotedAt - faultAt) / 1000,
+    leaderRetakenFrom: retakenFrom,
     healthyAfter: finalHealth.healthy,
     healthDetail: finalHealth.healthy ? describeSnapshot(after) : finalHealth.problems.join('; '),
   });
@@ -221,6 +232,7 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> 
     ...(probe ? { oldPrimaryProbe: probe } : {}),
     after: describeSnapshot(after),
     repair: finalHealth.healthy ? null : repairAdvice(inv, o.mode, victim, finalHealth.problems),
+    leaderRetakenFrom: retakenFrom,
     notes,
     criteria,
     passed: criteria.every((c) => c.ok),

@@ -34,6 +34,8 @@ export interface DrillResult {
   after: string;
   /** When the drill could not leave the cluster healthy: its state and the command that repairs it. */
   repair: string | null;
+  /** The member whose leadership the old leader overwrote on resuming (patroni/patroni#2689), else null. */
+  leaderRetakenFrom: string | null;
   notes: string[];
   criteria: Criterion[];
   passed: boolean;

@@ -131,6 +131,12 @@ describe('verdict', () => {
     );
     expect(failed({ ...kept, mode: 'replica', leaderRepromotedS: 2 })).toEqual(['primary-undisturbed']);
   });
+  it('names a leader key taken back by the resumed old leader (patroni/patroni#2689)', () => {
+    const v = { ...base, mode: 'freeze' as const, newLeader: 'db1', leaderRetakenFrom: 'db2', oldPrimaryAcceptedWrite: true };
+    expect(failed(v)).toEqual(['leader-changed', 'no-split-brain']);
+    expect(verdict(v).find((c) => c.id === 'leader-changed')?.detail).toBe('db1 took the leader key back from db2');
+    expect(verdict(v).find((c) => c.id === 'no-split-brain')?.detail).toBe('db1 acknowledged a direct write after waking up although db2 had been elected leader');
+  });
   it('freeze fails when the woken old primary acknowledged a write, or was never probed', () => {
     expect(failed({ ...base, mode: 'freeze', oldPrimaryAcceptedWrite: false })).toEqual([]);
     expect(failed({ ...base, mode: 'freeze', oldPrimaryAcceptedWrite: true })).toEqual(['no-split-brain']);

@@ -23,6 +23,7 @@ function drill(outage: number | null, lost = 0): DrillResult {
     unchecked: [],
     after: 'leader db2, replicas: db1 (streaming/sync), db3 (streaming/async)',
     repair: null,
+    leaderRetakenFrom: null,
     notes: [],
     criteria: [{ id: 'rpo', ok: lost === 0, detail: lost ? `acknowledged writes missing (db2: ${lost})` : 'ok' }],
     passed: lost === 0,
