@@ -2,7 +2,7 @@ import { currentLeader } from '../components/cluster.js';
 import { appViaPgbouncer, DATABASES, superuserOn, type DatabaseKey } from '../components/endpoints.js';
 import { clientEndpoints, etcdctlNode, keysWithPrefix } from '../components/etcd.js';
 import { BACKENDS, READ_ONLY_SUFFIX, showStat, upServers } from '../components/haproxy.js';
-import { PATRONI_NAMESPACE } from '../components/patroni.js';
+import { PATRONI_NAMESPACE, rest, restTarget, type PatroniMemberStatus } from '../components/patroni.js';
 import { topology } from '../components/patroni-cluster.js';
 import { dcsInitializeKey } from '../components/takeover.js';
 import { extensionName } from '../components/vector.js';
@@ -11,7 +11,7 @@ import { withClient, type Endpoint } from '../db/client.js';
 import { etcdHealthCheck, haProcessesCheck, timingsCheck } from './ha.js';
 import { dataFingerprint, measureReplicationLag, percentile, waitForReplay } from './replication.js';
 import { targetsUpCheck } from './sprint1.js';
-import { fail, pass, type Check } from './types.js';
+import { fail, pass, warn, type Check } from './types.js';
 
 /**
  * Sprint 3's criteria, measured on the running cluster from the control
@@ -60,6 +60,30 @@ export function sprint3Checks(_ctx?: RunContext): Check[] {
           });
         }
         return pass(value, `${want.length}/${want.length}`);
+      },
+    },
+    {
+      id: 's3.patroni.leader-key',
+      title: 'Patroni cannot overwrite a newer leader’s key when a stalled leader resumes (patroni/patroni#2689)',
+      sprint: 3,
+      async run(ctx) {
+        const versions = await Promise.all(
+          pgHosts(ctx).map(async (h) => {
+            const r = await rest<PatroniMemberStatus>(restTarget(ctx.inventory, h), 'GET', '/patroni', { timeoutMs: 3000 }).catch(() => undefined);
+            return { name: h.name, version: r?.body?.patroni?.version };
+          }),
+        );
+        const affected = versions.filter((v) => v.version !== undefined && !hasLeaderKeyFix(v.version));
+        const value = [...new Set(versions.map((v) => v.version ?? 'unknown'))].join(', ');
+        const threshold = `≥ ${LEADER_KEY_FIX.join('.')}`;
+        if (affected.length) {
+          // A warning, not a failure: the package the host's apt offers is what runs; dpgc reports the exposure.
+          return warn(
+            `Patroni ${affected.map((v) => `${v.version} on ${v.name}`).join(', ')}: a leader that stalls past ttl (a paused VM, a hung host) and then resumes can write its leader key over the new leader's, and writes the new leader acknowledged are lost (\`dpgc failover-test --mode freeze\` shows it)`,
+            { value, threshold, remedy: 'Install Patroni 3.0.3 or later (the PostgreSQL project\'s apt repository has it for this release), and enable a watchdog so a hung primary is reset rather than resumed.' },
+          );
+        }
+        return pass(value, threshold);
       },
     },
     {
@@ -217,3 +241,13 @@ export function compareFingerprints(where: string, want: Record<string, string>,
   return out;
 }
 
+/** The first Patroni release whose etcd3 leader update is conditional (patroni/patroni#2689). */
+export const LEADER_KEY_FIX = [3, 0, 3] as const;
+
+export function hasLeaderKeyFix(version: string): boolean {
+  const v = version.split(/[.+~-]/).slice(0, 3).map((x) => Number.parseInt(x, 10) || 0);
+  for (let i = 0; i < 3; i++) {
+    if ((v[i] ?? 0) !== LEADER_KEY_FIX[i]) return (v[i] ?? 0) > LEADER_KEY_FIX[i]!;
+  }
+  return true;
+}

@@ -383,6 +383,12 @@ describe('dpgc sprint 3', () => {
     expect((await run(s3('s3.system.identifier'))).verdict).toBe('pass');
   });
 
+  it("s3.patroni.leader-key warns about Debian bookworm's Patroni 3.0.2 on every member, read from the running daemons", async () => {
+    const r = await run(s3('s3.patroni.leader-key'));
+    expect(r).toMatchObject({ verdict: 'warn', value: '3.0.2', threshold: '≥ 3.0.3' });
+    for (const n of ['db1', 'db2', 'db3']) expect(r.detail).toContain(`3.0.2 on ${n}`);
+  });
+
   it('s3.timings.rto fails on a budget the settings cannot meet', async () => {
     const text = await readFile(lab.config, 'utf8');
     await writeFile(lab.config, `${text}timings:\n  rto_budget_s: 18\n`);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ClusterView } from '../../src/components/cluster.js';
 import { assessTopology } from '../../src/components/patroni-cluster.js';
-import { compareFingerprints } from '../../src/checks/sprint3.js';
+import { compareFingerprints, hasLeaderKeyFix } from '../../src/checks/sprint3.js';
 import { percentile } from '../../src/checks/replication.js';
 import { formatStatus, viewProblems } from '../../src/output/status.js';
 import { labInv } from '../helpers/lab-inventory.js';
@@ -72,5 +72,19 @@ describe('viewProblems / formatStatus', () => {
       'db2 is running, not connected',
       'HAProxy on ctl routes writes to db2, the leader is db1',
     ]);
+  });
+});
+
+describe('hasLeaderKeyFix (patroni/patroni#2689, fixed in 3.0.3)', () => {
+  it.each([
+    ['3.0.2', false],
+    ['2.1.7', false],
+    ['3.0.3', true],
+    ['3.3.2', true],
+    ['4.0.7', true],
+    ['3.0.2+deb12u1', false],
+    ['3.1', true],
+  ])('%s → %s', (v, want) => {
+    expect(hasLeaderKeyFix(v)).toBe(want);
   });
 });
