@@ -154,13 +154,15 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> 
   const promotedAt = LEADER_CHANGING.has(o.mode) && m.newLeader ? ((await promotionTime(inv, m.newLeader, faultAt)) ?? m.newLeaderAt) : null;
   // A kept leader with a timeline newer than the fault was demoted and promoted again on the way.
   const repromotedAt = !LEADER_CHANGING.has(o.mode) && newLeader === oldLeader ? await promotionTime(inv, oldLeader, faultAt) : null;
-  // Another member led, and the old leader holds the key again without ever having been promoted
-  // anew: it wrote the key over the new leader's (Patroni before 3.0.3, patroni/patroni#2689).
-  const retakenFrom =
-    LEADER_CHANGING.has(o.mode) && m.newLeader !== null && newLeader === oldLeader && (await promotionTime(inv, oldLeader, faultAt)) === null ? m.newLeader : null;
+  // Another member led, and the old leader holds the key again by the end of the drill: on
+  // resuming (freeze) or reconnecting (partition) it wrote the key over the new leader's, as
+  // Patroni before 3.0.3 does when its cached view is stale (patroni/patroni#2689). Seen in the
+  // lab both on the old timeline and after an offline demotion ("promoted self to leader because
+  // I had the session lock"); a legitimate return would need a rejoin and an election first.
+  const retakenFrom = LEADER_CHANGING.has(o.mode) && m.newLeader !== null && newLeader === oldLeader ? m.newLeader : null;
   if (retakenFrom) {
     notes.push(
-      `${oldLeader} took the leader key back from ${retakenFrom} on its old timeline: Patroni before 3.0.3 overwrites the key when a stalled leader resumes (patroni/patroni#2689); ` +
+      `${oldLeader} took the leader key back from ${retakenFrom}: Patroni before 3.0.3 overwrites the key when a stalled or cut-off leader comes back (patroni/patroni#2689); ` +
         `writes ${retakenFrom} acknowledged are not on ${oldLeader}. Remedy: Patroni 3.0.3 or later, and a watchdog so a hung primary is reset rather than resumed`,
     );
   }
