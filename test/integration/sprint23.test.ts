@@ -204,6 +204,7 @@ describe('dpgc sprint 3', () => {
       [
         's3.data.identical',
         's3.etcd.healthy',
+        's3.patroni.leader-key',
         's3.patroni.registered',
         's3.patroni.topology',
         's3.pgbouncer.primary',
