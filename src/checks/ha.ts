@@ -5,7 +5,7 @@ import { haproxyService, haproxyUser, renderHaproxyConfig, STATS_USER } from '..
 import { FALSE_VALIDATION_ERRORS, patroniCredentials, renderPatroniConfig } from '../components/patroni.js';
 import { runValidator } from '../components/config-file.js';
 import { portOpen } from '../hosts/services.js';
-import { etcdColocated, explainFailover, validateTimings, worstCaseFailover } from '../config/timings.js';
+import { explainFailover, inventoryWorstCase, validateTimings } from '../config/timings.js';
 import type { RunContext } from '../context.js';
 import { fail, pass, type Check, type CheckResult } from './types.js';
 
@@ -106,7 +106,7 @@ export function timingsCheck(sprint: number, id: string): Check {
     async run(ctx) {
       const t = ctx.inventory.timings;
       const problems = validateTimings(t);
-      const b = worstCaseFailover(t, { etcdColocated: etcdColocated(ctx.inventory) });
+      const b = inventoryWorstCase(ctx.inventory);
       const threshold = `≤ ${t.rto_budget_s} s`;
       if (problems.length) return fail(problems.map((p) => p.message).join('; '), { value: `${b.totalS} s`, threshold });
       if (b.totalS > t.rto_budget_s) {

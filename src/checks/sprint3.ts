@@ -2,7 +2,7 @@ import { currentLeader } from '../components/cluster.js';
 import { appViaPgbouncer, DATABASES, superuserOn, type DatabaseKey } from '../components/endpoints.js';
 import { clientEndpoints, etcdctlNode, keysWithPrefix } from '../components/etcd.js';
 import { BACKENDS, READ_ONLY_SUFFIX, showStat, upServers } from '../components/haproxy.js';
-import { PATRONI_NAMESPACE, rest, restTarget, type PatroniMemberStatus } from '../components/patroni.js';
+import { memberStatus, PATRONI_NAMESPACE, restTarget } from '../components/patroni.js';
 import { topology } from '../components/patroni-cluster.js';
 import { dcsInitializeKey } from '../components/takeover.js';
 import { extensionName } from '../components/vector.js';
@@ -69,8 +69,8 @@ export function sprint3Checks(_ctx?: RunContext): Check[] {
       async run(ctx) {
         const versions = await Promise.all(
           pgHosts(ctx).map(async (h) => {
-            const r = await rest<PatroniMemberStatus>(restTarget(ctx.inventory, h), 'GET', '/patroni', { timeoutMs: 3000 }).catch(() => undefined);
-            return { name: h.name, version: r?.body?.patroni?.version };
+            const s = await memberStatus(restTarget(ctx.inventory, h)).catch(() => undefined);
+            return { name: h.name, version: s?.patroni?.version };
           }),
         );
         const affected = versions.filter((v) => v.version !== undefined && !hasLeaderKeyFix(v.version));

@@ -120,6 +120,11 @@ export function worstCaseFailover(t: Timings, topology: { etcdColocated: boolean
   return { detectionS, etcdS, loopS, promotionS, haproxyUpS, haproxyDownS, totalS: round(totalS) };
 }
 
+/** The worst case for an inventory: its timings, and whether etcd shares the PostgreSQL hosts. */
+export function inventoryWorstCase(inv: { timings: Timings; hosts: readonly { roles: readonly string[] }[] }): FailoverBudget {
+  return worstCaseFailover(inv.timings, { etcdColocated: etcdColocated(inv) });
+}
+
 /** One line for checks and reports: how the worst case adds up. */
 export function explainFailover(b: FailoverBudget): string {
   const head = `ttl ${b.detectionS}${b.etcdS ? ` + etcd leader loss ${b.etcdS}` : ''}`;

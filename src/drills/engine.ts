@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { RunContext } from '../context.js';
 import { hostPaths } from '../config/paths.js';
-import { etcdColocated, worstCaseFailover } from '../config/timings.js';
+import { inventoryWorstCase } from '../config/timings.js';
 import { withClient, type Endpoint } from '../db/client.js';
 import { CriteriaError, HostError } from '../errors.js';
 import { deadServices } from '../components/cluster.js';
@@ -53,7 +53,7 @@ export async function runDrill(ctx: Ctx, o: DrillOptions): Promise<DrillResult> 
   const inv = ctx.inventory;
   const log = ctx.logger;
   const expected = inv.hosts.filter((h) => h.roles.includes('postgres')).map((h) => h.name);
-  const worst = worstCaseFailover(inv.timings, { etcdColocated: etcdColocated(inv) });
+  const worst = inventoryWorstCase(inv);
 
   const pre = await snapshot(inv);
   const health = assessHealth(pre, expected);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadInventory } from '../../src/config/load.js';
 import { secretsPathFor } from '../../src/config/secrets.js';
-import { etcdColocated, worstCaseFailover } from '../../src/config/timings.js';
+import { inventoryWorstCase } from '../../src/config/timings.js';
 import { patroniService } from '../../src/components/patroni.js';
 import type { DrillResult } from '../../src/drills/result.js';
 import { assessHealth } from '../../src/drills/health.js';
@@ -21,8 +21,7 @@ beforeAll(async () => {
   lab = await createLab('127.0.40');
   const r = await lab.cli(['--yes', 'up'], { timeoutMs: 540_000 });
   if (r.code !== 0) throw new Error(`dpgc up failed (${r.code}):\n${r.stderr.slice(-3000)}`);
-  const inv = await loadInventory(lab.config);
-  worstS = worstCaseFailover(inv.timings, { etcdColocated: etcdColocated(inv) }).totalS;
+  worstS = inventoryWorstCase(await loadInventory(lab.config)).totalS;
 }, 600_000);
 
 afterAll(async () => {

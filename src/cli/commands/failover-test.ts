@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { RunContext } from '../../context.js';
-import { etcdColocated, worstCaseFailover } from '../../config/timings.js';
+import { inventoryWorstCase } from '../../config/timings.js';
 import { CriteriaError, UsageError } from '../../errors.js';
 import { throwIfInterrupted } from '../../interrupt.js';
 import { runDrill } from '../../drills/engine.js';
@@ -38,7 +38,7 @@ export async function failoverTestCommand(cmd: Command): Promise<void> {
       emitJson({
         mode,
         cluster: ctx.inventory.cluster,
-        budget: { rtoS: ctx.inventory.timings.rto_budget_s, rpo: 0, worstCaseS: worstCaseFailover(ctx.inventory.timings, { etcdColocated: etcdColocated(ctx.inventory) }).totalS },
+        budget: { rtoS: ctx.inventory.timings.rto_budget_s, rpo: 0, worstCaseS: inventoryWorstCase(ctx.inventory).totalS },
         method: METHOD,
         summary: summarizeDrills(drills),
         passed: failed.length === 0 && drills.length === flags.repeat,
