@@ -44,6 +44,15 @@ export function formatIssue(i: ConfigIssue): string {
   return `${pos}: ${i.path ? `${i.path}: ` : ''}${i.message}`;
 }
 
+/**
+ * Another dpgc run holds the cluster's lock (src/lock.ts). Exit 2 like a
+ * usage error: nothing was tried, and the same command will work once the
+ * other run is done.
+ */
+export class LockedError extends DpgcError {
+  override readonly exitCode = ExitCode.usage;
+}
+
 /** Inventory or secrets file is missing, unreadable, malformed or unsafe. */
 export class ConfigError extends DpgcError {
   override readonly exitCode = ExitCode.config;

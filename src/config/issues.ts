@@ -36,6 +36,9 @@ export const operatorErrors: z.core.$ZodErrorMap = (iss) => {
     case 'invalid_format':
       if (iss.format === 'url') return `expected a URL such as http://10.0.0.10:3000, got ${describe(iss.input)}`;
       return `expected text in the format ${iss.format}, got ${describe(iss.input)}`;
+    case 'invalid_key':
+      // A mapping key that fails its pattern (postgres.settings): say what the key should look like.
+      return iss.issues[0]?.message;
     case 'invalid_union':
       return `got ${describe(iss.input)}, which is none of the accepted forms; \`dpgc schema\` shows them`;
     default:
@@ -76,7 +79,7 @@ export function zodIssues(issues: readonly z.core.$ZodIssue[], src: YamlSource, 
       const example = typeof key === 'string' ? EXAMPLES[key] : undefined;
       return [{ file, ...src.at(path), path: fmtPath(path), message: `required field is missing; add it${example ? `, e.g. \`${example}\`` : ` (expected ${noun(i.expected)})`}` }];
     }
-    return [{ file, ...src.at(path), path: fmtPath(path), message: i.message }];
+    return [{ file, ...src.at(path, i.code === 'invalid_key' ? 'key' : 'value'), path: fmtPath(path), message: i.message }];
   });
 }
 
@@ -117,7 +120,7 @@ interface Schemaish {
 
 /** The keys an object in the schema allows at `path` (for "did you mean" and the list of allowed keys). */
 function keysAt(schema: z.ZodType, path: Path): string[] | undefined {
-  let s: Schemaish | undefined = schema as unknown as Schemaish;
+  let s: Schemaish | undefined = schema;
   const unwrap = () => {
     while (s?._zod.def.innerType) s = s._zod.def.innerType;
   };

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { operatorErrors, yamlIssue, zodIssues } from './issues.js';
@@ -67,8 +67,13 @@ export async function loadInventory(path: string, env: NodeJS.ProcessEnv = proce
   const file = resolve(path);
   let text: string;
   try {
+    // Looked at before it is opened: reading a FIFO (or a device) would wait forever, or never end.
+    const st = await stat(file);
+    if (st.isDirectory()) throw unreadable(file, 'EISDIR', env);
+    if (!st.isFile()) throw notAFile(file, env);
     text = await readFile(file, 'utf8');
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     throw unreadable(file, (e as NodeJS.ErrnoException).code, env);
   }
   const r = parseInventory(text, file);
@@ -81,8 +86,18 @@ export async function loadInventory(path: string, env: NodeJS.ProcessEnv = proce
   return r.inventory;
 }
 
+function namedBy(file: string, env: NodeJS.ProcessEnv): string {
+  return env['DPGC_CONFIG'] && resolve(env['DPGC_CONFIG']) === file ? ' (named by DPGC_CONFIG)' : '';
+}
+
+function notAFile(file: string, env: NodeJS.ProcessEnv): ConfigError {
+  return new ConfigError(`inventory ${file}${namedBy(file, env)} is not a regular file (a pipe, socket or device); dpgc reads its inventory only from a file`, {
+    hint: 'Write the inventory to a file and pass that with --config.',
+  });
+}
+
 function unreadable(file: string, code: string | undefined, env: NodeJS.ProcessEnv): ConfigError {
-  const fromEnv = env['DPGC_CONFIG'] && resolve(env['DPGC_CONFIG']) === file ? ' (named by DPGC_CONFIG)' : '';
+  const fromEnv = namedBy(file, env);
   if (code === 'ENOENT') {
     return new ConfigError(`inventory ${file}${fromEnv} does not exist`, {
       hint: `Pass --config <file>${fromEnv ? ', fix or unset DPGC_CONFIG' : ', set DPGC_CONFIG'}, or create one: \`dpgc lab init\` (a whole cluster on this machine) or \`dpgc init\` (your hosts).`,

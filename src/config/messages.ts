@@ -1,3 +1,5 @@
+import { posix } from 'node:path';
+
 /**
  * Operator language for validation messages. Zod's defaults ("Too small:
  * expected number to be >=1") say what the code checked; an operator needs
@@ -11,7 +13,7 @@ export function describe(v: unknown): string {
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
   if (typeof v === 'string') return `the text ${JSON.stringify(v)}`;
-  return String(v);
+  return typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' ? String(v) : `a ${typeof v}`;
 }
 
 const NOUNS: Record<string, string> = {
@@ -79,6 +81,50 @@ export function cidrProblem(s: string): string | undefined {
   const len = s.slice(slash + 1);
   if (!/^\d{1,2}$/.test(len) || Number(len) > 32) return `${got}: the prefix length /${len} is out of range; an IPv4 prefix is /1 to /32`;
   if (Number(len) === 0) return `${got}: /0 lets every address on the internet connect; list only your own networks`;
+  if (Number(len) < MIN_CIDR_PREFIX) {
+    return `${got}: /${len} spans ${(2 ** (32 - Number(len))).toLocaleString('en-US')} addresses, far more than any cluster's own networks; list only those (/${MIN_CIDR_PREFIX} or narrower)`;
+  }
+  return undefined;
+}
+
+/** A /8 is a whole private range (10.0.0.0/8) or loopback; anything wider takes in large parts of the internet. */
+export const MIN_CIDR_PREFIX = 8;
+
+/**
+ * Letters, digits and `. _ - /`: every path dpgc writes into a config file or
+ * a command line is plain in every format it reaches (sh, YAML, ini, HAProxy,
+ * postgresql.conf), so no renderer has to be trusted to quote it right.
+ */
+const PATH_CHAR = /[A-Za-z0-9._/-]/;
+
+/** Control, format and line-separator characters: invisible, and each one a line break or worse in some config format. */
+export const CONTROL_CHAR = /[\p{C}\p{Zl}\p{Zp}]/u;
+
+/**
+ * Why `s` is not a path dpgc may use, or undefined. Absolute and normalised
+ * (no `.` or `..` segment, no `//`, no trailing `/`); with `home`, `~/…` is
+ * accepted too (the operator's own files, such as an SSH key).
+ */
+export function pathProblem(s: string, o: { home?: boolean } = {}): string | undefined {
+  const example = o.home ? '~/.ssh/id_ed25519 or /etc/dpgc/id_ed25519' : '/srv/dpgc';
+  const got = `expected an absolute path${o.home ? ' or ~/…' : ''} such as ${example}, got ${describe(s)}`;
+  if (CONTROL_CHAR.test(s)) return `${got}: it contains a control character (a newline, tab or the like)`;
+  const rest = o.home && s.startsWith('~/') ? s.slice(1) : s;
+  if (!rest.startsWith('/')) {
+    return o.home ? `${got}: start it with / or ~/` : `expected an absolute path starting with /, got ${describe(s)}`;
+  }
+  const bad = [...new Set([...rest].filter((c) => !PATH_CHAR.test(c)))];
+  if (bad.length) {
+    const tilde = o.home && bad.includes('~') ? ' (~ only at the start, as ~/)' : '';
+    return `${got}: ${bad.map((c) => JSON.stringify(c)).join(', ')} ${bad.length === 1 ? 'is' : 'are'} not allowed${tilde}; use letters, digits, ., _, - and /`;
+  }
+  const segments = rest.split('/').slice(1);
+  if (segments.includes('..')) return `${got}: a ".." segment is not allowed; write the directory it leads to`;
+  if (rest === '/') return `${got}: the filesystem root itself is not a directory dpgc may manage`;
+  if (segments.some((x) => x === '' || x === '.')) {
+    const normal = `${o.home && s.startsWith('~/') ? '~' : ''}${posix.normalize(rest).replace(/\/$/, '')}`;
+    return `${got}: write it normalised, as ${normal}`;
+  }
   return undefined;
 }
 

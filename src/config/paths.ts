@@ -25,9 +25,29 @@ export function hostPaths(inv: Pick<Inventory, 'postgres' | 'cluster'>, host: Pi
     pgbouncerDir: `${r}/etc/pgbouncer`,
     prometheusDir: `${r}/etc/prometheus`,
     prometheusData: `${r}/var/lib/prometheus/metrics2`,
+    alertmanagerData: `${r}/var/lib/prometheus/alertmanager`,
+    /** Credential files Alertmanager reads (`*_file` settings): readable by its user only. */
+    alertmanagerSecrets: `${r}/etc/dpgc/alertmanager`,
+    /** The lab's webhook receiver writes what it receives here. */
+    labAlerts: `${r}/var/lib/dpgc/lab-alerts`,
     grafanaProvisioning: `${r}/etc/grafana/provisioning`,
     grafanaDashboards: `${r}/var/lib/grafana/dashboards`,
     pgbackrestConf: `${r}/etc/pgbackrest/pgbackrest.conf`,
+    pgbackrestLog: `${r}/var/log/pgbackrest`,
+    /** pgBackRest's default is /tmp/pgbackrest; under the root so lab hosts on one machine do not share locks. */
+    pgbackrestLock: `${r}/tmp/pgbackrest`,
+    /** Asynchronous archiving's queue (archive-async). */
+    pgbackrestSpool: `${r}/var/spool/pgbackrest`,
+    /** Results of scheduled backups, and scratch restores, on the repository host. */
+    backupState: `${r}/var/lib/dpgc/backup`,
+    scratchDir: `${r}/var/lib/dpgc/pitr-scratch`,
+    /** Scripts dpgc installs (the scheduled backup). */
+    libexecDir: `${r}/usr/local/lib/dpgc`,
+    systemdDir: `${r}/etc/systemd/system`,
+    /** node_exporter's textfile collector reads *.prom here (Debian's own default directory). */
+    textfileDir: `${r}/var/lib/prometheus/node-exporter`,
+    /** What the backup metrics script reads: pgBackRest's config, the stanza, the alert thresholds. */
+    backupMetricsConf: `${r}/etc/dpgc/backup-metrics.json`,
     tlsDir: `${r}/etc/dpgc/tls`,
     /** Pid files of supervised services. */
     runDir: `${r}/run/dpgc`,

@@ -1,4 +1,5 @@
 import type { ParsedInventory, Role } from './schema.js';
+import { alertingRules } from './alerting.js';
 import type { Path } from './source.js';
 import { resolveTimings, validateTimings } from './timings.js';
 
@@ -18,17 +19,26 @@ type PortName = keyof ParsedInventory['ports'];
 
 /** Which ports each role's services listen on; node_exporter runs on every host. */
 const ROLE_PORTS: Record<Role, PortName[]> = {
-  postgres: ['postgres', 'patroni', 'postgres_exporter'],
+  postgres: ['postgres', 'patroni', 'postgres_exporter', 'pgbackrest'],
   etcd: ['etcd_client', 'etcd_peer'],
   haproxy: ['haproxy_primary', 'haproxy_replicas', 'haproxy_stats'],
   pgbouncer: ['pgbouncer', 'pgbouncer_exporter'],
-  monitoring: ['prometheus', 'grafana'],
-  backup: [],
+  monitoring: ['prometheus', 'grafana', 'alertmanager'],
+  backup: ['pgbackrest', 'restore_scratch'],
 };
 const EVERY_HOST_PORTS: PortName[] = ['node_exporter'];
 
 export function inventoryRules(inv: ParsedInventory): RuleProblem[] {
-  return [...uniqueHosts(inv), ...etcdQuorum(inv), ...portClashes(inv), ...synchronousCount(inv), ...timings(inv), ...hostsInsideAllowedNetworks(inv)];
+  return [...uniqueHosts(inv), ...etcdQuorum(inv), ...portClashes(inv), ...synchronousCount(inv), ...timings(inv), ...hostsInsideAllowedNetworks(inv), ...alertingRules(inv, monitoringPorts(inv))];
+}
+
+/** Ports in use on the monitoring hosts, with what uses them (the lab receiver must find a free one). */
+function monitoringPorts(inv: ParsedInventory): Map<number, string> {
+  const used = new Map<number, string>();
+  for (const h of inv.hosts.filter((x) => x.roles.includes('monitoring'))) {
+    for (const svc of [...EVERY_HOST_PORTS, ...h.roles.flatMap((r) => ROLE_PORTS[r])]) used.set(inv.ports[svc], svc);
+  }
+  return used;
 }
 
 /**
@@ -39,6 +49,16 @@ export function inventoryRules(inv: ParsedInventory): RuleProblem[] {
 function hostsInsideAllowedNetworks(inv: ParsedInventory): RuleProblem[] {
   const cidrs = inv.network.allowed_cidrs;
   if (!cidrs) return [];
+  // Each network is at most a /8 (the schema), but enough of them add up to the whole internet.
+  if (coveredAddresses(cidrs) === 2 ** 32) {
+    return [
+      {
+        paths: [['network', 'allowed_cidrs']],
+        at: 'key',
+        message: `together these networks cover every IPv4 address (${cidrs.length} entries): anyone on the internet could connect; list only your own networks`,
+      },
+    ];
+  }
   return inv.hosts.flatMap((h, i) =>
     cidrs.some((c) => insideCidr(h.address, c))
       ? []
@@ -52,6 +72,26 @@ function hostsInsideAllowedNetworks(inv: ParsedInventory): RuleProblem[] {
 }
 
 const ipv4 = (a: string): number => a.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+
+/** How many distinct addresses a list of (validated) CIDRs covers: overlaps count once. */
+export function coveredAddresses(cidrs: string[]): number {
+  const ranges = cidrs
+    .map((c) => {
+      const [net = '', len = '32'] = c.split('/');
+      const size = 2 ** (32 - Number(len));
+      const start = Math.floor(ipv4(net) / size) * size;
+      return [start, start + size] as const;
+    })
+    .sort((a, b) => a[0] - b[0]);
+  let total = 0;
+  let end = 0;
+  for (const [s, e] of ranges) {
+    if (e <= end) continue;
+    total += e - Math.max(s, end);
+    end = e;
+  }
+  return total;
+}
 
 /** Whether IPv4 `address` lies in `cidr` (both already validated by the schema). */
 export function insideCidr(address: string, cidr: string): boolean {
@@ -84,6 +124,14 @@ function etcdQuorum(inv: ParsedInventory): RuleProblem[] {
   const n = inv.hosts.filter((h) => h.roles.includes('etcd')).length;
   const at = { paths: [['hosts']], at: 'key' as const };
   if (n > 7) return [{ ...at, message: `${n} hosts have the etcd role; use 3 or 5 (more than 7 members slows every write and adds no useful fault tolerance)` }];
+  if (n === 1) {
+    return [
+      {
+        ...at,
+        message: '1 host has the etcd role; etcd needs 3 (or 5) members, so that losing one keeps a quorum: with 1, its loss stops every write (Patroni demotes the primary). Add etcd to two more hosts',
+      },
+    ];
+  }
   if (n > 0 && n % 2 === 0) {
     return [
       {

@@ -5,7 +5,7 @@ import { isMap, isScalar, stringify } from 'yaml';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { registerSecret } from '../output/redact.js';
 import { yamlIssue } from './issues.js';
-import { closest } from './messages.js';
+import { closest, CONTROL_CHAR } from './messages.js';
 import { YamlSource } from './source.js';
 
 /**
@@ -25,9 +25,19 @@ export const SECRET_NAMES = [
   'monitoring', // `dpgc_monitor`, pg_monitor member used by exporters
   'patroni_rest', // Patroni REST API unsafe endpoints
   'haproxy_stats', // HAProxy stats page
+  'pgbackrest_cipher', // pgBackRest repository encryption (repo1-cipher-pass): lose it and every backup is unreadable
   'grafana_admin', // Grafana's `admin` password, set by the operator: dpgc reads the API with it (only when grafana.url is set)
 ] as const;
-export type SecretName = (typeof SECRET_NAMES)[number];
+/**
+ * Credentials of the alert receivers (src/config/alerting.ts): one per receiver, named after it.
+ * The operator sets them: dpgc never generates one (a random SMTP password reaches nobody), and
+ * imposes no minimum length (the mail provider chose it).
+ */
+export type ReceiverSecretName = `receiver_${string}`;
+export type SecretName = (typeof SECRET_NAMES)[number] | ReceiverSecretName;
+const RECEIVER_SECRET = /^receiver_[a-z][a-z0-9_]{0,39}$/;
+export const isReceiverSecret = (name: string): name is ReceiverSecretName => RECEIVER_SECRET.test(name);
+const isSecretName = (name: string): name is SecretName => (SECRET_NAMES as readonly string[]).includes(name) || isReceiverSecret(name);
 
 /** Shorter than this is guessable; generated secrets are 32 characters. */
 export const MIN_SECRET_LENGTH = 12;
@@ -38,28 +48,62 @@ export function secretsPathFor(inventoryFile: string): string {
   return join(dirname(inventoryFile), `${base}.secrets.yaml`);
 }
 
+export interface SecretsOptions {
+  dryRun?: boolean;
+  env?: NodeJS.ProcessEnv;
+  /**
+   * Whether this command may create secrets: only commands that set hosts up
+   * (sprint, up) may. A read-only command (verify, status, pool-test, drills)
+   * that generated a password would only report authentication failures.
+   * Default true (library use and tests); the CLI always says.
+   */
+  mayCreate?: boolean;
+  /**
+   * Set when the cluster was already set up (its state file exists): a
+   * missing secrets file then means lost passwords, not a first run.
+   */
+  clusterExists?: { because: string };
+  /** The command running, for messages (`dpgc verify`). */
+  command?: string;
+}
+
 export class Secrets {
   // One load and one writer per instance: concurrent tasks asking for a new
   // secret at once must all get the same value, and saves must not interleave.
   private loaded: Promise<Partial<Record<SecretName, string>>> | undefined;
   private saving: Promise<void> = Promise.resolve();
   private envChecked = false;
+  /** Set by check() when the file is missing where it must exist: nothing may be generated. */
+  private noFileAllowed = false;
 
   constructor(
     readonly file: string,
-    private readonly opts: { dryRun?: boolean; env?: NodeJS.ProcessEnv } = {},
+    private readonly opts: SecretsOptions = {},
   ) {}
+
+  private get mayCreate(): boolean {
+    return (this.opts.mayCreate ?? true) && !this.noFileAllowed;
+  }
 
   /**
    * Validates the environment and the file (when there is one) up front, so
-   * an unsafe or malformed secrets file stops a run before any host is touched.
+   * an unsafe or malformed secrets file stops a run before any host is touched,
+   * and so does a missing one where it must exist.
    */
   async check(): Promise<void> {
     this.checkEnv();
+    const text = await this.readSafely();
+    const mustExist = this.opts.mayCreate === false || this.opts.clusterExists !== undefined;
+    if (text === undefined && mustExist) {
+      this.noFileAllowed = true;
+      // Secrets passed in the environment instead of a file: each missing one is named when it is needed.
+      const fromEnv = Object.keys(this.env()).some((k) => k.startsWith(ENV_PREFIX) && this.env()[k]);
+      if (!fromEnv) throw this.missingFile();
+    }
     await this.load();
   }
 
-  /** The secret, from the environment, else the file, else newly generated and saved. */
+  /** The secret, from the environment, else the file, else (where allowed) newly generated and saved. */
   async get(name: SecretName): Promise<string> {
     this.checkEnv();
     const fromEnv = this.env()[`${ENV_PREFIX}${name.toUpperCase()}`];
@@ -77,6 +121,8 @@ export class Secrets {
       for (const [k, val] of Object.entries(onDisk) as [SecretName, string][]) all[k] ??= val;
       v = all[name];
     }
+    if (!v && isReceiverSecret(name)) throw this.missingReceiverSecret(name);
+    if (!v && !this.mayCreate) throw this.missingSecret(name);
     if (!v) {
       // URL- and config-safe alphabet: these end up in YAML, ini and pgpass files.
       v = randomBytes(24).toString('base64url');
@@ -105,13 +151,13 @@ export class Secrets {
     const known = SECRET_NAMES.map((n) => `${ENV_PREFIX}${n.toUpperCase()}`);
     for (const [k, v] of Object.entries(this.env())) {
       if (!k.startsWith(ENV_PREFIX) || v === undefined || v === '') continue;
-      if (!known.includes(k)) {
+      if (!known.includes(k) && !isReceiverSecret(k.slice(ENV_PREFIX.length).toLowerCase())) {
         const near = closest(k, known.map((n) => n.toLowerCase()));
         throw new ConfigError(`environment variable ${k} names no secret dpgc knows${near ? `; did you mean ${near.toUpperCase()}?` : ''}`, {
           hint: `Unset it, or use one of: ${known.join(', ')}.`,
         });
       }
-      if (v.length < MIN_SECRET_LENGTH) {
+      if (v.length < MIN_SECRET_LENGTH && !isReceiverSecret(k.slice(ENV_PREFIX.length).toLowerCase())) {
         throw new ConfigError(`environment variable ${k} is ${v.length} characters long; a secret needs at least ${MIN_SECRET_LENGTH}`, {
           hint: `Use a longer value, or unset ${k} to have dpgc generate one (saved in ${this.file}).`,
         });
@@ -128,10 +174,55 @@ export class Secrets {
     return this.loaded;
   }
 
+  private why(): string {
+    const cmd = this.opts.command ? `\`${this.opts.command}\`` : 'this command';
+    if (this.opts.mayCreate === false) return `${cmd} only reads secrets and never creates them`;
+    return `${this.opts.clusterExists?.because ?? 'the cluster was already set up'}, so new passwords would not match the ones it uses`;
+  }
+
+  private missingFile(): ConfigError {
+    return new ConfigError(`secrets file ${this.file} does not exist, and ${this.why()}`, {
+      hint:
+        `Restore ${this.file} from where you keep it (a backup, the machine that set the cluster up), or pass every secret as ` +
+        `DPGC_SECRET_<NAME> (${SECRET_NAMES.slice(0, 2).map((n) => `${ENV_PREFIX}${n.toUpperCase()}`).join(', ')}, …). ` +
+        'For a new cluster, `dpgc sprint 0` (or `dpgc up`) creates it.',
+    });
+  }
+
+  private missingReceiverSecret(name: ReceiverSecretName): ConfigError {
+    const receiver = name.slice('receiver_'.length);
+    return new ConfigError(`alert receiver ${receiver} needs its credential, and neither ${this.file} has "${name}" nor is ${ENV_PREFIX}${name.toUpperCase()} set`, {
+      hint: `Add a line \`${name}: '…'\` to ${this.file} (mode 0600): the SMTP password for an email receiver, the bearer token for a webhook with token: true, the whole webhook URL for slack. dpgc never generates it.`,
+    });
+  }
+
+  private missingSecret(name: SecretName): ConfigError {
+    const where = this.noFileAllowed ? `is not set and there is no secrets file (${this.file})` : `is not set and ${this.file} has no "${name}"`;
+    return new ConfigError(`${ENV_PREFIX}${name.toUpperCase()} ${where}; ${this.why()}`, {
+      hint: `Pass ${ENV_PREFIX}${name.toUpperCase()}, or restore the secrets file${this.opts.mayCreate === false ? `; the sprint that sets up what uses it creates it` : ''}.`,
+    });
+  }
+
   /** The file's text; undefined when there is none yet (it is generated on first need). */
   private async readSafely(): Promise<string | undefined> {
     try {
       const st = await stat(this.file);
+      if (st.isDirectory()) {
+        throw new ConfigError(`secrets file ${this.file} is a directory, not a file`, {
+          hint: `Move the directory away: dpgc keeps the secrets of ${basename(this.file).replace(/\.secrets\.yaml$/, '')} in that file, beside the inventory.`,
+        });
+      }
+      if (!st.isFile()) {
+        throw new ConfigError(`secrets file ${this.file} is not a regular file (a pipe, socket or device); dpgc refuses to read it`, {
+          hint: 'Replace it with the secrets file itself (mode 0600, yours).',
+        });
+      }
+      const me = process.geteuid?.();
+      if (me !== undefined && st.uid !== me) {
+        throw new ConfigError(`secrets file ${this.file} belongs to uid ${st.uid}, not to the user running dpgc (uid ${me}); dpgc refuses it: its owner could change the passwords under you`, {
+          hint: `If it is yours, run \`chown ${me} ${this.file}\`; otherwise run dpgc as its owner.`,
+        });
+      }
       if ((st.mode & 0o077) !== 0) {
         throw new ConfigError(`secrets file ${this.file} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); dpgc refuses to use it`, {
           hint: `Run \`chmod 600 ${this.file}\`, and rotate the secrets if others could have read them.`,
@@ -158,17 +249,21 @@ export class Secrets {
       for (const pair of src.doc.contents.items) {
         const key = isScalar(pair.key) ? String(pair.key.value) : '';
         const v = isScalar(pair.value) ? pair.value.value : undefined;
-        if (!(SECRET_NAMES as readonly string[]).includes(key)) {
+        if (!isSecretName(key)) {
           const near = closest(key, SECRET_NAMES);
           issues.push({
             file: this.file,
             ...src.at([key], 'key'),
             path: key,
-            message: `unknown secret "${key}"; ${near ? `did you mean "${near}"? ` : ''}known secrets: ${SECRET_NAMES.join(', ')}`,
+            message: `unknown secret "${key}"; ${near ? `did you mean "${near}"? ` : ''}known secrets: ${SECRET_NAMES.join(', ')}, and receiver_<name> for each alert receiver`,
           });
           continue;
         }
-        if (typeof v !== 'string' || v.length < MIN_SECRET_LENGTH) {
+        if (isReceiverSecret(key) && (typeof v !== 'string' || !v || CONTROL_CHAR.test(v))) {
+          issues.push({ file: this.file, ...src.at([key]), path: key, message: 'the value must be text on one line (quote it)' });
+          continue;
+        }
+        if (typeof v !== 'string' || (v.length < MIN_SECRET_LENGTH && !isReceiverSecret(key))) {
           const what = typeof v === 'string' ? `is ${v.length} characters long` : 'is not text (quote it)';
           issues.push({
             file: this.file,
@@ -179,7 +274,7 @@ export class Secrets {
           continue;
         }
         registerSecret(v);
-        out[key as SecretName] = v;
+        out[key] = v;
       }
     }
     if (issues.length) {

@@ -73,7 +73,11 @@ function rangeStart(node: unknown): number | undefined {
   return (node as { range?: [number, number, number] } | null | undefined)?.range?.[0];
 }
 
-/** `hosts[1].ssh.port` */
+/** `hosts[1].ssh.port`; a key that is not a plain word is quoted (`postgres.settings["a b"]`), so a newline in it cannot forge a line. */
 export function fmtPath(path: Path): string {
-  return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '');
+  return path.reduce<string>((acc, p) => {
+    if (typeof p === 'number') return `${acc}[${p}]`;
+    if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(p)) return `${acc}[${JSON.stringify(p)}]`;
+    return acc ? `${acc}.${p}` : p;
+  }, '');
 }

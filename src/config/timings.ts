@@ -1,14 +1,37 @@
 import { TIMING_PROFILES, type Timings } from './schema.js';
 
 /**
- * Patroni 3.0.2 validates no timing at all (LAB.md: ttl=2 made the leader
- * demote itself in a loop), so dpgc does, before anything reaches a host.
+ * Failover timings, checked before anything reaches a host. Patroni (3.0.3 and
+ * later; dpgc installs 4.x) enforces minimums of its own, and does it quietly:
+ * `--validate-config` rejects a ttl below 20, but at runtime it *raises* the
+ * values a dynamic configuration asks for (log: "ttl=10 can't be smaller than
+ * 20, adjusting...") while `GET /config` still shows what was asked. An
+ * inventory asking for less would compute a worst case Patroni never runs, so
+ * dpgc refuses it and says what Patroni would make of it.
  */
+
+/** Patroni's own minimums (patroni/config.py `_validate_and_adjust_timeouts`). */
+export const PATRONI_MIN = { ttl: 20, loop_wait: 1, retry_timeout: 3 } as const;
+
+type PatroniTimings = Pick<Timings, 'ttl' | 'loop_wait' | 'retry_timeout'>;
+
+/**
+ * The timings Patroni actually runs with for a dynamic configuration: each
+ * value raised to its minimum, then loop_wait (and, when loop_wait is already
+ * 1, retry_timeout) lowered until loop_wait + 2 × retry_timeout ≤ ttl. Mirrors
+ * Patroni 4.0's `_validate_and_adjust_timeouts` line for line.
+ */
+export function patroniEffectiveTimings(t: PatroniTimings): PatroniTimings {
+  const loop_wait = Math.max(t.loop_wait, PATRONI_MIN.loop_wait);
+  const retry_timeout = Math.max(t.retry_timeout, PATRONI_MIN.retry_timeout);
+  const ttl = Math.max(t.ttl, PATRONI_MIN.ttl);
+  if (PATRONI_MIN.loop_wait + 2 * retry_timeout > ttl) return { ttl, loop_wait: PATRONI_MIN.loop_wait, retry_timeout: Math.floor((ttl - PATRONI_MIN.loop_wait) / 2) };
+  if (loop_wait + 2 * retry_timeout > ttl) return { ttl, loop_wait: ttl - 2 * retry_timeout, retry_timeout };
+  return { ttl, loop_wait, retry_timeout };
+}
 
 /** Seconds a replica needs after it wins the race until it accepts writes (measured 1–3 s in the lab). */
 export const PROMOTION_ALLOWANCE_S = 3;
-/** Below this the leader cannot renew its lock reliably (LAB.md: ttl 2–3 demoted in a loop). */
-export const MIN_TTL_S = 5;
 /**
  * etcd's election timeout as dpgc runs it (etcd's default, 1 s). An etcd
  * leader change stalls etcd writes for up to two of these (the timeout is
@@ -22,9 +45,9 @@ export const ETCD_ELECTION_TIMEOUT_S = 1;
  * each member it tries, and on the 2-core lab the election took more than
  * 2.26 s: with retry_timeout 2, 2 of 5 `etcd-member` drills that killed the
  * etcd leader demoted the primary for 4.6 s (bench/failover/FINDINGS.md).
- * Newer Patroni releases refuse a retry_timeout below 3 for the same reason.
+ * Patroni raises a retry_timeout below 3 to 3 for the same reason.
  */
-export const MIN_RETRY_TIMEOUT_S = 2 * ETCD_ELECTION_TIMEOUT_S + 1;
+export const MIN_RETRY_TIMEOUT_S = Math.max(2 * ETCD_ELECTION_TIMEOUT_S + 1, PATRONI_MIN.retry_timeout);
 /** `timeout check` in HAProxy is one check interval: a hung check counts once, then fails. */
 export const checkTimeoutMs = (t: Pick<Timings, 'check_inter_ms'>): number => t.check_inter_ms;
 /**
@@ -42,21 +65,25 @@ export type TimingProblem = { field: keyof Timings; message: string };
 
 export function validateTimings(t: Timings): TimingProblem[] {
   const problems: TimingProblem[] = [];
-  if (t.ttl < MIN_TTL_S) {
-    problems.push({ field: 'ttl', message: `ttl ${t.ttl}s is below ${MIN_TTL_S}s: the leader cannot renew its lock in time and demotes itself in a loop; set timings.ttl to ${MIN_TTL_S} or more` });
+  const eff = patroniEffectiveTimings(t);
+  const would = `Patroni would run with ttl ${eff.ttl}, loop_wait ${eff.loop_wait}, retry_timeout ${eff.retry_timeout} instead, and failover would not take what dpgc computes`;
+  if (t.ttl < PATRONI_MIN.ttl) {
+    problems.push({ field: 'ttl', message: `ttl ${t.ttl}s is below Patroni's minimum of ${PATRONI_MIN.ttl}s: ${would}; set timings.ttl to ${PATRONI_MIN.ttl} or more` });
+  }
+  if (t.retry_timeout < MIN_RETRY_TIMEOUT_S) {
+    problems.push({
+      field: 'retry_timeout',
+      message:
+        `retry_timeout ${t.retry_timeout}s is below ${MIN_RETRY_TIMEOUT_S}s, Patroni's minimum and the time an etcd leader election can take (up to ${2 * ETCD_ELECTION_TIMEOUT_S}s, plus a margin): ` +
+        `losing the etcd leader would demote the primary, and ${would}; use at least ${MIN_RETRY_TIMEOUT_S}s`,
+    });
   }
   if (t.loop_wait + 2 * t.retry_timeout > t.ttl) {
     problems.push({
       field: 'ttl',
       message:
         `loop_wait + 2 × retry_timeout = ${t.loop_wait} + 2 × ${t.retry_timeout} = ${t.loop_wait + 2 * t.retry_timeout}s exceeds ttl ${t.ttl}s: ` +
-        'a leader riding out one etcd hiccup would lose its lock (Patroni requires loop_wait + 2*retry_timeout <= ttl); raise ttl or lower the others',
-    });
-  }
-  if (t.retry_timeout < MIN_RETRY_TIMEOUT_S) {
-    problems.push({
-      field: 'retry_timeout',
-      message: `retry_timeout ${t.retry_timeout}s is shorter than an etcd leader election (up to ${2 * ETCD_ELECTION_TIMEOUT_S}s, plus a margin): losing the etcd leader would demote the primary; use at least ${MIN_RETRY_TIMEOUT_S}s`,
+        `a leader riding out one etcd hiccup would lose its lock (Patroni requires loop_wait + 2*retry_timeout <= ttl, and ${would}); raise ttl or lower the others`,
     });
   }
   if (t.check_inter_ms < 100) problems.push({ field: 'check_inter_ms', message: `check_inter_ms ${t.check_inter_ms} is below 100 ms and would flood the Patroni REST API with checks; use 100 or more` });

@@ -1,3 +1,4 @@
+import { noteWould } from './observation.js';
 import { createHash } from 'node:crypto';
 import { CommandError } from '../errors.js';
 import type { Logger } from '../output/log.js';
@@ -59,7 +60,9 @@ export abstract class BaseHost implements Host {
     const full = this.wrap(argv, opts.user);
     const shown = redact(shellJoin(argv));
     if (this.dryRun && opts.mutates !== false) {
-      this.logger.dry(`${this.name}: would run \`${shown}\`${opts.user ? ` as ${opts.user}` : ''}`);
+      const what = `run \`${shown}\`${opts.user ? ` as ${opts.user}` : ''}`;
+      this.logger.dry(`${this.name}: would ${what}`);
+      noteWould(what);
       return { stdout: '', stderr: '', exitCode: 0, durationMs: 0, skipped: true };
     }
     const started = Date.now();
@@ -93,13 +96,14 @@ export abstract class BaseHost implements Host {
   private wrap(argv: readonly string[], user: string | undefined): readonly string[] {
     let out = argv;
     // setpriv execs (no extra fork), so pids recorded by supervised services
-    // are the daemon's own (LAB.md).
+    // are the daemon's own (docs/lab-facts.md).
     if (user && user !== 'root') out = ['setpriv', `--reuid=${user}`, `--regid=${user}`, '--init-groups', '--', ...out];
     if (this.sudo) out = ['sudo', '-n', '--', ...out];
     return out;
   }
 
   async readFile(path: string): Promise<string | undefined> {
+    // Why sh: tell "missing" (exit 3) from "unreadable" in one round trip; the path is "$1", never spliced in.
     const r = await this.exec(['sh', '-c', 'if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi', 'sh', path], {
       mutates: false,
       allowFailure: true,
@@ -111,20 +115,47 @@ export abstract class BaseHost implements Host {
     return r.stdout;
   }
 
+  /**
+   * What a dry run would change in a file, as a unified diff from the host's own
+   * `diff` (a read: the new content goes in on stdin). Only for files every user
+   * may read: a file of mode 0600 or 0640 may hold a secret, and its content
+   * never reaches the output; nor does a binary one.
+   */
+  private async diffAgainst(path: string, content: string | Buffer, mode: number): Promise<string | undefined> {
+    if ((mode & 0o004) === 0) return '(content not shown: the file is not readable by every user)';
+    const text = typeof content === 'string' ? content : content.toString('utf8');
+    if (text.includes('\0')) return undefined;
+    const r = await this.exec(['diff', '-u', '--label', `${path} (now)`, '--label', `${path} (dpgc)`, '--new-file', '--', path, '-'], {
+      mutates: false,
+      allowFailure: true,
+      input: text,
+    });
+    // 1: they differ (the diff); 0: same bytes (only mode or owner change); 2: diff could not read the file.
+    // Redacted like every command line: a world-readable file should hold no secret, but output never trusts that.
+    if (r.exitCode === 1) return redact(r.stdout.trimEnd());
+    if (r.exitCode === 0) return '(content unchanged: mode or owner only)';
+    return undefined;
+  }
+
   async writeFile(path: string, content: string | Buffer, opts: WriteFileOptions): Promise<FileChange> {
     const owner = opts.owner ?? 'root';
     const group = opts.group ?? owner;
     const mode = opts.mode.toString(8);
     const want = `${mode} ${owner} ${group} ${createHash('sha256').update(content).digest('hex')}`;
+    // Why sh: mode, owner and hash in one round trip; the path is "$1", never spliced in.
     const cur = await this.exec(
       ['sh', '-c', 'if [ -f "$1" ]; then printf "%s " "$(stat -c "%a %U %G" -- "$1")"; sha256sum < "$1" | cut -d" " -f1; fi', 'sh', path],
       { mutates: false },
     );
     if (cur.stdout.trim() === want) return { path, changed: false };
     if (this.dryRun) {
-      this.logger.dry(`${this.name}: would write ${path} (mode ${mode}, ${owner}:${group}, ${content.length} bytes)`);
+      const diff = await this.diffAgainst(path, content, opts.mode);
+      const what = `write ${path} (mode ${mode}, ${owner}:${group}, ${content.length} bytes)${diff ? `\n${diff}` : ''}`;
+      this.logger.dry(`${this.name}: would ${what}`);
+      noteWould(what);
       return { path, changed: true };
     }
+    // Why sh: umask, temp file, chown, chmod and rename as one step; path, mode and owner are "$1".."$3", never spliced in.
     // umask 077 first: a secret must never exist, even briefly, readable by others.
     const script =
       'set -e; umask 077; d=$(dirname -- "$1"); [ -d "$d" ] || (umask 022; mkdir -p -- "$d"); ' +

@@ -75,6 +75,15 @@ export class HostKeyTrust {
     return [...new Set([...first, ...HOST_KEY_ALGOS])];
   }
 
+  /**
+   * Seen for the first time: neither pinned nor in known_hosts, and no other
+   * key is on record for the host (that would be a change, never asked about).
+   * Only then may an operator be asked to trust it.
+   */
+  isNew(blob: Buffer): boolean {
+    return !this.pinned.length && !this.known.some((k) => k.marker === '' || (k.marker === '@revoked' && k.blob.equals(blob)));
+  }
+
   /** undefined when trusted, else the error to report. */
   async check(blob: Buffer): Promise<HostError | undefined> {
     const fp = fingerprint(blob);

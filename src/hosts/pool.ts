@@ -73,7 +73,7 @@ export class HostPool {
 
   async close(): Promise<void> {
     const all = await Promise.allSettled(this.nodes.values());
-    await Promise.all(all.map((r) => (r.status === 'fulfilled' ? r.value.host.close() : undefined)));
+    await Promise.all(all.map((r) => (r.status === 'fulfilled' ? r.value.host.close() : Promise.resolve())));
     this.nodes.clear();
   }
 }

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import ssh2 from 'ssh2';
-import type { Client, ClientChannel, ConnectConfig, PublicKeyAuthMethod } from 'ssh2';
+import type { Client, ClientChannel, ConnectConfig, PublicKeyAuthMethod, ServerHostKeyAlgorithm } from 'ssh2';
 import type { SshSettings } from '../config/schema.js';
 import { HostError } from '../errors.js';
 import { BaseHost, type BaseHostOptions, type RawResult, type RawRun } from './base.js';
@@ -144,33 +144,7 @@ export class SshHost extends BaseHost {
   }
 
   private connectError(err: Error & { level?: string; code?: string }): HostError {
-    const { user, port, connect_timeout_s } = this.ssh;
-    const n = this.name;
-    switch (err.code) {
-      case 'ECONNREFUSED':
-        return new HostError(`${n}: ${this.where} refused the connection — is sshd running?`, { hint: `Check sshd on ${this.address} and ssh.port (${port}).` });
-      case 'ENOTFOUND':
-      case 'EAI_AGAIN':
-        return new HostError(`${n}: cannot connect to ${this.where}: DNS lookup of ${this.address} failed (${err.code}) — check the host's address`);
-      case 'EHOSTUNREACH':
-      case 'ENETUNREACH':
-        return new HostError(`${n}: ${this.where} is unreachable (${err.code}) — check the address and routing`);
-      case 'ECONNRESET':
-        return new HostError(`${n}: ${this.where} reset the connection during the SSH handshake — is it an SSH server?`);
-    }
-    if (err.level === 'client-timeout') {
-      return new HostError(`${n}: no answer from ${this.where} within ${connect_timeout_s}s`, {
-        hint: 'Check the address, that sshd listens there and that no firewall drops the packets; or raise ssh.connect_timeout_s.',
-      });
-    }
-    if (err.level === 'client-authentication') {
-      const paths = this.keys.map((k) => k.path);
-      const which = paths.length === 1 ? `key ${paths[0]} — is its public key` : `keys ${paths.join(' and ')} — is one of their public keys`;
-      return new HostError(`${n}: ${user}@${this.where} rejected ${which} in ~/.ssh/authorized_keys?`, {
-        hint: `Set ssh.user and ssh.key for ${n}, or install the key with ssh-copy-id -i ${paths[0] ?? '<key>'} -p ${port} ${user}@${this.address}.`,
-      });
-    }
-    return new HostError(`${n}: SSH connection to ${user}@${this.where} failed: ${err.message}`);
+    return connectError(err, { name: this.name, address: this.address, ssh: this.ssh, keyPaths: this.keys.map((k) => k.path) });
   }
 
   protected async run(r: RawRun): Promise<RawResult> {
@@ -299,6 +273,71 @@ function remoteCommand(r: RawRun): string {
     ...r.argv.slice(sudo),
   ];
   return (r.cwd === undefined ? '' : `cd ${shellQuote(r.cwd)} && `) + shellJoin(argv);
+}
+
+/** Why a connection failed before the session was ready, in operator terms (shared by SshHost and offeredHostKey). */
+function connectError(err: Error & { level?: string; code?: string }, o: { name: string; address: string; ssh: SshSettings; keyPaths: string[] }): HostError {
+  const { user, port, connect_timeout_s } = o.ssh;
+  const where = `${o.address}:${port}`;
+  const n = o.name;
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return new HostError(`${n}: ${where} refused the connection — is sshd running?`, { hint: `Check sshd on ${o.address} and ssh.port (${port}).` });
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new HostError(`${n}: cannot connect to ${where}: DNS lookup of ${o.address} failed (${err.code}) — check the host's address`);
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return new HostError(`${n}: ${where} is unreachable (${err.code}) — check the address and routing`);
+    case 'ECONNRESET':
+      return new HostError(`${n}: ${where} reset the connection during the SSH handshake — is it an SSH server?`);
+  }
+  if (err.level === 'client-timeout') {
+    return new HostError(`${n}: no answer from ${where} within ${connect_timeout_s}s`, {
+      hint: 'Check the address, that sshd listens there and that no firewall drops the packets; or raise ssh.connect_timeout_s.',
+    });
+  }
+  if (err.level === 'client-authentication') {
+    const paths = o.keyPaths;
+    const which = paths.length === 1 ? `key ${paths[0]} — is its public key` : `keys ${paths.join(' and ')} — is one of their public keys`;
+    return new HostError(`${n}: ${user}@${where} rejected ${which} in ~/.ssh/authorized_keys?`, {
+      hint: `Set ssh.user and ssh.key for ${n}, or install the key with ssh-copy-id -i ${paths[0] ?? '<key>'} -p ${port} ${user}@${o.address}.`,
+    });
+  }
+  return new HostError(`${n}: SSH connection to ${user}@${where} failed: ${err.message}`);
+}
+
+/**
+ * The host key `address:port` offers, read in a handshake that is then
+ * abandoned (nothing is authenticated, nothing runs). `dpgc init` shows its
+ * fingerprint and asks before anything trusts it, as ssh does; a prompt
+ * inside the real handshake would race ssh2's ready timeout.
+ */
+export function offeredHostKey(o: { name: string; address: string; ssh: SshSettings }, algorithms?: ServerHostKeyAlgorithm[]): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const c = new ssh2.Client();
+    let key: Buffer | undefined;
+    const done = () => {
+      c.end();
+      if (key) resolve(key);
+    };
+    c.on('error', (err: Error & { level?: string; code?: string }) => {
+      if (key) return done();
+      reject(connectError(err, { ...o, keyPaths: [] }));
+    });
+    c.on('close', () => (key ? resolve(key) : reject(new HostError(`${o.name}: ${o.address}:${o.ssh.port} closed the SSH connection during the handshake`))));
+    c.connect({
+      host: o.address,
+      port: o.ssh.port,
+      username: o.ssh.user,
+      readyTimeout: o.ssh.connect_timeout_s * 1000,
+      ...(algorithms ? { algorithms: { serverHostKey: algorithms } } : {}),
+      hostVerifier: (k: Buffer) => {
+        key = k;
+        return false;
+      },
+    });
+  });
 }
 
 async function loadKeys(name: string, key: string | undefined): Promise<Key[]> {

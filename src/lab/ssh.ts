@@ -3,13 +3,15 @@ import type { HostSpec, Inventory } from '../config/schema.js';
 import { hostPaths } from '../config/paths.js';
 import { ConfigError, HostError } from '../errors.js';
 import { knownHostsId } from '../hosts/known-hosts.js';
+import { assertOwnedPath } from '../hosts/owned.js';
 import { LocalHost } from '../hosts/local.js';
 import { portOpen, serviceManager, type ServiceSpec } from '../hosts/services.js';
 import type { Host } from '../hosts/types.js';
 import { silentLogger, type Logger } from '../output/log.js';
 import { render } from '../templates.js';
 import { LAB_HOSTS } from './inventory.js';
-import { labDir } from './lab.js';
+import { claimLabDirs } from './lab.js';
+import { claimDir } from './marker.js';
 
 /**
  * The lab over SSH: one OpenSSH sshd on every lab address, a generated client
@@ -50,8 +52,9 @@ export function labSshFiles(dir: string) {
 export type LabSshFiles = ReturnType<typeof labSshFiles>;
 
 /** Keys and trust files for a new lab on `subnet` (before its inventory exists). */
-export async function prepareLabSsh(dir: string, subnet: string, logger: Logger = silentLogger): Promise<LabSsh> {
+export async function prepareLabSsh(dir: string, subnet: string, logger: Logger, owner: { inventory: string; cluster: string }): Promise<LabSsh> {
   const files = labSshFiles(dir);
+  await claimDir(files.dir, { ...owner, dpgc: 'ssh' }, 'usage', 0o700);
   await writeKeys(localHost(logger), files, LAB_HOSTS.map((h) => `${subnet}.${h.octet}`), LAB_SSH_PORT);
   return { port: LAB_SSH_PORT, key: files.clientKey, knownHosts: files.knownHosts };
 }
@@ -80,7 +83,9 @@ export async function ensureLabSshd(inv: Inventory, logger: Logger = silentLogge
   const hosts = inv.hosts.filter((h) => h.transport === 'ssh');
   if (!inv.lab || !hosts.length) return { changed: false };
   const port = onePort(inv, hosts);
-  const files = labSshFiles(labDir(inv));
+  // A lab removed by `lab down` under a kept inventory comes back marked as dpgc's, so the next `lab down` may remove it.
+  const files = labSshFiles(await claimLabDirs(inv));
+  await claimDir(files.dir, { inventory: inv.file, cluster: inv.cluster, dpgc: 'ssh' }, 'config', 0o700);
   const addresses = hosts.map((h) => h.address);
   const host = localHost(logger);
   const keys = await writeKeys(host, files, addresses, port);
@@ -147,8 +152,8 @@ async function writeKeys(host: Host, files: LabSshFiles, addresses: string[], po
     });
   }
   await host.exec(['mkdir', '-p', '-m', '700', files.dir]);
-  const clientNew = await keygen(host, files.clientKey, 'dpgc-lab-client');
-  const hostKeyNew = await keygen(host, files.hostKey, 'dpgc-lab-host');
+  const clientNew = await keygen(host, files, files.clientKey, 'dpgc-lab-client');
+  const hostKeyNew = await keygen(host, files, files.hostKey, 'dpgc-lab-host');
   const [type, b64] = ((await host.readFile(`${files.hostKey}.pub`)) ?? '').trim().split(/\s+/);
   const known = addresses.map((a) => `${knownHostsId(a, port)} ${type} ${b64}\n`).join('');
   const auth = await host.writeFile(files.authorizedKeys, (await host.readFile(`${files.clientKey}.pub`)) ?? '', { mode: 0o600 });
@@ -156,9 +161,9 @@ async function writeKeys(host: Host, files: LabSshFiles, addresses: string[], po
   return { changed: clientNew || hostKeyNew || auth.changed || kh.changed, hostKeyNew };
 }
 
-async function keygen(host: Host, path: string, comment: string): Promise<boolean> {
+async function keygen(host: Host, files: LabSshFiles, path: string, comment: string): Promise<boolean> {
   if (existsSync(path) && existsSync(`${path}.pub`)) return false;
-  await host.exec(['rm', '-f', path, `${path}.pub`]);
+  await host.exec(['rm', '-f', assertOwnedPath(path, [files.dir], 'lab SSH key'), `${path}.pub`]);
   await host.exec(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path]);
   return true;
 }

@@ -1,0 +1,130 @@
+import type { Lease } from 'etcd3';
+import { connect } from 'node:net';
+import type { Inventory } from './config/schema.js';
+import { LockedError } from './errors.js';
+import { describeHolder, type LockHolder } from './lock.js';
+import type { Logger } from './output/log.js';
+
+/**
+ * The cluster's lock across machines. `<inventory>.lock` (src/lock.ts)
+ * excludes runs on one control machine; two operators with their own copies
+ * of the inventory on two machines only meet in the cluster itself. Once etcd
+ * runs (sprint 2 on), a run that changes hosts also holds the key
+ * /dpgc/<cluster>/run-lock, created only if absent and bound to a lease it
+ * keeps alive: a run that dies releases it within LEASE_TTL_S, so a stale
+ * holder needs no detection. Before etcd exists (or when no member answers)
+ * the local lock is all there is, and the run says so with --verbose.
+ *
+ * The only module that imports etcd3, lazily: commands that never reach a
+ * cluster with etcd never load gRPC.
+ */
+const LEASE_TTL_S = 15;
+
+export interface EtcdRunLock {
+  key: string;
+  release(): Promise<void>;
+}
+
+export function runLockKey(cluster: string): string {
+  return `/dpgc/${cluster}/run-lock`;
+}
+
+export async function acquireEtcdRunLock(inv: Pick<Inventory, 'cluster' | 'hosts' | 'ports'>, me: LockHolder, logger: Logger): Promise<EtcdRunLock | undefined> {
+  const hosts = inv.hosts.filter((h) => h.roles.includes('etcd')).map((h) => `http://${h.address}:${inv.ports.etcd_client}`);
+  if (!hosts.length) return undefined;
+  // Before sprint 2 nothing listens: a TCP probe says so in a millisecond, without loading gRPC or retrying.
+  if (!(await anyAccepts(inv.hosts.filter((h) => h.roles.includes('etcd')).map((h) => ({ host: h.address, port: inv.ports.etcd_client }))))) {
+    logger.debug(`no etcd member accepts connections (${hosts.join(', ')}); the lock is ${inv.cluster}'s on this machine only`);
+    return undefined;
+  }
+  const { Etcd3 } = await import('etcd3');
+  const client = new Etcd3({ hosts, dialTimeout: 2000, defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + 3000 }) });
+  const key = runLockKey(inv.cluster);
+  let acquired = false;
+  const started = Date.now();
+  let lease: Lease | undefined;
+  let leaseId = '';
+  // The client picks a member per call; with one member down a grant can land on it a few times
+  // before its circuit breaker opens, so a few attempts (within about 4 s) before giving up.
+  for (let attempt = 1; !lease; attempt++) {
+    const l = client.lease(LEASE_TTL_S);
+    // Before the grant this is just "etcd is not there"; after it, another operator's run could start.
+    l.on('lost', (e) => {
+      if (acquired) logger.warn(`lost the cluster's lock in etcd (${key}): ${e.message}; a run from another machine could start now`);
+    });
+    try {
+      leaseId = await l.grant();
+      lease = l;
+    } catch (e) {
+      if (attempt < 5 && Date.now() - started < 4000) continue;
+      client.close();
+      logger.debug(`etcd (${hosts.join(', ')}) does not answer (${(e as Error).message.split('\n')[0]}); the lock is ${inv.cluster}'s on this machine only`);
+      return undefined;
+    }
+  }
+  const held = lease;
+  const close = async () => {
+    acquired = false;
+    await held.revoke().catch(() => undefined);
+    client.close();
+  };
+  try {
+    const txn = () => client.if(key, 'Create', '==', 0).then(client.put(key).value(JSON.stringify(me)).lease(leaseId)).else(client.get(key)).commit();
+    // Retried like the grant. A try that applied but whose answer was lost finds our own holder there.
+    const r = await txn().catch(() => txn()).catch(() => txn());
+    const other = r.succeeded ? JSON.stringify(me) : r.responses[0]?.response_range?.kvs?.[0]?.value?.toString();
+    if (other !== JSON.stringify(me)) {
+      throw new LockedError(`another dpgc run is changing cluster ${inv.cluster}: ${holderText(other)} (lock ${key} in etcd)`, {
+        hint: `Wait for it to finish, then run again. A run that died releases it within ${LEASE_TTL_S} s.`,
+      });
+    }
+  } catch (e) {
+    await close();
+    if (e instanceof LockedError) throw e;
+    logger.debug(`could not take ${key} in etcd (${(e as Error).message.split('\n')[0]}); the lock is this machine's only`);
+    return undefined;
+  }
+  acquired = true;
+  return { key, release: close };
+}
+
+function holderText(json: string | undefined): string {
+  try {
+    const h = JSON.parse(json ?? '') as LockHolder;
+    if (typeof h.pid === 'number' && typeof h.host === 'string') return describeHolder(h);
+  } catch {
+    // Written by something else.
+  }
+  return `a holder that does not say who it is (${JSON.stringify(json ?? '')})`;
+}
+
+/**
+ * Whether any endpoint accepts a TCP connection. A closed port answers at once (refused), which is the
+ * "before sprint 2" case this probe exists for; a timeout is not an answer, so it is long: on a loaded
+ * control machine a 1 s timeout fired before the connect was seen, dpgc concluded "no etcd", and
+ * re-rendered Prometheus without the cluster's targets (and would have decided routing the same way).
+ */
+const PROBE_TIMEOUT_MS = 5000;
+
+export function anyAccepts(endpoints: { host: string; port: number }[]): Promise<boolean> {
+  return new Promise((resolve) => {
+    let pending = endpoints.length;
+    const done = (ok: boolean) => {
+      if (ok) resolve(true);
+      else if (--pending === 0) resolve(false);
+    };
+    for (const e of endpoints) {
+      const sock = connect({ ...e, timeout: PROBE_TIMEOUT_MS });
+      let settled = false;
+      const settle = (ok: boolean) => {
+        if (settled) return;
+        settled = true;
+        sock.destroy();
+        done(ok);
+      };
+      sock.once('connect', () => settle(true));
+      sock.once('timeout', () => settle(false));
+      sock.once('error', () => settle(false));
+    }
+  });
+}
