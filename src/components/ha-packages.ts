@@ -9,7 +9,6 @@ import { installPackages, missingPackages } from './packages.js';
  */
 export const HA_PACKAGES = {
   etcd: ['etcd-server', 'etcd-client'],
-  patroni: ['patroni'],
   haproxy: ['haproxy', 'socat'],
 } as const;
 
@@ -24,7 +23,6 @@ export async function ensurePackages(node: Pick<Node, 'host' | 'spec'>, pkgs: re
 function distroUnitFor(pkgs: readonly string[]): string[] {
   const units: string[] = [];
   if (pkgs.includes('etcd-server')) units.push('etcd.service');
-  if (pkgs.includes('patroni')) units.push('patroni.service');
   if (pkgs.includes('haproxy')) units.push('haproxy.service');
   return units;
 }

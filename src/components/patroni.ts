@@ -8,6 +8,7 @@ import { render } from '../templates.js';
 import { installValidated, runValidator } from './config-file.js';
 import { clientEndpoints } from './etcd.js';
 import { firstPostgres, ROLES_DB } from './endpoints.js';
+import { waitUntil } from '../wait.js';
 
 /**
  * Patroni: its config file (pure rendering), its service, and its REST API.
@@ -16,7 +17,7 @@ import { firstPostgres, ROLES_DB } from './endpoints.js';
  * secret source in 3.0.2 but environment variables, which the service
  * manager would have to carry anyway).
  */
-type Inv = Pick<Inventory, 'cluster' | 'hosts' | 'ports' | 'postgres' | 'network' | 'timings' | 'file'>;
+type Inv = Pick<Inventory, 'cluster' | 'hosts' | 'ports' | 'postgres' | 'network' | 'timings' | 'patroni' | 'file'>;
 
 export const PATRONI_SERVICE = 'patroni';
 export const PATRONI_NAMESPACE = '/service/';
@@ -40,9 +41,35 @@ export async function patroniCredentials(secrets: Pick<Secrets, 'get'>): Promise
   };
 }
 
+/**
+ * WAL archiving to the pgBackRest repository (sprint 4): one command for the
+ * whole cluster, since each member's PostgreSQL finds its own host's config
+ * through PGBACKREST_CONFIG (patroniService). archive_mode needs a restart;
+ * archive_command and archive_timeout a reload (docs/lab-facts.md).
+ */
+export function archiveParameters(inv: Pick<Inventory, 'cluster' | 'backup'>): Record<string, string | number> {
+  return {
+    archive_mode: 'on',
+    archive_command: `pgbackrest --stanza=${inv.cluster} archive-push %p`,
+    archive_timeout: inv.backup.archive_timeout,
+  };
+}
+
+export interface DynamicConfigOptions {
+  /**
+   * The settings sized to the hosts (postgres.settings among them), for every member alike. bootstrap.dcs
+   * goes without them: the instance Patroni takes over already runs sprint 0's identical values, and the
+   * converge step writes them right after.
+   */
+  sized?: Record<string, string | number>;
+  /** Include WAL archiving (sprint 4 on). Without it the archive settings are left as they are, not removed. */
+  archiving?: boolean;
+}
+
 /** The dynamic (DCS-wide) configuration dpgc wants: what bootstrap.dcs seeds and PATCH /config converges. */
-export function desiredDynamicConfig(inv: Pick<Inventory, 'timings' | 'postgres'>) {
+export function desiredDynamicConfig(inv: Pick<Inventory, 'timings' | 'postgres'> & Partial<Pick<Inventory, 'cluster' | 'backup'>>, o: DynamicConfigOptions = {}) {
   const p = inv.postgres;
+  const archive = o.archiving && inv.cluster && inv.backup ? archiveParameters({ cluster: inv.cluster, backup: inv.backup }) : {};
   return {
     ttl: inv.timings.ttl,
     loop_wait: inv.timings.loop_wait,
@@ -64,11 +91,12 @@ export function desiredDynamicConfig(inv: Pick<Inventory, 'timings' | 'postgres'
         max_replication_slots: 10,
         wal_keep_size: '256MB',
         synchronous_commit: p.synchronous_commit,
+        ...o.sized,
+        ...archive,
       } as Record<string, string | number>,
     },
   };
 }
-export type DynamicConfig = ReturnType<typeof desiredDynamicConfig>;
 
 /** Host-local parameters: each node's own socket directory (two postmasters cannot share one). */
 export function localParameters(paths: Pick<HostPaths, 'pgSocketDir'>): Record<string, string> {
@@ -84,7 +112,22 @@ export function patroniHba(inv: Pick<Inventory, 'network'>): string[] {
   return lines;
 }
 
-export function renderPatroniConfig(inv: Inv, host: Pick<HostSpec, 'name' | 'address'>, paths: Pick<HostPaths, 'pgData' | 'pgBin' | 'pgpass' | 'pgSocketDir'>, creds: PatroniCredentials): string {
+/**
+ * The replica method that restores from the pgBackRest repository, when the
+ * inventory has one (a backup host): until sprint 4 has made it, the command
+ * fails at once and Patroni goes on to basebackup.
+ */
+export function pgbackrestRestoreCommand(inv: Pick<Inventory, 'cluster' | 'hosts'>, paths: Pick<HostPaths, 'pgbackrestConf'>): string | undefined {
+  if (!inv.hosts.some((h) => h.roles.includes('backup') && !h.roles.includes('postgres'))) return undefined;
+  return `pgbackrest --config=${paths.pgbackrestConf} --stanza=${inv.cluster} --delta restore`;
+}
+
+export function renderPatroniConfig(
+  inv: Inv,
+  host: Pick<HostSpec, 'name' | 'address'>,
+  paths: Pick<HostPaths, 'pgData' | 'pgBin' | 'pgpass' | 'pgSocketDir' | 'pgbackrestConf'>,
+  creds: PatroniCredentials,
+): string {
   return render('patroni/patroni.yml.eta', {
     scope: inv.cluster,
     namespace: PATRONI_NAMESPACE,
@@ -103,6 +146,8 @@ export function renderPatroniConfig(inv: Inv, host: Pick<HostSpec, 'name' | 'add
     auth: creds,
     localParameters: localParameters(paths),
     pgHba: patroniHba(inv),
+    watchdog: inv.patroni.watchdog,
+    pgbackrestRestore: pgbackrestRestoreCommand(inv, paths),
   });
 }
 
@@ -111,29 +156,32 @@ export function patroniService(inv: Pick<Inventory, 'ports'>, node: Pick<Node, '
     name: PATRONI_SERVICE,
     user: 'postgres',
     argv: ['patroni', node.paths.patroniConf],
-    env: { LC_ALL: 'C.UTF-8', PYTHONUNBUFFERED: '1' },
+    // PostgreSQL inherits Patroni's environment, and so does its archive_command: one cluster-wide
+    // `pgbackrest … archive-push %p` (Patroni's dynamic configuration) finds this host's own config.
+    env: { LC_ALL: 'C.UTF-8', PYTHONUNBUFFERED: '1', PGBACKREST_CONFIG: node.paths.pgbackrestConf },
     cwd: node.paths.pgHome,
     listen: { address: node.spec.address, port: inv.ports.patroni },
+    // A crashed Patroni comes back at once and, holding its leader key still, resumes without a failover.
+    restart: 'always',
     startTimeoutMs: 60_000,
-    // Patroni stops its PostgreSQL cleanly first (LAB.md: within ~10 s).
+    // Patroni stops its PostgreSQL cleanly first (docs/lab-facts.md: within ~10 s).
     stopTimeoutMs: 120_000,
   };
 }
 
 /**
- * `patroni --validate-config` in 3.0.2 reports `bootstrap.pg_hba` and
- * `bootstrap.initdb` as missing on valid files (LAB.md), and calls a listen
- * address invalid when its port is taken, which it always is once the
- * sprint-0 instance or Patroni itself runs. Every other complaint is real
- * and stops the install.
+ * Patroni's own validator. `--ignore-listen-port` (Patroni 3.0.3+) skips the
+ * one check that is always wrong here: the listen port is taken, by the
+ * sprint-0 instance or by Patroni itself. Everything else it says is real
+ * (an unreachable etcd member included) and stops the install.
  */
-export const FALSE_VALIDATION_ERRORS = /^bootstrap\.(pg_hba|initdb)\s+is not defined\.?$|^(postgresql|restapi)\.listen \S+ didn't pass validation: 'Port \d+ is already in use\.'$/;
+export const validatePatroniArgv = (file: string): string[] => ['patroni', '--validate-config', '--ignore-listen-port', file];
 
 /** The config file, 0600 postgres, installed only once Patroni's validator (minus its false errors) accepts it. */
 export async function configurePatroni(inv: Inv, node: Node, creds: PatroniCredentials): Promise<boolean> {
   const text = renderPatroniConfig(inv, node.spec, node.paths, creds);
   const w = await installValidated(node.host, node.paths.patroniConf, text, { mode: 0o600, owner: 'postgres' }, (candidate) =>
-    runValidator(node.host, 'Patroni config', ['patroni', '--validate-config', candidate], { user: 'postgres', ignore: FALSE_VALIDATION_ERRORS }),
+    runValidator(node.host, 'Patroni config', validatePatroniArgv(candidate), { user: 'postgres' }),
   );
   return w.changed;
 }
@@ -246,23 +294,48 @@ export async function clusterMembers(t: RestTarget): Promise<ClusterMember[]> {
   return (await rest<{ members?: ClusterMember[] }>(t, 'GET', '/cluster')).body.members ?? [];
 }
 
-/** GET /cluster from the first member that answers. */
-export async function anyClusterView(inv: Pick<Inventory, 'hosts' | 'ports'>): Promise<{ from: string; members: ClusterMember[] }> {
-  const errors: string[] = [];
-  for (const h of inv.hosts.filter((x) => x.roles.includes('postgres'))) {
-    try {
-      return { from: h.name, members: await clusterMembers(restTarget(inv, h)) };
-    } catch (e) {
-      errors.push((e as Error).message);
-    }
-  }
-  throw new HostError(`no Patroni member answers its REST API:\n  ${errors.join('\n  ')}`, {
-    hint: 'Start Patroni with `dpgc sprint 3` (safe to re-run); each host keeps its log in patroni.log under its log directory.',
-  });
+/** What Patroni says about the cluster (GET /cluster: its DCS record), and which member said it. */
+export interface PatroniView {
+  from: string;
+  members: ClusterMember[];
+  leader: ClusterMember | undefined;
 }
 
-export function leaderOf(members: ClusterMember[]): ClusterMember | undefined {
-  return members.find((m) => m.role === 'leader' || m.role === 'master' || m.role === 'primary');
+/**
+ * The one way dpgc asks Patroni who is in the cluster (status, checks, drills, routing, switchover):
+ * every member at once with a short timeout, and the first answer wins, so a dead or hung member costs
+ * nothing. A member named in `distrust` (a drill's frozen or cut-off victim, whose view is stale by
+ * construction) is asked only when nobody else answers. Throws when no member answers.
+ */
+export async function patroniView(inv: Pick<Inventory, 'hosts' | 'ports'>, opts: { distrust?: string; timeoutMs?: number } = {}): Promise<PatroniView> {
+  const hosts = inv.hosts.filter((x) => x.roles.includes('postgres'));
+  const ask = async (h: (typeof hosts)[number]): Promise<PatroniView> => {
+    const r = await rest<{ members?: ClusterMember[] }>(restTarget(inv, h), 'GET', '/cluster', { timeoutMs: opts.timeoutMs ?? 5000 });
+    if (r.status !== 200 || !r.body?.members) throw new Error(`${h.name}: HTTP ${r.status}`);
+    return { from: h.name, members: r.body.members, leader: leaderOf(r.body.members) };
+  };
+  const first = (hs: typeof hosts) => Promise.any(hs.map(ask));
+  try {
+    return await first(hosts.filter((h) => h.name !== opts.distrust));
+  } catch (e) {
+    const suspect = await first(hosts.filter((h) => h.name === opts.distrust)).catch(() => undefined);
+    if (suspect) return suspect;
+    const errors = e instanceof AggregateError ? e.errors.map((x) => (x instanceof Error ? x.message.split('\n')[0] : String(x))) : [(e as Error).message];
+    throw new HostError(`no Patroni member answers its REST API:\n  ${errors.join('\n  ')}`, {
+      hint: 'Start Patroni with `dpgc sprint 3` (safe to re-run); each host keeps its log in patroni.log under its log directory.',
+    });
+  }
+}
+
+const LEADER_ROLES = new Set(['leader', 'master', 'primary', 'standby_leader']);
+
+/** Patroni's names for the leader across versions (3.x `master`, 4.x `primary`; `leader` in GET /cluster). */
+export function isLeaderRole(role: string): boolean {
+  return LEADER_ROLES.has(role);
+}
+
+export function leaderOf<M extends { role: string }>(members: M[]): M | undefined {
+  return members.find((m) => isLeaderRole(m.role));
 }
 
 /**
@@ -276,8 +349,7 @@ export async function switchover(
   opts: { candidate?: string; timeoutMs?: number } = {},
 ): Promise<{ from: string; to: string; durationMs: number }> {
   const started = Date.now();
-  const { members } = await anyClusterView(inv);
-  const leader = leaderOf(members);
+  const { leader } = await patroniView(inv);
   if (!leader) throw new HostError('switchover refused: the cluster has no leader right now', { hint: 'Run `dpgc status` and wait for a leader first.' });
   const leaderHost = inv.hosts.find((h) => h.name === leader.name);
   if (!leaderHost) throw new HostError(`the leader ${leader.name} is not a host of the inventory`);
@@ -285,11 +357,20 @@ export async function switchover(
   const body = { leader: leader.name, ...(opts.candidate ? { candidate: opts.candidate } : {}) };
   const r = await rest<string>(restTarget(inv, leaderHost), 'POST', '/switchover', { body, auth, timeoutMs: opts.timeoutMs ?? 60_000 });
   if (r.status !== 200) throw new HostError(`switchover from ${leader.name} refused by Patroni (HTTP ${r.status}): ${String(r.body).trim()}`);
-  const deadline = started + (opts.timeoutMs ?? 60_000);
-  for (;;) {
-    const now = leaderOf((await anyClusterView(inv).catch(() => ({ members: [] as ClusterMember[] }))).members);
-    if (now && now.name !== leader.name && now.state === 'running') return { from: leader.name, to: now.name, durationMs: Date.now() - started };
-    if (Date.now() > deadline) throw new HostError(`switchover from ${leader.name}: no new running leader after ${(opts.timeoutMs ?? 60_000) / 1000}s`);
-    await new Promise((res) => setTimeout(res, 250));
-  }
+  const to = await waitUntil(
+    async () => {
+      const now = (await patroniView(inv).catch(() => undefined))?.leader;
+      // Done when the new leader says so itself, not only the cluster view: callers go on to use it as the primary.
+      const host = now && now.name !== leader.name && now.state === 'running' ? inv.hosts.find((h) => h.name === now.name) : undefined;
+      const role = host ? (await memberStatus(restTarget(inv, host)).catch(() => undefined))?.role : undefined;
+      return now && (role === 'primary' || role === 'master') ? now.name : undefined;
+    },
+    {
+      timeoutMs: Math.max(0, started + (opts.timeoutMs ?? 60_000) - Date.now()),
+      everyMs: 250,
+      timeoutError: () => new HostError(`switchover from ${leader.name}: no new running leader after ${(opts.timeoutMs ?? 60_000) / 1000}s`),
+    },
+    `a new running leader after the switchover from ${leader.name}`,
+  );
+  return { from: leader.name, to, durationMs: Date.now() - started };
 }

@@ -7,9 +7,10 @@ import { ensureLoginRole } from './databases.js';
 import { ROLES_DB } from './endpoints.js';
 import { clientEndpoints, etcdctlNode, getKey } from './etcd.js';
 import type { HostPool } from '../hosts/pool.js';
-import { dataDirState, PG_SERVICE, postgresService } from './postgres.js';
+import { dataDirState, stopFast } from './postgres.js';
 import { clusterMembers, leaderOf, memberStatus, PATRONI_NAMESPACE, patroniService, restTarget } from './patroni.js';
 import { quoteIdent } from './vector.js';
+import { waitUntil } from '../wait.js';
 
 /**
  * Sprint 3's delicate part: Patroni takes over the sprint-0 instance in place.
@@ -74,21 +75,6 @@ export async function dcsInitializeKey(inv: Pick<Inventory, 'cluster' | 'hosts' 
   return getKey(n, eps[0]!, `${PATRONI_NAMESPACE}${inv.cluster}/initialize`).catch(async () => getKey(n, eps[eps.length - 1]!, `${PATRONI_NAMESPACE}${inv.cluster}/initialize`));
 }
 
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new HostError(`${what} did not happen within ${timeoutMs / 1000}s${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
 /**
  * On the sprint-0 host: stop the base instance cleanly, start Patroni over the
  * same directory, wait until it leads, and prove the system identifier is the
@@ -118,18 +104,18 @@ export async function takeOver(inv: Pick<Inventory, 'cluster' | 'hosts' | 'ports
     return { changed: true, note: 'Patroni restarted over its data' };
   }
   // A fast shutdown: the base instance may still have PgBouncer's server connections, which a smart shutdown would wait for.
-  const base = postgresService(node, inv);
-  if ((await node.services.status(base)).running) {
-    await node.host.exec([`${node.paths.pgBin}/pg_ctl`, 'stop', '-D', node.paths.pgData, '-m', 'fast', '-w', '-t', '120'], { user: 'postgres', timeoutMs: 150_000 });
-  }
-  await node.services.stop({ name: PG_SERVICE });
+  await stopFast(node, inv);
   await node.services.start(svc);
   const t = restTarget(inv, node.spec);
-  const st = await waitFor(`Patroni on ${node.spec.name} leading the cluster`, 90_000, async () => {
-    const s = await memberStatus(t);
-    const leader = leaderOf(await clusterMembers(t));
-    return (s.role === 'master' || s.role === 'primary') && s.state === 'running' && leader?.name === node.spec.name ? s : undefined;
-  });
+  const st = await waitUntil(
+    async () => {
+      const s = await memberStatus(t);
+      const leader = leaderOf(await clusterMembers(t));
+      return (s.role === 'master' || s.role === 'primary') && s.state === 'running' && leader?.name === node.spec.name ? s : undefined;
+    },
+    { timeoutMs: 90_000, everyMs: 500, retryErrors: true },
+    `Patroni on ${node.spec.name} leading the cluster`,
+  );
   if (st.database_system_identifier !== before) {
     throw new HostError(`${node.spec.name}: after the takeover Patroni reports system identifier ${st.database_system_identifier}, the base instance had ${before}`, {
       hint: 'Stop Patroni on this host and inspect the data directory before anything else.',

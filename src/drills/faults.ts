@@ -4,6 +4,7 @@ import { HostError } from '../errors.js';
 import type { HostPool, Node } from '../hosts/pool.js';
 import { etcdService, etcdUser } from '../components/etcd.js';
 import { PATRONI_SERVICE, patroniService, switchover } from '../components/patroni.js';
+import { supervisedChild } from '../hosts/supervise.js';
 import { healLabHost, healRealHost, partitionLabHost, partitionRealHost, type LabPartition } from './partition.js';
 
 /**
@@ -30,14 +31,22 @@ export interface FaultDeps {
 
 export interface PostgresProcesses {
   patroni: number | undefined;
+  /** The lab's restart loop around Patroni (supervise.ts), when there is one. */
+  supervisor: number | undefined;
   postmaster: number | undefined;
   children: number[];
 }
 
-/** Patroni's pid from its service, the postmaster's from the first line of postmaster.pid, and the postmaster's children. */
+/**
+ * Patroni's pid from its service (the daemon itself, not the lab's restart
+ * loop around it), the postmaster's from the first line of postmaster.pid,
+ * and the postmaster's children.
+ */
 export async function postgresProcesses(node: Node): Promise<PostgresProcesses> {
   const st = await node.services.status({ name: PATRONI_SERVICE });
-  const patroni = st.running ? st.pid : undefined;
+  const child = st.running ? await supervisedChild(node.host, st.pid) : undefined;
+  const supervisor = child === undefined ? undefined : st.running ? st.pid : undefined;
+  const patroni = child ?? (st.running ? st.pid : undefined);
   const pidFile = await node.host.readFile(`${node.paths.pgData}/postmaster.pid`);
   let postmaster = Number(pidFile?.split('\n')[0]?.trim());
   let children: number[] = [];
@@ -47,7 +56,7 @@ export async function postgresProcesses(node: Node): Promise<PostgresProcesses> 
     if (alive.exitCode !== 0) postmaster = NaN;
     children = r.stdout.split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
   }
-  return { patroni, postmaster: Number.isInteger(postmaster) && postmaster > 0 ? postmaster : undefined, children };
+  return { patroni, supervisor, postmaster: Number.isInteger(postmaster) && postmaster > 0 ? postmaster : undefined, children };
 }
 
 function describeProcs(p: PostgresProcesses, host: string): string {
@@ -55,14 +64,19 @@ function describeProcs(p: PostgresProcesses, host: string): string {
   return `${parts.join(' and ')} on ${host}`;
 }
 
-function allPids(p: PostgresProcesses): string[] {
+/** Patroni and PostgreSQL: what a crash kills and a freeze stops. Not the restart loop: that is the service manager. */
+export function allPids(p: PostgresProcesses): string[] {
   return [p.patroni, p.postmaster, ...p.children].filter((x): x is number => x !== undefined).map(String);
 }
 
 async function signal(node: Node, sig: 'KILL' | 'STOP' | 'CONT', pids: string[]): Promise<void> {
   if (pids.length === 0) throw new HostError(`${node.spec.name}: no process to send SIG${sig} to`);
-  // One kill for all: the host "dies" or "hangs" at one instant, not process by process.
-  await node.host.exec(['kill', `-${sig}`, ...pids], { allowFailure: sig !== 'KILL' });
+  // One kill for all: the host "dies" or "hangs" at one instant, not process by process. A backend
+  // that exited between listing and signal makes kill exit 1 ("No such process") although every
+  // other pid was signalled: that is not a failed fault (it failed 2 of 3 bench invocations of crash).
+  const r = await node.host.exec(['kill', `-${sig}`, ...pids], { allowFailure: true });
+  const other = r.stderr.split('\n').filter((l) => l.trim() && !/No such process/.test(l));
+  if (r.exitCode !== 0 && other.length) throw new HostError(`${node.spec.name}: kill -${sig} failed: ${other.join('; ')}`);
 }
 
 async function startPatroni(d: FaultDeps, node: Node): Promise<string> {
@@ -72,12 +86,50 @@ async function startPatroni(d: FaultDeps, node: Node): Promise<string> {
 
 const done = Promise.resolve();
 
+/**
+ * Host death: Patroni, PostgreSQL and whatever would restart them die at one
+ * instant, and nothing comes back until the drill restores the host. On a
+ * systemd host a runtime drop-in turns the unit's restart off first (it lives
+ * under /run and is removed by the restore); in the lab the restart loop dies
+ * with the rest.
+ */
 export async function killHost(d: FaultDeps, victim: string): Promise<Fault> {
+  const node = await d.pool.node(victim);
+  const p = await postgresProcesses(node);
+  const systemd = node.spec.services === 'systemd';
+  if (systemd) await setRestartOff(node, true);
+  const at = Date.now();
+  await signal(node, 'KILL', [...(p.supervisor ? [String(p.supervisor)] : []), ...allPids(p)]);
+  return {
+    at,
+    description: `SIGKILL ${describeProcs(p, victim)}${p.supervisor ? ` and its restart loop (pid ${p.supervisor})` : ''}: the host is dead`,
+    settled: done,
+    heal: async () => {
+      if (systemd) await setRestartOff(node, false);
+      return startPatroni(d, node);
+    },
+  };
+}
+
+/**
+ * A crash on a live host: Patroni and PostgreSQL die, the service manager
+ * starts Patroni again within a second, and Patroni, finding its own leader
+ * key still valid, resumes as leader. Nothing to restore but a check.
+ */
+export async function crashProcesses(d: FaultDeps, victim: string): Promise<Fault> {
   const node = await d.pool.node(victim);
   const p = await postgresProcesses(node);
   const at = Date.now();
   await signal(node, 'KILL', allPids(p));
-  return { at, description: `SIGKILL ${describeProcs(p, victim)}`, settled: done, heal: () => startPatroni(d, node) };
+  return { at, description: `SIGKILL ${describeProcs(p, victim)}; the service manager restarts Patroni`, settled: done, heal: () => startPatroni(d, node) };
+}
+
+const DRILL_DROPIN = `/run/systemd/system/dpgc-${PATRONI_SERVICE}.service.d/dpgc-drill.conf`;
+
+async function setRestartOff(node: Node, off: boolean): Promise<void> {
+  if (off) await node.host.writeFile(DRILL_DROPIN, '# dpgc failover-test (host death): no restart until the drill restores the host\n[Service]\nRestart=no\n', { mode: 0o644 });
+  else await node.host.exec(['rm', '-f', DRILL_DROPIN]);
+  await node.host.exec(['systemctl', 'daemon-reload']);
 }
 
 export async function freezeHost(d: FaultDeps, victim: string): Promise<Fault> {

@@ -1,15 +1,14 @@
+import type { MemberView } from '../components/cluster.js';
+import { isLeaderRole } from '../components/patroni.js';
+
 /**
  * "Healthy enough to drill": one leader, every other member streaming from
  * it, a synchronous standby. Pure, over a snapshot the engine takes from
  * Patroni (the cluster view and the leader's replication list), so the rule
  * is unit-tested and the refusal message says exactly what is wrong.
  */
-export interface MemberView {
-  name: string;
-  role: string;
-  state: string;
-  lag?: number | string | undefined;
-}
+// One member type for status, checks and drills (src/components/cluster.ts).
+export type { MemberView };
 
 export interface ReplicationView {
   application_name: string;
@@ -34,11 +33,6 @@ export interface Health {
   syncStandbys: string[];
 }
 
-const LEADER_ROLES = new Set(['leader', 'master', 'primary', 'standby_leader']);
-
-export function isLeaderRole(role: string): boolean {
-  return LEADER_ROLES.has(role);
-}
 
 export function assessHealth(s: Snapshot, expected: readonly string[]): Health {
   const problems: string[] = [];
@@ -56,7 +50,10 @@ export function assessHealth(s: Snapshot, expected: readonly string[]): Health {
   for (const m of s.members) {
     if (leader && m.name === leader.name) continue;
     const r = repl.find((x) => x.application_name === m.name);
-    if (!r) problems.push(`${m.name} is not replicating from ${leader?.name ?? 'a leader'} (member state: ${m.state})`);
+    // Patroni may still call such a member running: one ahead of the leader's timeline can never stream from it.
+    if (leader?.timeline !== undefined && m.timeline !== undefined && m.timeline > leader.timeline) {
+      problems.push(`${m.name} is on timeline ${m.timeline}, ahead of the leader ${leader.name}'s ${leader.timeline}: it has diverged and needs a re-clone`);
+    } else if (!r) problems.push(`${m.name} is not replicating from ${leader?.name ?? 'a leader'} (member state: ${m.state})`);
     else if (r.state !== 'streaming') problems.push(`${m.name} replication is ${r.state}, not streaming`);
   }
   const syncStandbys = repl.filter((r) => r.state === 'streaming' && (r.sync_state === 'sync' || r.sync_state === 'quorum')).map((r) => r.application_name);

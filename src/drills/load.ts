@@ -1,6 +1,7 @@
 import type { Secrets } from '../config/secrets.js';
 import { connect, type Client, type Endpoint } from '../db/client.js';
 import type { Ack, InDoubt, LoadLog } from './types.js';
+import { becomes, sleep } from '../wait.js';
 
 /**
  * The drill's clients: writers insert sequence-numbered rows through the
@@ -43,7 +44,6 @@ export interface RunningLoad {
   stop(): Promise<LoadLog>;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Close without waiting: a frozen server never answers the Terminate message. */
 export function abandon(c: Client): void {
@@ -160,12 +160,7 @@ export function startLoad(secrets: Pick<Secrets, 'get'>, o: LoadOptions): Runnin
   return {
     acks,
     async allWritersAckedAfter(since, timeoutMs) {
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        if (Array.from({ length: o.writers }, (_, w) => (lastAck.get(w) ?? 0) > since).every(Boolean)) return true;
-        await sleep(50);
-      }
-      return false;
+      return becomes(() => Array.from({ length: o.writers }, (_, w) => (lastAck.get(w) ?? 0) > since).every(Boolean), { timeoutMs, everyMs: 50 }, 'every writer acknowledged again');
     },
     async stop() {
       const stoppedAt = Date.now();

@@ -1,6 +1,7 @@
 import type { Inventory } from '../config/schema.js';
 import { assessHealth, type Health, type Snapshot } from './health.js';
 import { snapshot } from './observe.js';
+import { becomes, sleep } from '../wait.js';
 
 /**
  * Watches Patroni's view every few hundred milliseconds for the whole drill
@@ -66,7 +67,7 @@ export function startMonitor(inv: Pick<Inventory, 'hosts' | 'ports'>, o: { oldLe
           if (m.healthyAt === null && h.healthy) m.healthyAt = s.at;
         }
       }
-      await new Promise((r) => setTimeout(r, Math.max(0, POLL_INTERVAL_MS - (Date.now() - started))));
+      await sleep(Math.max(0, POLL_INTERVAL_MS - (Date.now() - started)));
     }
   })();
   return {
@@ -78,12 +79,7 @@ export function startMonitor(inv: Pick<Inventory, 'hosts' | 'ports'>, o: { oldLe
       armedAt = since;
     },
     async until(pred, timeoutMs) {
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        if (pred(m)) return true;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      return pred(m);
+      return (await becomes(() => pred(m), { timeoutMs, everyMs: 100 }, 'a drill milestone')) || pred(m);
     },
     async stop() {
       stopping = true;

@@ -1,6 +1,6 @@
 import type { Inventory } from '../config/schema.js';
-import { isLeaderRole, type MemberView, type ReplicationView, type Snapshot } from './health.js';
-import { rest, restTarget, type ClusterMember, type PatroniMemberStatus } from '../components/patroni.js';
+import type { MemberView, ReplicationView, Snapshot } from './health.js';
+import { patroniView, rest, restTarget, type PatroniMemberStatus, type PatroniView } from '../components/patroni.js';
 
 /**
  * The drill's eyes: Patroni's own view (GET /cluster, the leader's
@@ -13,34 +13,18 @@ import { rest, restTarget, type ClusterMember, type PatroniMemberStatus } from '
 type Inv = Pick<Inventory, 'hosts' | 'ports'>;
 const POLL_TIMEOUT_MS = 1500;
 
-function postgresHosts(inv: Inv) {
-  return inv.hosts.filter((h) => h.roles.includes('postgres'));
-}
-
 export async function snapshot(inv: Inv, opts: { distrust?: string; timeoutMs?: number } = {}): Promise<Snapshot> {
   const at = Date.now();
   const timeoutMs = opts.timeoutMs ?? POLL_TIMEOUT_MS;
-  type Answer = { from: string; members: ClusterMember[] };
-  const ask = async (h: (typeof inv.hosts)[number]): Promise<Answer> => {
-    const r = await rest<{ members?: ClusterMember[] }>(restTarget(inv, h), 'GET', '/cluster', { timeoutMs });
-    if (r.status !== 200 || !r.body?.members) throw new Error(`${h.name}: HTTP ${r.status}`);
-    return { from: h.name, members: r.body.members };
-  };
-  // The first trustworthy answer wins: a hung victim must not slow every poll down to its timeout.
-  const hosts = postgresHosts(inv);
-  const trusted = hosts.filter((h) => h.name !== opts.distrust).map(ask);
-  let pick: Answer | undefined;
-  let error = '';
+  // A hung victim must not slow every poll down to its timeout: patroniView takes the first trustworthy answer.
+  let pick: PatroniView;
   try {
-    pick = await Promise.any(trusted);
+    pick = await patroniView(inv, { ...opts, timeoutMs });
   } catch (e) {
-    error = (e as AggregateError).errors?.map((x: Error) => x.message.split('\n')[0]).join('; ') ?? String(e);
-    // Only when nobody else answers is the suspect asked (its view may be stale, but it is a view).
-    pick = await Promise.any(hosts.filter((h) => h.name === opts.distrust).map(ask)).catch(() => undefined);
+    return { at, from: undefined, members: [], leader: undefined, replication: undefined, error: (e as Error).message.split('\n').slice(1).map((l) => l.trim()).join('; ') };
   }
-  if (!pick) return { at, from: undefined, members: [], leader: undefined, replication: undefined, error };
-  const members: MemberView[] = pick.members.map((m) => ({ name: m.name, role: m.role, state: m.state, lag: m.lag }));
-  const leader = members.find((m) => isLeaderRole(m.role))?.name;
+  const members: MemberView[] = pick.members.map((m) => ({ name: m.name, role: m.role, state: m.state, lag: m.lag, timeline: m.timeline }));
+  const leader = pick.leader?.name;
   let replication: ReplicationView[] | undefined;
   const leaderHost = leader ? inv.hosts.find((h) => h.name === leader) : undefined;
   // Asking a victim that still holds the leader key would only time out.

@@ -11,7 +11,7 @@ import type { Host } from '../hosts/types.js';
  * In the lab every "host" is a loopback address on one machine, and clients
  * do not bind a source address: a connection from db1's Patroni to db2's etcd
  * comes from 127.0.0.1, exactly like one from db3's. Address rules alone
- * cannot tell them apart (LAB.md). So the victim's processes are moved into
+ * cannot tell them apart (docs/lab-facts.md). So the victim's processes are moved into
  * their own cgroup v2 group, and rules classify each packet's two ends:
  * the sending side is the victim when its socket is in that cgroup or its
  * source is the victim's address (its listening sockets); the receiving side
@@ -99,6 +99,7 @@ export interface LabPartition {
 
 /** Where cgroup v2 is mounted, as nftables wants it: a path relative to /sys/fs/cgroup. */
 async function cgroup2Mount(host: Host): Promise<string> {
+  // Why sh: only for the quoting of a constant awk program; nothing is spliced in.
   const r = await host.exec(['sh', '-c', 'awk \'$3 == "cgroup2" { print $2; exit }\' /proc/mounts'], { mutates: false });
   const mount = r.stdout.trim();
   if (!mount || (mount !== CGROUP_FS && !mount.startsWith(`${CGROUP_FS}/`))) {
@@ -115,6 +116,7 @@ export async function partitionLabHost(host: Host, o: { table: string; address: 
   const rel = cgroupDir.slice(CGROUP_FS.length + 1);
   await host.exec(['mkdir', '-p', cgroupDir]);
   // One process at a time: a pid that exited since it was listed is no reason to stop.
+  // Why sh: a loop that tolerates exited pids; directory and pids are positional, never spliced in.
   await host.exec(['sh', '-c', 'd=$1; shift; for p in "$@"; do echo "$p" > "$d/cgroup.procs" 2>/dev/null || true; done', 'sh', cgroupDir, ...o.pids.map(String)]);
   await host.exec(['nft', '-f', '-'], { input: labPartitionRules({ table: o.table, cgroup: rel, address: o.address }) });
   await deadMan(host, o.table, o.deadManS);
@@ -135,6 +137,7 @@ export async function healLabHost(host: Host, p: Pick<LabPartition, 'table' | 'c
   await host.exec(['nft', 'delete', 'table', 'inet', p.table], { allowFailure: true });
   const parent = p.cgroupDir.replace(/\/[^/]+$/, '');
   await host.exec(
+    // Why sh: move every member out, then rmdir (an empty cgroup only); both directories are "$1" and "$2".
     ['sh', '-c', 'd=$1; [ -d "$d" ] || exit 0; for p in $(cat "$d/cgroup.procs"); do echo "$p" > "$2/cgroup.procs" 2>/dev/null || true; done; rmdir "$d"', 'sh', p.cgroupDir, parent],
     { allowFailure: true },
   );
@@ -151,5 +154,6 @@ export async function healRealHost(host: Host, table: string): Promise<void> {
 
 /** Heals the host by itself after `s` seconds, whatever happens to dpgc or the SSH session. */
 async function deadMan(host: Host, table: string, s: number): Promise<void> {
-  await host.exec(['sh', '-c', `setsid sh -c 'sleep ${Math.ceil(s)}; nft delete table inet ${table} 2>/dev/null' >/dev/null 2>&1 </dev/null &`]);
+  // Why a shell: a detached timer that outlives this SSH session. Seconds and table are "$1" and "$2", never spliced in.
+  await host.exec(['sh', '-c', 'setsid sh -c \'sleep "$1"; nft delete table inet "$2" 2>/dev/null\' sh "$1" "$2" >/dev/null 2>&1 </dev/null &', 'sh', String(Math.ceil(s)), table]);
 }

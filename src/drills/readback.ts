@@ -5,6 +5,7 @@ import { DATABASES, superuserOn } from '../components/endpoints.js';
 import { checkRows } from './analysis.js';
 import { abandon, DRILL_TABLE } from './load.js';
 import type { Ack, InDoubt, NodeRows, RowCount } from './types.js';
+import { waitUntil } from '../wait.js';
 
 /**
  * Reads the drill's rows back from every PostgreSQL node directly (not
@@ -27,15 +28,15 @@ async function rowsOn(inv: Inv, secrets: Pick<Secrets, 'get'>, h: HostSpec, run:
 }
 
 async function waitReplayed(inv: Inv, secrets: Pick<Secrets, 'get'>, h: HostSpec, lsn: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  await withClient(secrets, superuserOn(inv, h), async (c) => {
-    for (;;) {
-      const r = await c.query<{ caught_up: boolean | null }>('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS caught_up', [lsn]);
-      if (r.rows[0]?.caught_up) return;
-      if (Date.now() > deadline) throw new Error(`had not replayed up to ${lsn} after ${timeoutMs / 1000}s`);
-      await new Promise((res) => setTimeout(res, 200));
-    }
-  });
+  const started = Date.now();
+  await withClient(secrets, superuserOn(inv, h), async (c) =>
+    waitUntil(
+      async () => (await c.query<{ caught_up: boolean | null }>('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS caught_up', [lsn])).rows[0]?.caught_up === true,
+      // The clock started before the connection, as the time allowed is for the whole catch-up.
+      { timeoutMs: Math.max(0, started + timeoutMs - Date.now()), everyMs: 200, timeoutError: () => new Error(`had not replayed up to ${lsn} after ${timeoutMs / 1000}s`) },
+      `${h.name} replaying up to ${lsn}`,
+    ),
+  );
 }
 
 export async function readBack(inv: Inv, secrets: Pick<Secrets, 'get'>, o: { run: string; leader: string; acks: readonly Ack[]; inDoubt: readonly InDoubt[]; catchUpTimeoutMs?: number }): Promise<ReadbackResult> {

@@ -12,7 +12,8 @@ export const METHOD = [
   'write outage (RTO) = longest span without any acknowledged write, across all writers, that ends after the fault (client wall clock)',
   `detection / new leader = first Patroni view (GET /cluster, polled every ${POLL_INTERVAL_MS} ms) without the old leader / with a new running leader`,
   'promotion = timestamp of the new timeline in Patroni GET /history (1 s resolution), else first view of the new leader',
-  'lost = acknowledged rows missing on a node, read directly from the new primary and from each replica once it replayed the primary\'s final LSN',
+  'lost = distinct acknowledged rows missing on at least one node (each counted once), read directly from the new primary and from each replica once it replayed the primary\'s final LSN; per-node counts show where they are missing',
+  'stall = how long freeze and partition keep the victim stopped or cut off (--stall, default 2 × ttl): a stall shorter than the lock\'s life understates what a hung primary can lose',
   'p95 = nearest rank (with fewer than 20 drills, the worst one)',
 ];
 
@@ -25,7 +26,7 @@ const FIGURES = {
   firstWriteS: (d: DrillResult) => d.timeline.firstWriteS,
   rejoinedS: (d: DrillResult) => d.timeline.rejoinedS,
   healthyS: (d: DrillResult) => d.timeline.healthyS,
-  lostAcknowledged: (d: DrillResult) => d.nodes.reduce((n, x) => n + x.lost, 0),
+  lostAcknowledged: (d: DrillResult) => d.writes.lost,
   inDoubt: (d: DrillResult) => d.writes.inDoubt,
 } as const;
 export type Figure = keyof typeof FIGURES;
@@ -41,14 +42,14 @@ const at = (v: number | null) => (v === null ? chalk.dim('not seen') : `+${v.toF
 
 export function formatDrill(d: DrillResult, budgetS: number): string {
   const t = d.timeline;
-  const lost = d.nodes.reduce((n, x) => n + x.lost, 0);
+  const lost = d.writes.lost;
   const lines = [
     chalk.bold(`${d.mode} drill on ${d.victim}: ${d.passed ? chalk.green('PASS') : chalk.red('FAIL')}`),
     `  fault      ${t.faultAt}  ${d.fault}`,
     ...timelineLines(d),
     `  write outage ${chalk.bold(d.outage.unrecoveredS !== null ? chalk.red(`not recovered: no write acknowledged in the last ${s(d.outage.unrecoveredS)}`) : s(d.outage.seconds))} (worst single writer ${s(d.outage.worstWriterSeconds)}, normal gap ${s(d.outage.baselineGapSeconds)}); budget ${budgetS} s, computed worst case ${d.timings.worstCaseS} s`,
     `  writes: ${d.writes.acknowledged} acknowledged (${d.writes.acknowledgedAfterFault} after the fault), ${d.writes.inDoubt} in doubt, ${d.writes.refused} refused; reads: ${d.reads.ok} ok, ${d.reads.failed} failed`,
-    `  rows: ${d.nodes.map((n) => `${n.node} (${n.role}) ${n.rows} rows, ${n.lost} lost, ${n.duplicates} duplicated`).join('; ')}${lost ? chalk.red(` — ${lost} ACKNOWLEDGED WRITES LOST`) : ''}`,
+    `  rows: ${d.nodes.map((n) => `${n.node} (${n.role}) ${n.rows} rows, ${n.lost} missing, ${n.duplicates} duplicated`).join('; ')}${lost ? chalk.red(` — ${lost} ACKNOWLEDGED WRITES LOST`) : ''}`,
     ...(d.oldPrimaryProbe ? [`  old primary probe: ${d.oldPrimaryProbe.detail}`] : []),
     ...d.criteria.filter((c) => !c.ok).map((c) => chalk.red(`  FAIL ${c.id}: ${c.detail}`)),
     ...d.notes.map((n) => chalk.yellow(`  note: ${n}`)),
@@ -72,7 +73,7 @@ function timelineLines(d: DrillResult): string[] {
     ...(d.mode === 'replica' ? ([['sync moved', t.syncMovedS, 'Patroni named another synchronous standby']] as Row[]) : []),
     ['first write', t.firstWriteS, `after the last acknowledged one at ${t.lastAckBeforeS === null ? '—' : `${t.lastAckBeforeS.toFixed(2)} s`}`],
     ['restore', t.restoredS, d.restore],
-    ...(d.mode === 'etcd-member' ? [] : ([['rejoin', t.rejoinedS, `${d.victim} streaming again`]] as Row[])),
+    ...(d.mode === 'etcd-member' || d.mode === 'crash' ? [] : ([['rejoin', t.rejoinedS, `${d.victim} streaming again`]] as Row[])),
     ['healthy', t.healthyS, d.after],
   ];
   const order = (v: number | null) => (v === null ? Number.POSITIVE_INFINITY : v);
@@ -95,4 +96,48 @@ export function formatSummary(drills: readonly DrillResult[]): string {
     ...rows,
     chalk.dim(`  method: ${METHOD.join('; ')}`),
   ].join('\n');
+}
+
+/** One line for the drill log: what a reader of `dpgc readiness` or the report needs to trust the record. */
+export function drillSummary(d: DrillResult): string {
+  const outage = d.outage.seconds === null ? 'no write outage measured' : `write outage ${d.outage.seconds.toFixed(1)} s`;
+  return `${d.oldLeader} → ${d.newLeader ?? 'none'}, ${outage}, ${d.writes.acknowledged} writes acknowledged, ${d.writes.lost} lost${d.passed ? '' : `, failed: ${d.criteria.filter((c) => !c.ok).map((c) => c.id).join(', ')}`}`;
+}
+
+/**
+ * What the drill log keeps of a drill for `dpgc report` (the row's JSON): the
+ * milestones, the verdict and the acknowledged writes per 100 ms, without the
+ * samples of lost rows and error texts the --json document carries. `batch`
+ * ties together the drills of one `--repeat` run (the RTO distribution).
+ */
+export interface DrillDetail {
+  v: 1;
+  victim: string;
+  oldLeader: string;
+  newLeader: string | null;
+  budgetS: number;
+  worstCaseS: number;
+  batch?: { id: string; index: number; of: number };
+  timeline: DrillResult['timeline'];
+  outage: { seconds: number | null; worstWriterSeconds: number | null; unrecoveredS: number | null };
+  writes: { acknowledged: number; lost: number; inDoubt: number; refused: number };
+  criteria: { id: string; ok: boolean; detail: string }[];
+  series: DrillResult['series'];
+}
+
+export function drillDetail(d: DrillResult, budgetS: number, batch?: DrillDetail['batch']): DrillDetail {
+  return {
+    v: 1,
+    victim: d.victim,
+    oldLeader: d.oldLeader,
+    newLeader: d.newLeader,
+    budgetS,
+    worstCaseS: d.timings.worstCaseS,
+    ...(batch ? { batch } : {}),
+    timeline: d.timeline,
+    outage: { seconds: d.outage.seconds, worstWriterSeconds: d.outage.worstWriterSeconds, unrecoveredS: d.outage.unrecoveredS },
+    writes: { acknowledged: d.writes.acknowledged, lost: d.writes.lost, inDoubt: d.writes.inDoubt, refused: d.writes.refused },
+    criteria: d.criteria.map((c) => ({ id: c.id, ok: c.ok, detail: c.detail })),
+    series: d.series,
+  };
 }

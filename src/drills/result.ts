@@ -1,4 +1,5 @@
 import type { Timings } from '../config/schema.js';
+import type { AckSeries } from './analysis.js';
 import type { ProbeResult } from './probe.js';
 import type { Criterion, DrillMode, LoadLog, Outage } from './types.js';
 
@@ -10,6 +11,8 @@ export interface DrillResult {
   oldLeader: string;
   newLeader: string | null;
   fault: string;
+  /** freeze and partition: how long the victim was kept stalled or cut off (seconds). */
+  stallS: number | null;
   restore: string;
   timings: Timings & { worstCaseS: number };
   timeline: {
@@ -25,8 +28,11 @@ export interface DrillResult {
     healthyS: number | null;
   };
   outage: Outage;
-  writes: { acknowledged: number; acknowledgedAfterFault: number; inDoubt: number; refused: number; errors: Record<string, number> };
+  /** `lost`: distinct acknowledged writes missing on at least one node (per-node counts are in `nodes`). */
+  writes: { acknowledged: number; acknowledgedAfterFault: number; lost: number; lostSample: { writer: number; seq: number }[]; inDoubt: number; refused: number; errors: Record<string, number> };
   reads: LoadLog['reads'];
+  /** Acknowledged writes per 100 ms per writer, from the load's start to its stop: the report's timeline chart. */
+  series: AckSeries;
   nodes: { node: string; role: string; rows: number; lost: number; lostSample: { writer: number; seq: number }[]; duplicates: number; unexpected: number; inDoubtCommitted: number }[];
   unchecked: { node: string; reason: string }[];
   oldPrimaryProbe?: ProbeResult;

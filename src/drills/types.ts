@@ -1,6 +1,6 @@
 /** The vocabulary of a failure drill, shared by the engine, the analysis and the report. */
 
-export const DRILL_MODES = ['switchover', 'kill', 'stop', 'freeze', 'partition', 'etcd-member', 'replica'] as const;
+export const DRILL_MODES = ['switchover', 'kill', 'crash', 'stop', 'freeze', 'partition', 'etcd-member', 'replica'] as const;
 export type DrillMode = (typeof DRILL_MODES)[number];
 
 /** Modes that move the leader; the others must leave it where it is and keep writes flowing. */
@@ -74,18 +74,6 @@ export interface Outage {
   worstWriterSeconds: number | null;
   /** Longest gap before the fault: the noise floor the outage stands out from. */
   baselineGapSeconds: number | null;
-}
-
-export interface Timeline {
-  faultAt: number;
-  /** First time the drill saw the cluster without its old leader (no leader, or another one). */
-  detectedAt: number | null;
-  /** Patroni's record of the new timeline (GET /history), else first sight of the new leader running. */
-  promotedAt: number | null;
-  firstWriteAt: number | null;
-  /** Old primary streaming from the new one again. */
-  rejoinedAt: number | null;
-  healthyAt: number | null;
 }
 
 export interface Criterion {
