@@ -37,7 +37,7 @@ const { loadInventory } = await import(join(root, 'dist/src/config/load.js'));
 const { Secrets, secretsPathFor } = await import(join(root, 'dist/src/config/secrets.js'));
 const { HostPool } = await import(join(root, 'dist/src/hosts/pool.js'));
 const { silentLogger } = await import(join(root, 'dist/src/output/log.js'));
-const { poolTest, openFileLimit } = await import(join(root, 'dist/src/pooltest/run.js'));
+const { poolTest } = await import(join(root, 'dist/src/pooltest/run.js'));
 
 const dpgc = (a) => execFileSync('node', [join(root, 'bin/dpgc.js'), ...a], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CI: 'true', NO_COLOR: '1' } });
 const dir = mkdtempSync('/tmp/dpgc-bench-');
@@ -77,7 +77,9 @@ try {
 } finally {
   try {
     dpgc(['-c', config, '--yes', 'lab', 'down']);
-  } catch {}
+  } catch {
+    // A lab that never came up has nothing to take down.
+  }
   rmSync(dir, { recursive: true, force: true });
 }
 

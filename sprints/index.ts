@@ -6,13 +6,8 @@ const LOADERS: Record<number, () => Promise<Sprint>> = {
   1: async () => (await import('./sprint-1.js')).sprint1,
   2: async () => (await import('./sprint-2.js')).sprint2,
   3: async () => (await import('./sprint-3.js')).sprint3,
+  4: async () => (await import('./sprint-4.js')).sprint4,
 };
-
-export const SPRINT_IDS = [0, 1, 2, 3, 4, 5] as const;
-
-export function isImplemented(id: number): boolean {
-  return id in LOADERS;
-}
 
 export function implementedSprints(): number[] {
   return Object.keys(LOADERS).map(Number).sort((a, b) => a - b);

@@ -1,15 +1,20 @@
-import { sprint0Checks } from '../src/checks/sprint0.js';
+import { efSearchCheck, indexMemoryCheck, settingsCheck } from '../src/checks/settings.js';
+import { connections, databases, extensionInstalled, reachable, schemaPresent } from '../src/checks/postgres.js';
+import { hnswIndexes, roundTrip, wrongDimension } from '../src/checks/vector.js';
 import { ensureDatabase, ensureExtension, ensureLoginRole, lockImageLoginRole, writableHost } from '../src/components/databases.js';
 import { DATABASES, firstPostgres, superuserOn } from '../src/components/endpoints.js';
-import { dataDirState, ensureCreateClusterDisabled, ensureRunning, initCluster, PG_SERVICE, postgresPackages, prepareDirectories, writeConfig } from '../src/components/postgres.js';
+import { ensureCreateClusterDisabled, ensureRunning, initCluster, PG_SERVICE, postgresPackages, prepareDirectories, unlessPatroniManaged, writeConfig } from '../src/components/postgres.js';
 import { installPackages } from '../src/components/packages.js';
 import { preflight } from '../src/components/preflight.js';
 import { applyMigrations, ensureHnswIndexes } from '../src/components/schema.js';
-import { ENGINES, vectorNames } from '../src/components/vector.js';
+import { clusterSizing, ensureEfSearch } from '../src/components/sizing.js';
+import type { Sizing } from '../src/config/sizing.js';
+import { efSearch, humanBytes } from '../src/config/sizing.js';
+import { ENGINES, PGVECTOR_NAMES, vectorNames } from '../src/components/vector.js';
 import { installVectorExtension } from '../src/components/vector-install.js';
-import type { RunContext } from '../src/context.js';
-import { withClient, type Client } from '../src/db/client.js';
-import { liveOnly, parallel, perHost, sequence, step, type Task } from '../src/tasks/run.js';
+import type { Client } from '../src/db/client.js';
+import { sqlStep } from '../src/plan/sql.js';
+import { onHost, parallel, perHost, sequence, type Outcome, type PlanNode } from '../src/plan/step.js';
 import type { Sprint } from './types.js';
 
 /**
@@ -39,15 +44,17 @@ export const sprint0: Sprint = {
     const b = firstPostgres(inv).name;
     const node = (name: string) => ctx.pool.node(name);
     const installs = perHost(inv);
-    const asSuperuser = async <T>(db: string, fn: (c: Client) => Promise<T>) => withClient(ctx.secrets, superuserOn(inv, await writableHost(inv, ctx.secrets), db), fn);
-    const live = liveOnly(ctx.options.dryRun);
-    const patroniManaged = async () => (await dataDirState((await node(b)).host, (await node(b)).paths, v)).kind === 'patroni';
+    // Read once per run, from every postgres host (preflight shows the same facts): the base instance is sized for the whole cluster.
+    let sized: Promise<Sizing> | undefined;
+    const sizing = () => (sized ??= clusterSizing(inv, ctx.pool));
+    const sql = (title: string, db: string, run: (c: Client) => Promise<Outcome>) =>
+      sqlStep(title, b, { secrets: ctx.secrets, endpoint: async () => superuserOn(inv, await writableHost(inv, ctx.secrets), db), run });
 
     return [
       parallel(
         'Preflight: OS, privileges, disk and ports, before anything changes',
         hosts.map((h) =>
-          step(`Check ${h.name} can host PostgreSQL`, async () => {
+          onHost('command', `Check ${h.name} can host PostgreSQL`, h.name, async () => {
             const n = await node(h.name);
             const r = await preflight(n, {
               diskPath: n.paths.pgData,
@@ -56,7 +63,9 @@ export const sprint0: Sprint = {
               ],
             });
             for (const w of r.warnings) ctx.logger.warn(`${h.name}: ${w}`);
-            return { changed: false, ...(r.warnings.length ? { note: r.warnings.join('; ') } : {}) };
+            const f = r.facts;
+            const facts = `${humanBytes(f.memoryBytes)}, ${f.cpus} CPU(s), ${f.rotational === undefined ? 'disk kind unknown' : f.rotational ? 'rotational disk' : 'SSD'}`;
+            return { changed: false, note: [facts, ...r.warnings].join('; ') };
           }),
         ),
       ),
@@ -65,57 +74,52 @@ export const sprint0: Sprint = {
         `Packages: PostgreSQL ${v} and ${label} on every postgres host`,
         hosts.map((h) =>
           sequence(`Install PostgreSQL ${v} and ${label} on ${h.name}`, [
-            step(`Keep postgresql-common from creating its own cluster on ${h.name}`, async () => ensureCreateClusterDisabled((await node(h.name)).host)),
-            step(`Install the PostgreSQL ${v} server packages on ${h.name}`, async () => installPackages((await node(h.name)).host, postgresPackages(v))),
-            step(`Install the ${label} extension files on ${h.name}`, async () => installVectorExtension(await node(h.name), inv)),
+            onHost('file', `Keep postgresql-common from creating its own cluster on ${h.name}`, h.name, async () => ensureCreateClusterDisabled((await node(h.name)).host)),
+            onHost('package', `Install the PostgreSQL ${v} server packages on ${h.name}`, h.name, async () => installPackages((await node(h.name)).host, postgresPackages(v))),
+            onHost('package', `Install the ${label} extension files on ${h.name}`, h.name, async () => installVectorExtension(await node(h.name), inv)),
           ]),
         ),
       ),
 
       sequence(`Base instance on ${b}`, [
-        step(`Prepare the data and socket directories on ${b}`, async () => prepareDirectories(await node(b))),
-        step(`Initialise the database cluster on ${b} (checksums, SCRAM)`, async () => initCluster(await node(b), inv, ctx.secrets)),
-        step(`Write the PostgreSQL settings and pg_hba on ${b}`, async () =>
-          (await patroniManaged()) ? { changed: false, note: 'managed by Patroni' } : writeConfig(await node(b), inv),
-        ),
-        step(`Start PostgreSQL on ${b}, or reload it when its settings changed`, async () =>
-          (await patroniManaged()) ? { changed: false, note: 'managed by Patroni' } : ensureRunning(await node(b), inv, ctx.secrets),
-        ),
+        onHost('command', `Prepare the data and socket directories on ${b}`, b, async () => prepareDirectories(await node(b))),
+        onHost('command', `Initialise the database cluster on ${b} (checksums, SCRAM)`, b, async () => initCluster(await node(b), inv, ctx.secrets, await sizing())),
+        onHost('file', `Write the PostgreSQL settings (sized to the hosts, profile ${inv.postgres.profile}) and pg_hba on ${b}`, b, async () => {
+          const n = await node(b);
+          return unlessPatroniManaged(n, v, async () => writeConfig(n, inv, await sizing()));
+        }),
+        onHost('service', `Start PostgreSQL on ${b}, or reload it when its settings changed`, b, async () => {
+          const n = await node(b);
+          return unlessPatroniManaged(n, v, () => ensureRunning(n, inv, ctx.secrets));
+        }),
       ]),
 
       sequence('Roles and databases', [
-        ...Object.values(DATABASES).flatMap((d): Task[] => [
-          step(`Create the login role ${d.owner} on ${b}`, live(() => asSuperuser('postgres', (c) => ensureLoginRole(c, d.owner, ctx.secrets, d.secret)))),
-          step(`Create the database ${d.name} owned by ${d.owner}`, live(() => asSuperuser('postgres', (c) => ensureDatabase(c, d.name, d.owner)))),
+        ...Object.values(DATABASES).flatMap((d): PlanNode[] => [
+          sql(`Create the login role ${d.owner} on ${b}`, 'postgres', (c) => ensureLoginRole(c, d.owner, ctx.secrets, d.secret)),
+          sql(`Create the database ${d.name} owned by ${d.owner}`, 'postgres', (c) => ensureDatabase(c, d.name, d.owner)),
         ]),
-        ...(engine === 'ruvector' ? [step(`Lock the ${label} image's default login role on ${b}`, live(() => asSuperuser('postgres', lockImageLoginRole)))] : []),
+        ...(engine === 'ruvector' ? [sql(`Lock the ${label} image's default login role on ${b}`, 'postgres', lockImageLoginRole)] : []),
       ]),
 
       ...Object.values(DATABASES).map((d) =>
         sequence(`Schema of ${d.name}`, [
-          step(`Create the ${label} extension in ${d.name}`, live(() => asSuperuser(d.name, (c) => ensureExtension(c, engine)))),
-          step(
-            `Apply schema migrations to ${d.name}`,
-            live(() =>
-              asSuperuser(d.name, async (c) => {
-                const r = await applyMigrations(c, d.owner, await vectorNames(engine, (sql, p) => c.query(sql, p)));
-                return r.applied.length ? { changed: true, note: `applied ${r.applied.join(', ')}` } : { changed: false };
-              }),
-            ),
-          ),
-          step(
-            `Ensure the HNSW indexes in ${d.name}`,
-            live(() =>
-              asSuperuser(d.name, async (c) => {
-                const did = await ensureHnswIndexes(c, await vectorNames(engine, (sql, p) => c.query(sql, p)));
-                return did.length ? { changed: true, note: did.join(', ') } : { changed: false };
-              }),
-            ),
+          sql(`Create the ${label} extension in ${d.name}`, d.name, (c) => ensureExtension(c, engine)),
+          sql(`Apply schema migrations to ${d.name}`, d.name, async (c) => {
+            const r = await applyMigrations(c, d.owner, await vectorNames(engine, (text, p) => c.query(text, p)));
+            return r.applied.length ? { changed: true, note: `applied ${r.applied.join(', ')}` } : { changed: false };
+          }),
+          sql(`Ensure the HNSW indexes in ${d.name}`, d.name, async (c) => {
+            const did = await ensureHnswIndexes(c, await vectorNames(engine, (text, p) => c.query(text, p)));
+            return did.length ? { changed: true, note: did.join(', ') } : { changed: false };
+          }),
+          sql(`Set the HNSW search breadth (ef_search ${efSearch(inv.postgres, engine === 'pgvector' ? PGVECTOR_NAMES.efSearchGuc : undefined).value}) for ${d.name}`, d.name, async (c) =>
+            ensureEfSearch(c, d.name, (await vectorNames(engine, (text, p) => c.query(text, p))).efSearchGuc, inv.postgres),
           ),
         ]),
       ),
     ];
   },
 
-  criteria: (_ctx: RunContext) => sprint0Checks(),
+  criteria: [reachable, extensionInstalled, databases, schemaPresent, hnswIndexes, roundTrip, wrongDimension, connections, settingsCheck(0, 's0.postgres.settings'), efSearchCheck, indexMemoryCheck],
 };

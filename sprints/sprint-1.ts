@@ -1,8 +1,13 @@
-import { sprint1Checks } from '../src/checks/sprint1.js';
-import { ensureLoginRole } from '../src/components/databases.js';
+import { dashboardQueries } from '../src/checks/grafana.js';
+import { pgbouncerPools, pgbouncerScram, poolTestCheck } from '../src/checks/pgbouncer.js';
+import { prometheusTargets, rulesLoaded, scrapeInterval } from '../src/checks/prometheus.js';
+import { alertmanagerUp, alertsRouted } from '../src/checks/alerting.js';
+import { ensureAlertmanager, ensureLabReceiver } from '../src/components/alertmanager.js';
+import { ensureMonitoringRole } from '../src/components/databases.js';
 import { firstPostgres, ROLES_DB, superuserOn } from '../src/components/endpoints.js';
 import {
   ensureExporter,
+  ensureTextfileDir,
   ensurePostgresExporter,
   exporterFiles,
   nodeExporterService,
@@ -17,14 +22,14 @@ import { pgbouncerTargets } from '../src/components/haproxy.js';
 import { installPackages } from '../src/components/packages.js';
 import { ensurePrometheus, monitoredSprint } from '../src/components/prometheus.js';
 import type { RunContext } from '../src/context.js';
-import { withClient } from '../src/db/client.js';
-import { liveOnly, parallel, perHost, sequence, step, type Task } from '../src/tasks/run.js';
+import { readsLive, sqlStep } from '../src/plan/sql.js';
+import { onHost, parallel, perHost, sequence, type PlanNode } from '../src/plan/step.js';
 import type { Sprint } from './types.js';
 
 /**
  * Sprint 1: one address for applications (PgBouncer, SCRAM end to end), and
  * eyes on everything (exporters, Prometheus with alert rules that can fire,
- * Grafana dashboards), then a real pool test as the proof.
+ * Alertmanager sending them to the inventory's receivers, Grafana dashboards), then a real pool test as the proof.
  */
 
 /** Debian packages per role, and the distribution units that would take our ports on systemd hosts. */
@@ -32,7 +37,7 @@ const PACKAGES = {
   all: { pkgs: ['prometheus-node-exporter'], units: ['prometheus-node-exporter.service'] },
   pgbouncer: { pkgs: ['pgbouncer', 'python3', 'python3-psycopg2'], units: ['pgbouncer.service'] },
   base: { pkgs: ['prometheus-postgres-exporter'], units: ['prometheus-postgres-exporter.service'] },
-  monitoring: { pkgs: ['prometheus'], units: ['prometheus.service'] },
+  monitoring: { pkgs: ['prometheus', 'prometheus-alertmanager'], units: ['prometheus.service', 'prometheus-alertmanager.service'] },
 };
 
 function packagesFor(inv: RunContext['inventory'], host: { name: string; roles: string[] }) {
@@ -45,7 +50,7 @@ function packagesFor(inv: RunContext['inventory'], host: { name: string; roles: 
 
 export const sprint1: Sprint = {
   id: 1,
-  title: 'PgBouncer, Prometheus with exporters and alert rules, Grafana dashboards, pool capacity',
+  title: 'PgBouncer, Prometheus with exporters and alert rules, Alertmanager, Grafana dashboards, pool capacity',
   roles: ['postgres', 'pgbouncer', 'monitoring'],
 
   tasks(ctx) {
@@ -54,14 +59,13 @@ export const sprint1: Sprint = {
     const node = (name: string) => ctx.pool.node(name);
     const hosts = ctx.pool.specs();
     const installs = perHost(inv);
-    const live = liveOnly(ctx.options.dryRun);
 
     return [
       installs(
-        'Packages: PgBouncer, Prometheus and exporters',
+        'Packages: PgBouncer, Prometheus, Alertmanager and exporters',
         hosts.map((h) => {
           const p = packagesFor(inv, h);
-          return step(`Install ${p.pkgs.join(', ')} on ${h.name}`, async () => {
+          return onHost('package', `Install ${p.pkgs.join(', ')} on ${h.name}`, h.name, async () => {
             const n = await node(h.name);
             const r = await installPackages(n.host, p.pkgs);
             // dpgc runs these as its own services; Debian's units would bind the same ports.
@@ -71,36 +75,32 @@ export const sprint1: Sprint = {
         }),
       ),
 
-      step(
-        `Create the monitoring role ${ROLES_DB.monitoring.user} (pg_monitor, never superuser) on ${base.name}`,
-        live(() =>
-          withClient(ctx.secrets, superuserOn(inv, base), async (c) => {
-            const login = await ensureLoginRole(c, ROLES_DB.monitoring.user, ctx.secrets, ROLES_DB.monitoring.secret);
-            const r = await c.query<{ sup: boolean; mon: boolean }>(
-              "SELECT rolsuper AS sup, pg_has_role(oid, 'pg_monitor', 'MEMBER') AS mon FROM pg_roles WHERE rolname = $1",
-              [ROLES_DB.monitoring.user],
-            );
-            const cur = r.rows[0]!;
-            if (cur.sup) await c.query(`ALTER ROLE ${ROLES_DB.monitoring.user} NOSUPERUSER`);
-            if (!cur.mon) await c.query(`GRANT pg_monitor TO ${ROLES_DB.monitoring.user}`);
-            return { changed: login.changed || cur.sup || !cur.mon };
-          }),
-        ),
-      ),
+      sqlStep(`Create the monitoring role ${ROLES_DB.monitoring.user} (pg_monitor, never superuser) on ${base.name}`, base.name, {
+        secrets: ctx.secrets,
+        endpoint: async () => superuserOn(inv, base),
+        run: (c) => ensureMonitoringRole(c, ctx.secrets),
+      }),
 
       parallel(
         'PgBouncer in front of the base instance',
         ctx.pool.specs('pgbouncer').map((h) =>
           // After sprint 3, PgBouncer stays pointed at HAProxy (the base host may be a replica by then).
-          step(`Configure PgBouncer on ${h.name} (SCRAM, both databases) and start or reload it`, live(async () => ensurePgbouncer(ctx, await node(h.name), await pgbouncerTargets(inv)))),
+          readsLive('file', `Configure PgBouncer on ${h.name} (SCRAM, both databases) and start or reload it`, h.name, async () => ensurePgbouncer(ctx, await node(h.name), await pgbouncerTargets(ctx))),
         ),
       ),
 
       parallel('Exporters', [
-        ...hosts.map((h) => step(`Start node_exporter on ${h.name}`, async () => ensureExporter(await node(h.name), nodeExporterService(inv, await node(h.name)), []))),
-        step(`Start postgres_exporter on ${base.name}`, async () => ensurePostgresExporter(inv, await node(base.name), ctx.secrets)),
+        ...hosts.map((h) =>
+          onHost('service', `Start node_exporter on ${h.name}`, h.name, async () => {
+            const n = await node(h.name);
+            const dir = await ensureTextfileDir(n);
+            const r = await ensureExporter(n, nodeExporterService(inv, n), []);
+            return dir ? { ...r, changed: true } : r;
+          }),
+        ),
+        onHost('service', `Start postgres_exporter on ${base.name}`, base.name, async () => ensurePostgresExporter(inv, await node(base.name), ctx.secrets)),
         ...ctx.pool.specs('pgbouncer').map((h) =>
-          step(`Start the PgBouncer exporter on ${h.name}`, async () => {
+          onHost('service', `Start the PgBouncer exporter on ${h.name}`, h.name, async () => {
             const n = await node(h.name);
             const f = exporterFiles(n);
             return ensureExporter(n, pgbouncerExporterService(inv, n), [
@@ -112,16 +112,23 @@ export const sprint1: Sprint = {
       ]),
 
       ...ctx.pool.specs('monitoring').map(
-        (h): Task =>
+        (h): PlanNode =>
           sequence(`Monitoring on ${h.name}`, [
-            step(`Validate the alert rules and scrape config with promtool, install them on ${h.name}, start or reload Prometheus`, async () =>
-              ensurePrometheus(inv, await node(h.name), await monitoredSprint(inv.file, 1)),
+            ...(ctx.inventory.alerting.lab_receiver
+              ? [onHost('service', `Start the lab's alert receiver on ${h.name} (port ${ctx.inventory.alerting.lab_receiver.port})`, h.name, async () => ensureLabReceiver(inv, await node(h.name)))]
+              : []),
+            // Before Prometheus: its new config points at Alertmanager, which should be there to take alerts.
+            onHost('file', `Validate the Alertmanager config with amtool (receivers: ${inv.alerting.receivers.map((r) => r.name).join(', ') || 'none'}), install it on ${h.name}, start or reload Alertmanager`, h.name, async () =>
+              ensureAlertmanager(inv, await node(h.name), ctx.secrets),
             ),
-            step(`Render the Grafana datasource and dashboards on ${h.name}`, async () => ensureGrafanaFiles(inv, await node(h.name))),
+            onHost('file', `Validate the alert rules and scrape config with promtool, install them on ${h.name}, start or reload Prometheus`, h.name, async () =>
+              ensurePrometheus(inv, await node(h.name), await monitoredSprint(ctx, 1)),
+            ),
+            onHost('file', `Render the Grafana datasource and dashboards on ${h.name}`, h.name, async () => ensureGrafanaFiles(inv, await node(h.name))),
           ]),
       ),
     ];
   },
 
-  criteria: (_ctx: RunContext) => sprint1Checks(),
+  criteria: [pgbouncerPools, pgbouncerScram, prometheusTargets, scrapeInterval, rulesLoaded, alertmanagerUp, alertsRouted, dashboardQueries, poolTestCheck],
 };

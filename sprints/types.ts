@@ -1,7 +1,7 @@
 import type { Check } from '../src/checks/types.js';
 import type { Role } from '../src/config/schema.js';
 import type { RunContext } from '../src/context.js';
-import type { Task } from '../src/tasks/run.js';
+import type { PlanNode } from '../src/plan/step.js';
 
 /**
  * A sprint reads as the operator's story: what it delivers, the tasks that
@@ -12,6 +12,8 @@ export interface Sprint {
   title: string;
   /** Roles the inventory must have hosts for. */
   roles: Role[];
-  tasks(ctx: RunContext): Task[];
-  criteria(ctx: RunContext): Check[];
+  /** The plan: steps that observe and apply (src/plan/step.ts). */
+  tasks(ctx: RunContext): PlanNode[];
+  /** The live criteria that prove it, by name (src/checks/). */
+  criteria: Check[];
 }

@@ -1,12 +1,12 @@
 import { loadSprint } from '../sprints/index.js';
 import type { Sprint } from '../sprints/types.js';
 import { allRequiredPass, formatOutcome, runChecks } from './checks/run.js';
-import type { CheckOutcome } from './checks/types.js';
+import type { Check, CheckOutcome } from './checks/types.js';
 import { assertRolesFor } from './config/load.js';
 import type { RunContext } from './context.js';
 import { CriteriaError, UsageError } from './errors.js';
 import { inventoryHash, recordSprint, statePathFor } from './state.js';
-import { runTasks, summarize } from './tasks/run.js';
+import { runSteps, summarize } from './tasks/run.js';
 
 export interface SprintRun {
   sprint: number;
@@ -24,22 +24,47 @@ export async function requireSprint(id: number): Promise<Sprint> {
 
 /** Measure a sprint's criteria, printing each line for humans as it arrives. */
 export async function measure(ctx: RunContext, sprint: Sprint): Promise<CheckOutcome[]> {
-  const checks = sprint.criteria(ctx);
-  return runChecks(ctx, checks, { onResult: (o) => ctx.options.json || ctx.logger.info(formatOutcome(o)) });
+  return measureSprints(ctx, [sprint], { headings: false });
+}
+
+/**
+ * Several sprints' criteria in one schedule, so independent checks of
+ * different sprints overlap (src/checks/schedule.ts); printed in the sprints'
+ * order, each sprint's lines under its title. `only` picks checks by what they
+ * are (e.g. `kind === 'state'` for `verify --quick`), never by id.
+ */
+export async function measureSprints(ctx: RunContext, sprints: Sprint[], o: { headings: boolean; only?: (c: Check) => boolean }): Promise<CheckOutcome[]> {
+  const checks = sprints.flatMap((s) => s.criteria.filter((c) => o.only?.(c) ?? true));
+  const titled = new Set<number>();
+  return runChecks(ctx, checks, {
+    onResult: (r) => {
+      if (o.headings && !titled.has(r.sprint)) {
+        titled.add(r.sprint);
+        ctx.logger.info(`Sprint ${r.sprint}: ${sprints.find((s) => s.id === r.sprint)?.title ?? ''}`);
+      }
+      if (!ctx.options.json) ctx.logger.info(formatOutcome(r));
+    },
+  });
 }
 
 /**
  * The gate, the tasks, then the sprint's own criteria, recorded. A sprint
  * unlocks only when the previous one's criteria pass on the live cluster.
+ * `previous`: the run of sprint id-1 that this process finished just now
+ * (`dpgc up`); its criteria, measured live a moment ago with nothing run
+ * since, are the gate, instead of measuring the same cluster twice in a row.
+ * `dpgc sprint N` has no such run and always re-verifies.
  */
-export async function runSprint(ctx: RunContext, id: number, opts: { force: boolean }): Promise<SprintRun> {
+export async function runSprint(ctx: RunContext, id: number, opts: { force: boolean; previous?: SprintRun }): Promise<SprintRun> {
   assertRolesFor(ctx.inventory, id);
   const sprint = await requireSprint(id);
   let forcedFailing: string[] | undefined;
   if (id > 0) {
     const prev = await requireSprint(id - 1);
-    ctx.logger.info(`Re-verifying sprint ${id - 1} (${prev.title}) on the live cluster before sprint ${id}:`);
-    const gate = await measure(ctx, prev);
+    const fresh = opts.previous?.sprint === id - 1 && opts.previous.results.length ? opts.previous.results : undefined;
+    if (fresh) ctx.logger.info(`Sprint ${id - 1}'s criteria were measured on the live cluster just now, in this run: they open sprint ${id}.`);
+    else ctx.logger.info(`Re-verifying sprint ${id - 1} (${prev.title}) on the live cluster before sprint ${id}:`);
+    const gate = fresh ?? (await measure(ctx, prev));
     const failing = gate.filter((r) => r.verdict === 'fail' && r.required).map((r) => `${r.id}: ${r.title}`);
     if (failing.length) {
       if (!opts.force) {
@@ -52,7 +77,8 @@ export async function runSprint(ctx: RunContext, id: number, opts: { force: bool
     }
   }
   ctx.logger.info(`Sprint ${id}: ${sprint.title}`);
-  const taskCtx = await runTasks(sprint.tasks(ctx), ctx.options);
+  // The one place a sprint run decides between changing hosts and only saying what it would change.
+  const taskCtx = await runSteps(sprint.tasks(ctx), { ...ctx.options, mode: ctx.options.dryRun ? 'observe' : 'apply', logger: ctx.logger });
   const tasks = summarize(taskCtx);
   ctx.logger.info(tasks.changed === 0 ? `Nothing to change: all ${tasks.unchanged} tasks were already done.` : `${tasks.changed} tasks changed something, ${tasks.unchanged} were already done.`);
   if (ctx.options.dryRun) {

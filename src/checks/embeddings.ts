@@ -1,7 +1,7 @@
 /**
  * Embedding-like test vectors and recall arithmetic. Uniformly random
  * 384-dimension vectors make every distance nearly equal, so HNSW recall on
- * them is meaningless (about 0.06, LAB.md); real embeddings live near a
+ * them is meaningless (about 0.06, docs/lab-facts.md); real embeddings live near a
  * low-dimensional subspace, which is what this generator imitates: a random
  * rank-r basis, gaussian coefficients, plus a little isotropic noise.
  */

@@ -7,7 +7,7 @@ import { DATASOURCE_UID, dashboards } from '../components/grafana.js';
  */
 export const DASHBOARD_UIDS = dashboards().map((d) => d.dashboard.uid);
 
-export async function grafanaApiProblems(url: string, adminPassword: string, user = 'admin'): Promise<string[]> {
+export async function grafanaApiProblems(url: string, adminPassword: string, user = 'admin', uids: readonly string[] = DASHBOARD_UIDS): Promise<string[]> {
   const base = url.replace(/\/+$/, '');
   const auth = `Basic ${Buffer.from(`${user}:${adminPassword}`).toString('base64')}`;
   const get = async (path: string, withAuth = true): Promise<{ status: number; body: Record<string, unknown> }> => {
@@ -26,9 +26,9 @@ export async function grafanaApiProblems(url: string, adminPassword: string, use
   if (ds.status !== 200) problems.push(`datasource ${DATASOURCE_UID} is not provisioned (HTTP ${ds.status}); is ${'provisioning/datasources/dpgc.yml'} in Grafana's provisioning folder?`);
   else {
     const dh = await get(`/api/datasources/uid/${DATASOURCE_UID}/health`);
-    if (dh.status !== 200) problems.push(`datasource ${DATASOURCE_UID} cannot reach Prometheus: ${String(dh.body['message'] ?? dh.status)}`);
+    if (dh.status !== 200) problems.push(`datasource ${DATASOURCE_UID} cannot reach Prometheus: ${typeof dh.body['message'] === 'string' ? dh.body['message'] : `HTTP ${dh.status}`}`);
   }
-  for (const uid of DASHBOARD_UIDS) {
+  for (const uid of uids) {
     const d = await get(`/api/dashboards/uid/${uid}`);
     if (d.status !== 200) problems.push(`dashboard ${uid} is not loaded (HTTP ${d.status})`);
   }

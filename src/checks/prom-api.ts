@@ -46,7 +46,7 @@ export async function activeTargets(base: string): Promise<ActiveTarget[]> {
 export interface RuleGroup {
   name: string;
   file: string;
-  rules: { type: 'alerting' | 'recording'; name: string; health: string; lastError?: string; state?: string }[];
+  rules: { type: 'alerting' | 'recording'; name: string; health: string; lastError?: string; state?: string; labels?: Record<string, string> }[];
 }
 
 export async function ruleGroups(base: string): Promise<RuleGroup[]> {

@@ -1,113 +1,117 @@
-import { randomBytes } from 'node:crypto';
-import type { HostSpec, Inventory } from '../config/schema.js';
-import type { Secrets } from '../config/secrets.js';
-import { connect, withClient, type Client } from '../db/client.js';
-import { superuserOn } from '../components/endpoints.js';
+import { currentLeader } from '../components/cluster.js';
+import { DATABASES } from '../components/endpoints.js';
+import { dataFingerprint, measureReplicationLag, percentile, waitForReplay } from '../components/replication.js';
+import { fail, pass, warn, type Check } from './types.js';
+import { DBS, pgHosts } from './common.js';
 
 /**
- * Replication measured, not read off a counter: a marker row is written on
- * the primary and each replica is polled until the marker is visible there.
- * The time from the primary's COMMIT returning to the row being readable is
- * what a client reading from a replica experiences.
+ * Replication's criteria (sprint 3): lag measured by marker rows (not read
+ * off a counter), and the sprint-0 data identical on every member. A planned
+ * switchover is not among sprint 3's criteria: it interrupts writes for
+ * seconds, so it is proved by the integration test (and by `dpgc
+ * failover-test --mode switchover`), not on every verify.
  */
-export const PROBE_TABLE = 'dpgc.replication_probe';
+export const LAG_P99_MS = 1000;
 
-export interface LagSamples {
-  /** Per replica: milliseconds from commit to visible, one per marker. */
-  perReplica: Record<string, number[]>;
-  /** Markers never seen within the timeout, per replica. */
-  missed: Record<string, number>;
-}
+export const replicationLag: Check = {
+  id: 's3.replication.lag',
+  title: `Replication lag measured with markers: p99 under ${LAG_P99_MS} ms on every replica`,
+  sprint: 3,
+  kind: 'load',
+  async run(ctx) {
+    const leader = await currentLeader(ctx.inventory);
+    const replicas = pgHosts(ctx).filter((h) => h.name !== leader.name);
+    const s = await measureReplicationLag(ctx.inventory, ctx.secrets, leader, replicas);
+    const per = Object.entries(s.perReplica).map(([n, xs]) => ({ n, p99: percentile(xs, 99), missed: s.missed[n] ?? 0 }));
+    const worst = Math.max(...per.map((p) => (p.missed ? Infinity : p.p99)));
+    const detail = per.map((p) => `${p.n} p99 ${p.p99.toFixed(1)} ms${p.missed ? `, ${p.missed} markers never seen` : ''}`).join('; ');
+    const value = Number.isFinite(worst) ? `${worst.toFixed(1)} ms` : 'markers lost';
+    if (!(worst < LAG_P99_MS)) return fail(detail, { value, threshold: `< ${LAG_P99_MS} ms`, remedy: 'Look at the replicas named in `dpgc status` (lag, streaming state) and at their hosts’ load.' });
+    return pass(value, `< ${LAG_P99_MS} ms`, detail);
+  },
+};
 
-export function percentile(xs: number[], p: number): number {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-}
+/** Attempts at a table the application keeps writing before it is reported as not comparable. */
+const BUSY_ATTEMPTS = 3;
 
-export async function measureReplicationLag(
-  inv: Pick<Inventory, 'ports'>,
-  secrets: Pick<Secrets, 'get'>,
-  leader: Pick<HostSpec, 'name' | 'address'>,
-  replicas: Pick<HostSpec, 'name' | 'address'>[],
-  opts: { samples?: number; timeoutMs?: number } = {},
-): Promise<LagSamples> {
-  const samples = opts.samples ?? 20;
-  const timeoutMs = opts.timeoutMs ?? 5000;
-  const primary = await connect(secrets, superuserOn(inv, leader), { applicationName: 'dpgc-lag-probe' });
-  const readers: { name: string; c: Client }[] = [];
-  try {
-    await primary.query(`CREATE SCHEMA IF NOT EXISTS dpgc`);
-    await primary.query(`CREATE TABLE IF NOT EXISTS ${PROBE_TABLE} (id int PRIMARY KEY, token text NOT NULL, written_at timestamptz NOT NULL)`);
-    for (const r of replicas) readers.push({ name: r.name, c: await connect(secrets, superuserOn(inv, r), { applicationName: 'dpgc-lag-probe' }) });
-    const out: LagSamples = { perReplica: Object.fromEntries(replicas.map((r) => [r.name, []])), missed: Object.fromEntries(replicas.map((r) => [r.name, 0])) };
-    // Each replica may still be creating the table when the first marker lands: wait for it first.
-    await Promise.all(readers.map((r) => until(timeoutMs, async () => (await r.c.query(`SELECT to_regclass($1) IS NOT NULL AS ok`, [PROBE_TABLE])).rows[0]?.ok === true)));
-    for (let i = 0; i < samples; i++) {
-      const token = randomBytes(8).toString('hex');
-      await primary.query(`INSERT INTO ${PROBE_TABLE} VALUES (1, $1, now()) ON CONFLICT (id) DO UPDATE SET token = EXCLUDED.token, written_at = EXCLUDED.written_at`, [token]);
-      const committed = performance.now();
-      await Promise.all(
-        readers.map(async (r) => {
-          const seen = await until(timeoutMs, async () => (await r.c.query(`SELECT token FROM ${PROBE_TABLE} WHERE id = 1`)).rows[0]?.token === token, 2);
-          if (seen) out.perReplica[r.name]!.push(performance.now() - committed);
-          else out.missed[r.name]! += 1;
-        }),
-      );
+export const dataIdentical: Check = {
+  id: 's3.data.identical',
+  title: 'The sprint-0 data and indexes are identical on every node (row counts and checksums)',
+  sprint: 3,
+  kind: 'read',
+  // Test rows of a concurrent load (round trip, pool test) would show as differences while they replicate.
+  exclusive: true,
+  async run(ctx) {
+    const leader = await currentLeader(ctx.inventory);
+    const replicas = pgHosts(ctx).filter((h) => h.name !== leader.name);
+    const diffs: string[] = [];
+    const busy: string[] = [];
+    const behind = new Set<string>();
+    let tables = 0;
+    for (const k of DBS) {
+      const db = DATABASES[k].name;
+      const fp = (h: typeof leader) => dataFingerprint(ctx.secrets, ctx.inventory, h, db);
+      let keys: string[] | undefined;
+      for (let attempt = 1; attempt <= BUSY_ATTEMPTS; attempt++) {
+        // The leader before and after the replicas are read: a table that did not change in between
+        // is compared exactly (the replicas have replayed at least what "before" saw, and cannot be
+        // ahead of the leader); one that changed is being written right now and is tried again.
+        const before = await fp(leader);
+        for (const b of await waitForReplay(ctx.secrets, ctx.inventory, leader, replicas)) behind.add(b);
+        const got = Object.fromEntries(await Promise.all(replicas.map(async (r) => [r.name, await fp(r)] as const)));
+        const after = await fp(leader);
+        if (attempt === 1) {
+          tables += Object.keys(before).filter((x) => x.startsWith('table ')).length;
+          if (!Object.keys(before).length) diffs.push(`${leader.name}/${db}: no tables at all`);
+        }
+        const r = settleComparison(db, before, after, got, keys);
+        diffs.push(...r.diffs);
+        keys = r.busy;
+        if (!keys.length) break;
+      }
+      busy.push(...(keys ?? []).map((x) => `${db}: ${x.replace(/^table /, '')}`));
     }
-    return out;
-  } finally {
-    await primary.end().catch(() => {});
-    for (const r of readers) await r.c.end().catch(() => {});
-  }
-}
-
-async function until(timeoutMs: number, probe: () => Promise<boolean>, pauseMs = 50): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    if (await probe()) return true;
-    if (performance.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, pauseMs));
-  }
-}
+    const stillReplaying = behind.size ? `still replaying: ${[...behind].join(', ')}; ` : '';
+    if (diffs.length) {
+      return fail(`${stillReplaying}${diffs.slice(0, 8).join('; ')}${diffs.length > 8 ? ` (and ${diffs.length - 8} more)` : ''}`, {
+        value: `${diffs.length} difference(s)`,
+        remedy: 'A replica that differs from the leader must be re-cloned (`patronictl reinit`) after you have found why.',
+      });
+    }
+    if (busy.length) {
+      return warn(`${tables - busy.length} of ${tables} tables identical on ${pgHosts(ctx).length} nodes; not comparable, written during each of ${BUSY_ATTEMPTS} attempts: ${busy.join(', ')}`, {
+        value: `${busy.length} table(s) busy`,
+        remedy: 'Run `dpgc verify --sprint 3` again when the application writes less, to compare those tables too.',
+      });
+    }
+    return pass(`${tables} tables × ${pgHosts(ctx).length} nodes`, 'identical to the leader');
+  },
+};
 
 /**
- * Per database: each user table's row count and an order-independent
- * checksum of its rows, and each index with its validity. Equal maps on two
- * nodes mean the same rows and the same indexes.
+ * One comparison of a database: the leader's fingerprint before and after the
+ * replicas were read, and each replica's. A table or index the leader showed
+ * the same both times must match on every replica (a difference is real); one
+ * that changed in between is `busy`, to be compared again. `only`: the keys
+ * still to compare (all on the first attempt).
  */
-export async function dataFingerprint(secrets: Pick<Secrets, 'get'>, inv: Pick<Inventory, 'ports'>, host: Pick<HostSpec, 'name' | 'address'>, db: string): Promise<Record<string, string>> {
-  return withClient(secrets, superuserOn(inv, host, db), async (c) => {
-    const out: Record<string, string> = {};
-    const tables = (
-      await c.query<{ t: string }>(
-        `SELECT format('%I.%I', schemaname, relname) AS t FROM pg_stat_user_tables WHERE schemaname NOT IN ('dpgc', 'pg_catalog', 'information_schema') ORDER BY 1`,
-      )
-    ).rows.map((r) => r.t);
-    for (const t of tables) {
-      const r = (await c.query<{ n: string; sum: string }>(`SELECT count(*)::text AS n, md5(coalesce(string_agg(h, '' ORDER BY h), '')) AS sum FROM (SELECT md5(x::text) AS h FROM ${t} x) s`)).rows[0]!;
-      out[`table ${t}`] = `${r.n} rows, ${r.sum}`;
-    }
-    const idx = await c.query<{ i: string; valid: boolean }>(
-      `SELECT format('%I.%I', n.nspname, ci.relname) AS i, x.indisvalid AS valid FROM pg_index x JOIN pg_class ci ON ci.oid = x.indexrelid JOIN pg_namespace n ON n.oid = ci.relnamespace
-        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'dpgc') ORDER BY 1`,
-    );
-    for (const r of idx.rows) out[`index ${r.i}`] = r.valid ? 'valid' : 'INVALID';
-    return out;
-  });
+export function settleComparison(
+  db: string,
+  before: Record<string, string>,
+  after: Record<string, string>,
+  replicas: Record<string, Record<string, string>>,
+  only?: string[],
+): { diffs: string[]; busy: string[] } {
+  const keys = new Set(only ?? [...Object.keys(before), ...Object.keys(after), ...Object.values(replicas).flatMap((r) => Object.keys(r))]);
+  const busy = [...keys].filter((k) => before[k] !== after[k]);
+  const stable = (fp: Record<string, string>) => Object.fromEntries(Object.entries(fp).filter(([k]) => keys.has(k) && !busy.includes(k)));
+  const diffs = Object.entries(replicas).flatMap(([name, fp]) => compareFingerprints(`${name}/${db}`, stable(before), stable(fp)));
+  return { diffs, busy };
 }
 
-/** Waits until a replica has replayed everything the primary had written when asked (so fingerprints compare like with like). */
-export async function waitForReplay(secrets: Pick<Secrets, 'get'>, inv: Pick<Inventory, 'ports'>, leader: Pick<HostSpec, 'name' | 'address'>, replicas: Pick<HostSpec, 'name' | 'address'>[], timeoutMs = 10_000): Promise<string[]> {
-  const lsn = await withClient(secrets, superuserOn(inv, leader), async (c) => (await c.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l);
-  const behind: string[] = [];
-  await Promise.all(
-    replicas.map(async (r) => {
-      const ok = await withClient(secrets, superuserOn(inv, r), (c) =>
-        until(timeoutMs, async () => (await c.query<{ ok: boolean }>(`SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok`, [lsn])).rows[0]?.ok === true, 100),
-      ).catch(() => false);
-      if (!ok) behind.push(r.name);
-    }),
-  );
-  return behind;
+export function compareFingerprints(where: string, want: Record<string, string>, got: Record<string, string>): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(want)) if (got[k] !== v) out.push(`${where}: ${k} is ${got[k] ?? 'missing'}, leader has ${v}`);
+  for (const k of Object.keys(got)) if (!(k in want)) out.push(`${where}: ${k} exists only here`);
+  return out;
 }

@@ -16,6 +16,8 @@ export interface CheckResult {
   remedy?: string;
 }
 
+export type CheckKind = 'state' | 'read' | 'load';
+
 export interface Check {
   /** Stable id for --json and JUnit, e.g. `s0.pg.reachable`. */
   id: string;
@@ -23,6 +25,24 @@ export interface Check {
   sprint: number;
   /** A failing optional check is reported but does not fail verify (default true). */
   required?: boolean;
+  /**
+   * What measuring it does, which decides what may run beside it and what
+   * `dpgc verify --quick` runs (every check says, so a new one cannot slip
+   * into the wrong group by default):
+   * - `state`: reads what is there now (processes, roles, routing, replication
+   *   state, what exists), answers in well under a second: `verify --quick`;
+   * - `read`: reads only, but waits, validates or exercises behaviour (a login,
+   *   a rejected insert, Prometheus's data);
+   * - `load`: applies load or writes test data, so it is exclusive.
+   */
+  kind: CheckKind;
+  /**
+   * Never runs at the same time as another exclusive check. Every `load`
+   * check is (two loads would measure each other); so is a read that a
+   * concurrent load would falsify, such as comparing every node's data while
+   * another check's test rows replicate.
+   */
+  exclusive?: boolean;
   run(ctx: RunContext): Promise<CheckResult>;
 }
 
@@ -31,6 +51,9 @@ export interface CheckOutcome extends CheckResult {
   title: string;
   sprint: number;
   required: boolean;
+  kind: CheckKind;
+  /** Milliseconds since the run began at which it started: with durationMs, what ran beside what. */
+  startedMs: number;
   durationMs: number;
 }
 
@@ -43,3 +66,5 @@ export const pass = (value?: string | number, threshold?: string, detail?: strin
 
 export const fail = (detail: string, extra: Omit<CheckResult, 'verdict' | 'detail'> = {}): CheckResult => ({ verdict: 'fail', detail, ...extra });
 export const warn = (detail: string, extra: Omit<CheckResult, 'verdict' | 'detail'> = {}): CheckResult => ({ verdict: 'warn', detail, ...extra });
+
+export const isExclusive = (c: Pick<Check, 'kind' | 'exclusive'>): boolean => c.exclusive ?? c.kind === 'load';

@@ -1,10 +1,9 @@
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ConfigError, DpgcError, ExitCode, UsageError } from '../errors.js';
 import { interruption } from '../interrupt.js';
 import { emitJson, jsonEmitted } from '../output/json.js';
 import { redact } from '../output/redact.js';
-import type { GlobalOptions } from '../context.js';
 
 /**
  * The whole command line. Each action lazily imports its command module, so
@@ -66,33 +65,6 @@ function report(e: unknown, o: { verbose: boolean; json: boolean }): number {
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
-}
-
-/**
- * Global options, layered lowest to highest: built-in defaults, the inventory
- * file, `DPGC_*` environment, flags. The environment dpgc reads:
- *   DPGC_CONFIG         the inventory file, when -c/--config is not given
- *   DPGC_SECRET_<NAME>  a secret instead of the secrets file (src/config/secrets.ts)
- *   CI                  set (and not "false"/"0"): never prompt, like --yes without the yes
- *   NO_COLOR            no colour (honoured by chalk)
- */
-export function globals(cmd: Command, env: NodeJS.ProcessEnv = process.env): GlobalOptions {
-  const o = cmd.optsWithGlobals<{ config?: string; json?: boolean; yes?: boolean; dryRun?: boolean; verbose?: boolean; acceptNewHostKeys?: boolean }>();
-  const yes = o.yes ?? false;
-  return {
-    config: o.config ?? (env['DPGC_CONFIG'] || undefined) ?? 'dpgc.yaml',
-    json: o.json ?? false,
-    yes,
-    dryRun: o.dryRun ?? false,
-    verbose: o.verbose ?? false,
-    acceptNewHostKeys: o.acceptNewHostKeys ?? false,
-    nonInteractive: yes || isCi(env) || !process.stdin.isTTY,
-  };
-}
-
-function isCi(env: NodeJS.ProcessEnv): boolean {
-  const ci = env['CI'];
-  return ci !== undefined && ci !== '' && ci !== 'false' && ci !== '0';
 }
 
 function sprintNumber(label: string) {
@@ -157,8 +129,26 @@ export function buildProgram(): Command {
     };
 
   example(
-    program.command('init').description('write an inventory for your hosts, by questions').option('--force', 'overwrite an existing inventory'),
-    'dpgc init            # asks for cluster name and hosts',
+    program
+      .command('init')
+      .description('write an inventory for your hosts, by questions')
+      .option('--force', 'overwrite an existing inventory')
+      // Every answer as a flag, for runs that cannot ask (--yes, CI, no TTY); each is checked like the prompt's answer.
+      .option('--cluster <name>', 'cluster name (default main)')
+      .option('--host <host...>', 'a host: DNS name or IPv4 address (repeat; at least 3)')
+      .option('--ssh-user <user>', 'SSH user (default root; another user needs passwordless sudo)')
+      .option('--ssh-key <file>', 'SSH private key (default ~/.ssh/id_ed25519)')
+      .option('--ssh-port <port>', 'SSH port (default 22)')
+      .option('--known-hosts <file>', 'known_hosts file (default ~/.ssh/known_hosts)')
+      .option('--timings <profile>', 'fast | balanced | safe (default balanced)')
+      .option('--vector <engine>', 'pgvector | ruvector (default pgvector)')
+      .option('--backup-host <host>', 'the pgBackRest repository host: a host without postgres, or another one')
+      .option('--retention-full <n>', 'full backups to keep (default 2)')
+      .option('--backup-schedule <s>', 'an interval (1d, 6h) or systemd OnCalendar (daily); default 1d')
+      .option('--ca-cert <file>', "your CA's certificate (with --ca-key; default: dpgc makes its own CA)")
+      .option('--ca-key <file>', "your CA's private key"),
+    'dpgc init            # asks, checking each host over SSH as you enter it',
+    'dpgc init --yes --host db1.example.com --host 10.0.0.12 --host 10.0.0.13 --accept-new-host-keys',
     'dpgc lab init        # or: a whole cluster on this machine',
   ).action(lazy(async () => (await import('./commands/init.js')).initCommand));
 
@@ -173,6 +163,14 @@ export function buildProgram(): Command {
   ).action(lazy(async () => (await import('./commands/sprint.js')).sprintCommand));
 
   example(
+    program
+      .command('plan')
+      .description('show what sprint N would change, changing nothing')
+      .argument('[n]', 'sprint number, 0-5 (default: the first sprint not yet passed)', sprintNumber('the sprint')),
+    'dpgc plan 1 --json',
+  ).action(lazy(async () => (await import('./commands/plan.js')).planCommand));
+
+  example(
     program.command('up').description('run every implemented sprint in order, with gating'),
     'dpgc up --yes         # no inventory: creates the lab, then runs every sprint',
   ).action(lazy(async () => (await import('./commands/up.js')).upCommand));
@@ -183,9 +181,11 @@ export function buildProgram(): Command {
       .description('measure sprint criteria on the live cluster')
       .option('--sprint <n>', 'verify one sprint', sprintNumber('--sprint'))
       .option('--all', 'verify every implemented sprint')
+      .option('--quick', 'state only (processes, roles, routing, replication state): no load, in seconds')
       .option('--junit <file>', 'also write JUnit XML for CI')
-      .addHelpText('after', '\nExits 0 only when every required check passes.'),
+      .addHelpText('after', '\nExits 0 only when every required check passes. --quick combines with --sprint or --all.'),
     'dpgc verify --all --junit reports/dpgc.xml',
+    'dpgc verify --quick     # before a deploy, in a health probe',
   ).action(lazy(async () => (await import('./commands/verify.js')).verifyCommand));
 
   example(
@@ -209,21 +209,69 @@ export function buildProgram(): Command {
     program
       .command('failover-test')
       .description('failure drill: RTO measured, no write lost')
-      .option('--mode <mode>', 'switchover | kill | stop | freeze | partition | etcd-member | replica', 'kill')
+      // No default: a drill disrupts the cluster, so the operator says which one.
+      .option('--mode <mode>', 'required: switchover | kill | crash | stop | freeze | partition | etcd-member | replica')
       .option('--repeat <n>', 'run N drills and report min/median/p95/max', positiveInt('--repeat', 5), 1)
       .option('--writers <n>', 'writer clients', positiveInt('--writers', 4), 4)
-      .option('--readers <n>', 'reader clients', positiveInt('--readers', 2), 2),
+      .option('--readers <n>', 'reader clients', positiveInt('--readers', 2), 2)
+      .option('--stall <seconds>', 'freeze, partition: how long the victim stays stopped or cut off (default 2 × ttl)', positiveInt('--stall', 40))
+      .option('--html <file>', 'also write the HTML report with the drills\' timelines (no readiness measurement)'),
     'dpgc failover-test --mode kill --repeat 5 --json',
   ).action(lazy(async () => (await import('./commands/failover-test.js')).failoverTestCommand));
 
-  example(
-    program.command('backup').description('take a pgBackRest backup (sprint 4)').option('--type <type>', 'full | incr | diff', 'incr'),
-    'dpgc backup --type full',
-  ).action(lazy(async () => (await import('./commands/not-yet.js')).notYet('backup', 4)));
-
-  example(program.command('readiness').description('production readiness report (sprint 5)'), 'dpgc readiness --json > readiness.json').action(
-    lazy(async () => (await import('./commands/not-yet.js')).notYet('readiness', 5)),
+  const backup = example(
+    program
+      .command('backup')
+      .description('take, list or mark pgBackRest backups')
+      .addHelpText('after', '\nA backup is taken from a standby. A second backup while one runs is refused (exit 2).'),
+    'dpgc backup                 # incremental (full when the repository has none)',
+    'dpgc backup list --json',
+    'dpgc backup mark before-migration-42',
   );
+  example(
+    backup.command('run', { isDefault: true }).description('take a backup now (the default action)').option('--type <type>', 'full | diff | incr (default: incr, or full when there is none)'),
+    'dpgc backup --type full',
+  ).action(lazy(async () => (await import('./commands/backup.js')).backupCommand));
+  example(backup.command('list').description('the backups in the repository (type, times, size, WAL range)'), 'dpgc backup list --json').action(
+    lazy(async () => (await import('./commands/backup.js')).backupListCommand),
+  );
+  example(backup.command('mark').description('create a named restore point on the leader').argument('<name>', 'letters, digits and . _ -'), 'dpgc backup mark before-migration-42').action(
+    lazy(async () => (await import('./commands/backup.js')).backupMarkCommand),
+  );
+
+  example(
+    program
+      .command('restore')
+      .description('point-in-time restore: scratch copy or in place')
+      .option('--target-time <time>', 'ISO 8601, e.g. 2026-12-02T08:15:00Z (no offset means UTC)')
+      .option('--target-lsn <lsn>', 'a WAL position, e.g. 0/5A000060')
+      .option('--target-name <name>', 'a restore point made by `dpgc backup mark`')
+      .option('--scratch', 'restore into a new instance on the backup host (port ports.restore_scratch); the cluster is untouched')
+      .option('--keep', 'keep the scratch instance running for you to copy data out')
+      .option('--in-place', 'the whole cluster back to the target: writes after it are lost (typed confirmation off a lab, or --yes)')
+      .option('--drop-scratch', 'stop and remove a kept scratch instance'),
+    'dpgc restore --target-time 2026-12-02T08:15:00Z --scratch --keep',
+    'dpgc restore --target-name before-migration-42 --scratch',
+    'dpgc restore --target-time 2026-12-02T08:15:00Z --in-place --yes',
+  ).action(lazy(async () => (await import('./commands/restore.js')).restoreCommand));
+
+  example(
+    program
+      .command('readiness')
+      .description('ready for production? every criterion, live')
+      .option('--junit <file>', 'also write a JUnit XML report (waived items as skipped)')
+      .option('--html <file>', 'also write the HTML report (as `dpgc report`)'),
+    'dpgc readiness --json > readiness.json',
+  ).action(lazy(async () => (await import('./commands/readiness.js')).readinessCommand));
+
+  example(
+    program
+      .command('report')
+      .description('one HTML file: topology, readiness, drills, backups')
+      .option('--html <file>', 'required: the file to write (self-contained: no network fetch)')
+      .option('--no-readiness', 'leave out the live readiness measurement (seconds instead of minutes)'),
+    'dpgc report --html cluster-report.html',
+  ).action(lazy(async () => (await import('./commands/report.js')).reportCommand));
 
   example(
     program.command('schema').description('print the inventory JSON Schema, for editors'),

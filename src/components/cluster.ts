@@ -4,10 +4,12 @@ import type { RunContext } from '../context.js';
 import { withClient } from '../db/client.js';
 import { HostError } from '../errors.js';
 import type { HostPool } from '../hosts/pool.js';
-import { ROLES_DB, superuserOn } from './endpoints.js';
+import { pgbouncerAdmin, superuserOn } from './endpoints.js';
 import { clientEndpoints, endpointHealth, endpointStatus, etcdctlNode, memberList, type EndpointHealth } from './etcd.js';
 import { showStat, type ServerStat } from './haproxy.js';
-import { clusterMembers, leaderOf, memberStatus, restTarget, type ClusterMember } from './patroni.js';
+import { writableHost } from './databases.js';
+import { settingsView, type SettingsView } from './sizing.js';
+import { memberStatus, patroniView, restTarget, type ClusterMember } from './patroni.js';
 
 /**
  * A read-only view of the live cluster, from the control machine: Patroni's
@@ -17,12 +19,21 @@ import { clusterMembers, leaderOf, memberStatus, restTarget, type ClusterMember 
  * fetched independently: one unreachable piece becomes an `error` field,
  * never a failed view. Used by `dpgc status`, checks and drills.
  */
+/**
+ * One Patroni member, however it was observed: the drills' fast poll fills
+ * what GET /cluster says (role, state, timeline, Patroni's lag); `dpgc status`
+ * and the checks place it on its inventory host and add the leader's
+ * pg_stat_replication figures.
+ */
 export interface MemberView {
   name: string;
-  address: string;
+  /** The inventory host's address (absent in a view from Patroni's REST API alone). */
+  address?: string;
   role: string;
   state: string;
-  timeline?: number;
+  timeline?: number | undefined;
+  /** Patroni's own lag figure from GET /cluster (bytes, or a word such as "unknown"). */
+  lag?: number | string | undefined;
   /** Bytes of WAL the replica has not replayed yet (from the leader). */
   lagBytes?: number;
   /** Seconds the replica's replay is behind (pg_stat_replication.replay_lag; 0 when idle). */
@@ -33,6 +44,9 @@ export interface MemberView {
   syncState?: string;
   error?: string;
 }
+
+/** A member placed on its inventory host (every member of a ClusterView). */
+export type HostedMember = MemberView & { address: string };
 
 export interface ServiceIssue {
   host: string;
@@ -45,12 +59,14 @@ export interface ClusterView {
   at: string;
   scope: string;
   leader?: string;
-  members: MemberView[];
+  members: HostedMember[];
   membersError?: string;
   etcd: { endpoints: EndpointHealth[]; leader?: string; members?: string[]; error?: string };
   haproxy: { host: string; servers: ServerStat[]; error?: string }[];
   pgbouncer: { host: string; pools: Record<string, unknown>[]; error?: string }[];
   services: ServiceIssue[];
+  /** PostgreSQL's key settings on the writable server, and where each came from. */
+  settings?: SettingsView;
 }
 
 type Ctx = Pick<RunContext, 'inventory' | 'secrets' | 'pool'>;
@@ -80,23 +96,18 @@ export async function replicationRows(inv: Pick<Inventory, 'ports'>, secrets: Pi
 async function members(ctx: Ctx): Promise<Pick<ClusterView, 'leader' | 'members' | 'membersError'>> {
   const inv = ctx.inventory;
   const hosts = inv.hosts.filter((h) => h.roles.includes('postgres'));
-  let view: ClusterMember[] | undefined;
-  const errors: string[] = [];
-  for (const h of hosts) {
-    try {
-      view = await clusterMembers(restTarget(inv, h));
-      break;
-    } catch (e) {
-      errors.push((e as Error).message);
-    }
+  let view: ClusterMember[];
+  let leader: ClusterMember | undefined;
+  try {
+    ({ members: view, leader } = await patroniView(inv));
+  } catch (e) {
+    return { members: hosts.map((h) => ({ name: h.name, address: h.address, role: 'unknown', state: 'unreachable' })), membersError: (e as Error).message };
   }
-  if (!view) return { members: hosts.map((h) => ({ name: h.name, address: h.address, role: 'unknown', state: 'unreachable' })), membersError: errors.join('; ') };
-  const leader = leaderOf(view);
   const leaderHost = hosts.find((h) => h.name === leader?.name);
   let rows: ReplicationRow[] = [];
   let replError: string | undefined;
   if (leaderHost) rows = await replicationRows(inv, ctx.secrets, leaderHost).catch((e: Error) => ((replError = e.message), []));
-  const out = hosts.map((h): MemberView => {
+  const out = hosts.map((h): HostedMember => {
     const m = view.find((x) => x.name === h.name);
     if (!m) return { name: h.name, address: h.address, role: 'absent', state: 'not registered in the DCS' };
     const r = rows.find((x) => x.application_name === h.name);
@@ -147,7 +158,7 @@ async function pgbouncer(ctx: Ctx): Promise<ClusterView['pgbouncer']> {
   const inv = ctx.inventory;
   return Promise.all(
     ctx.pool.specs('pgbouncer').map(async (s) => {
-      const ep = { name: s.name, address: s.address, port: inv.ports.pgbouncer, database: 'pgbouncer', user: ROLES_DB.pgbouncerAdmin.user, secret: ROLES_DB.pgbouncerAdmin.secret };
+      const ep = pgbouncerAdmin(inv, s);
       try {
         const pools = await withClient(ctx.secrets, ep, async (c) => (await c.query('SHOW POOLS')).rows as Record<string, unknown>[]);
         return { host: s.name, pools };
@@ -187,23 +198,23 @@ export async function deadServices(ctx: Pick<RunContext, 'pool'>, which = HA_SER
 }
 
 export async function clusterView(ctx: Ctx): Promise<ClusterView> {
-  const [m, e, h, p, services] = await Promise.all([members(ctx), etcd(ctx), haproxy(ctx.pool), pgbouncer(ctx), deadServices(ctx)]);
-  return { at: new Date().toISOString(), scope: ctx.inventory.cluster, ...m, etcd: e, haproxy: h, pgbouncer: p, services };
+  const [m, e, h, p, services, settings] = await Promise.all([
+    members(ctx),
+    etcd(ctx),
+    haproxy(ctx.pool),
+    pgbouncer(ctx),
+    deadServices(ctx),
+    settingsView(ctx.inventory, ctx.secrets, ctx.pool, () => writableHost(ctx.inventory, ctx.secrets)),
+  ]);
+  return { at: new Date().toISOString(), scope: ctx.inventory.cluster, ...m, etcd: e, haproxy: h, pgbouncer: p, services, settings };
 }
 
 /** The host Patroni calls leader right now (throws with a remedy when there is none). */
 export async function currentLeader(inv: Pick<Inventory, 'hosts' | 'ports'>): Promise<HostSpec> {
-  const hosts = inv.hosts.filter((h) => h.roles.includes('postgres'));
-  for (const h of hosts) {
-    try {
-      const s = await memberStatus(restTarget(inv, h));
-      if (s.role === 'master' || s.role === 'primary') {
-        const leader = leaderOf(await clusterMembers(restTarget(inv, h)));
-        if (leader?.name === h.name) return h;
-      }
-    } catch {
-      // next member
-    }
-  }
+  // The DCS names the leader, and the leader itself must agree that it runs as the primary.
+  const leader = (await patroniView(inv).catch(() => undefined))?.leader;
+  const h = leader && inv.hosts.find((x) => x.name === leader.name);
+  const role = h ? (await memberStatus(restTarget(inv, h)).catch(() => undefined))?.role : undefined;
+  if (h && (role === 'master' || role === 'primary')) return h;
   throw new HostError('no Patroni member is the leader right now', { hint: 'Run `dpgc status` to see each member; `dpgc sprint 3` starts Patroni where it is down.' });
 }

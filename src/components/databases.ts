@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { HostSpec, Inventory } from '../config/schema.js';
 import type { SecretName, Secrets } from '../config/secrets.js';
 import { withClient } from '../db/client.js';
-import { firstPostgres, superuserOn } from './endpoints.js';
+import { firstPostgres, ROLES_DB, superuserOn } from './endpoints.js';
 import { scramMatches, scramVerifier } from './scram.js';
 import { createExtensionSql, ENGINES, extensionName, quoteIdent, type VectorEngine } from './vector.js';
 
@@ -22,6 +22,18 @@ export async function ensureLoginRole(su: pg.Client, role: string, secrets: Pick
   const verifier = scramVerifier(password);
   await su.query(`${cur ? 'ALTER' : 'CREATE'} ROLE ${quoteIdent(role)} LOGIN PASSWORD '${verifier}'`);
   return { changed: true, note: cur ? 'password or login reset' : 'created' };
+}
+
+/** The monitoring role: a login with pg_monitor, never a superuser. */
+export async function ensureMonitoringRole(su: pg.Client, secrets: Pick<Secrets, 'get'>): Promise<{ changed: boolean }> {
+  const role = ROLES_DB.monitoring.user;
+  const login = await ensureLoginRole(su, role, secrets, ROLES_DB.monitoring.secret);
+  const r = await su.query<{ sup: boolean; mon: boolean }>("SELECT rolsuper AS sup, pg_has_role(oid, 'pg_monitor', 'MEMBER') AS mon FROM pg_roles WHERE rolname = $1", [role]);
+  // No row: the role is still to be created (an observation sends no CREATE ROLE), so it is no superuser yet.
+  const cur = r.rows[0] ?? { sup: false, mon: false };
+  if (cur.sup) await su.query(`ALTER ROLE ${role} NOSUPERUSER`);
+  if (!cur.mon) await su.query(`GRANT pg_monitor TO ${role}`);
+  return { changed: login.changed || cur.sup || !cur.mon };
 }
 
 /** The database with its owner, and the owner's CONNECT privilege (a revoked grant is restored). */
@@ -81,7 +93,7 @@ export async function writableHost(inv: Pick<Inventory, 'hosts' | 'file' | 'port
   const others = inv.hosts.filter((h) => h.roles.includes('postgres') && h.name !== base.name);
   for (const h of [base, ...others]) {
     try {
-      const r = await withClient(secrets, superuserOn(inv, h), (c) => c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'), { timeoutMs: 3000 });
+      const r = await withClient(secrets, superuserOn(inv, h), (c) => c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'));
       if (r.rows[0]?.r === false) return h;
     } catch {
       // down or not there yet: the next one

@@ -43,3 +43,9 @@ export function firstPostgres(inv: Pick<Inventory, 'hosts' | 'file'>): HostSpec 
   if (!h) throw new Error(`${inv.file}: no host has the postgres role`);
   return h;
 }
+
+/** PgBouncer's admin console on a host, as the stats user. */
+export function pgbouncerAdmin(inv: Pick<Inventory, 'ports'>, host: Pick<HostSpec, 'name' | 'address'>): Endpoint {
+  const a = ROLES_DB.pgbouncerAdmin;
+  return { name: host.name, address: host.address, port: inv.ports.pgbouncer, database: 'pgbouncer', user: a.user, secret: a.secret };
+}

@@ -5,6 +5,7 @@ import { HostError } from '../errors.js';
 import type { HostPool, Node } from '../hosts/pool.js';
 import type { ServiceSpec } from '../hosts/services.js';
 import { render } from '../templates.js';
+import { waitUntil } from '../wait.js';
 import { ensurePackages, HA_PACKAGES } from './ha-packages.js';
 
 /**
@@ -74,6 +75,7 @@ export async function configureEtcd(inv: Inv, node: Node): Promise<boolean> {
   const st = await node.host.exec(['stat', '-c', '%U %a', dir], { mutates: false, allowFailure: true });
   let changed = false;
   if (st.stdout.trim() !== `${user} 700`) {
+    // Why sh: three steps in one round trip; directory and owner are "$1" and "$2", never spliced in.
     await node.host.exec(['sh', '-c', 'mkdir -p -- "$1" && chown -- "$2" "$1" && chmod 700 -- "$1"', 'sh', dir, `${user}:`]);
     changed = true;
   }
@@ -145,6 +147,23 @@ export async function endpointHealth(node: Pick<Node, 'host'>, endpoints: string
     const took = row.took ? parseDuration(row.took) : undefined;
     return { endpoint: ep, health: row.health, ...(took === undefined ? {} : { tookMs: took }), ...(row.error ? { error: row.error } : {}) };
   });
+}
+
+/** Until every member answers healthy (a member waits for a quorum of its peers before it serves). */
+export async function waitForEtcdHealthy(inv: Pick<Inventory, 'hosts' | 'ports'>, node: Pick<Node, 'host'>, timeoutMs = 30_000): Promise<void> {
+  let last: EndpointHealth[] = [];
+  await waitUntil(
+    async () => (last = await endpointHealth(node, clientEndpoints(inv))).every((x) => x.health),
+    {
+      timeoutMs,
+      everyMs: 500,
+      timeoutError: () =>
+        new HostError(`etcd is not healthy after ${timeoutMs / 1000} s: ${last.filter((x) => !x.health).map((x) => `${x.endpoint} (${x.error ?? 'unhealthy'})`).join(', ')}`, {
+          hint: 'Read etcd.log on the hosts named; a member needs a quorum of its peers reachable on the peer port.',
+        }),
+    },
+    'every etcd member healthy',
+  );
 }
 
 /** Which member leads, seen from each endpoint that answers. */

@@ -8,7 +8,7 @@ import { ROLES_DB } from './endpoints.js';
 /**
  * The exporters Prometheus scrapes: node_exporter on every host,
  * postgres_exporter beside each PostgreSQL instance, and dpgc's own PgBouncer
- * exporter (Debian's crashes on PgBouncer 1.18, LAB.md). Secrets reach them
+ * exporter (Debian's crashes on PgBouncer 1.18, docs/lab-facts.md). Secrets reach them
  * only through mode-0600 environment files read by the service manager.
  */
 export const EXPORTER_USER = 'prometheus';
@@ -22,13 +22,16 @@ export function exporterFiles(node: Pick<Node, 'paths'>) {
   };
 }
 
-export function nodeExporterService(inv: Pick<Inventory, 'ports'>, node: Pick<Node, 'spec'>): ServiceSpec {
+export function nodeExporterService(inv: Pick<Inventory, 'ports'>, node: Pick<Node, 'spec' | 'paths'>): ServiceSpec {
   return {
     name: 'node-exporter',
     user: EXPORTER_USER,
     argv: [
       '/usr/bin/prometheus-node-exporter',
       `--web.listen-address=${node.spec.address}:${inv.ports.node_exporter}`,
+      // Named, not Debian's built-in default: in the lab each host's directory is under its own root.
+      // The backup host's metrics arrive here (components/backup-metrics.ts).
+      `--collector.textfile.directory=${node.paths.textfileDir}`,
       // Debian's build enables the systemd collector, which fails every scrape on a host without systemd.
       ...(node.spec.services === 'systemd' ? [] : ['--no-collector.systemd']),
     ],
@@ -36,7 +39,7 @@ export function nodeExporterService(inv: Pick<Inventory, 'ports'>, node: Pick<No
   };
 }
 
-/** KEY=VALUE lines for a shell `set -a; . file` and systemd's EnvironmentFile alike: single-quoted values. */
+/** KEY=VALUE lines for dpgc's env-file parser (src/hosts/env-file.ts, never a shell) and systemd's EnvironmentFile alike: single-quoted values. */
 export function envFileText(vars: Record<string, string>): string {
   return `${Object.entries(vars)
     .map(([k, v]) => {
@@ -111,6 +114,14 @@ export async function ensureExporter(node: Node, spec: ServiceSpec, files: { pat
   }
   const s = await node.services.start(spec);
   return s.changed ? { changed: true, note: 'started' } : { changed };
+}
+
+/** node_exporter's textfile directory, made when missing and never re-owned (sprint 4 lets the backup user write there). */
+export async function ensureTextfileDir(node: Node): Promise<boolean> {
+  const dir = node.paths.textfileDir;
+  if ((await node.host.exec(['test', '-d', dir], { mutates: false, allowFailure: true })).exitCode === 0) return false;
+  await node.host.exec(['install', '-d', '-m', '755', dir]);
+  return true;
 }
 
 /** postgres_exporter on one PostgreSQL node: its 0600 env file, its queries, its service. */

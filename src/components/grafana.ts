@@ -4,13 +4,16 @@ import { render, templateText } from '../templates.js';
 import { SCRAPE_INTERVAL_S } from './prometheus.js';
 
 /**
- * Grafana's side of monitoring: a datasource and three dashboards, rendered
+ * Grafana's side of monitoring: a datasource and four dashboards, rendered
  * to the monitoring host's provisioning folders. Grafana itself comes from
  * Grafana's apt repository on real hosts (not in Debian), and reads these at
  * start; dpgc never edits Grafana's database.
  */
 export const DATASOURCE_UID = 'dpgc-prometheus';
-export const DASHBOARD_FILES = ['cluster-overview.json', 'postgresql.json', 'pgbouncer-pools.json'] as const;
+export const DASHBOARD_FILES = ['cluster-overview.json', 'postgresql.json', 'pgbouncer-pools.json', 'backups.json'] as const;
+/** The sprint whose metrics a dashboard shows, and whose criteria run its queries (all are provisioned from sprint 1). */
+const DASHBOARD_SPRINT: Record<(typeof DASHBOARD_FILES)[number], number> = { 'cluster-overview.json': 1, 'postgresql.json': 1, 'pgbouncer-pools.json': 1, 'backups.json': 4 };
+export const dashboardSprint = (file: string): number => DASHBOARD_SPRINT[file as (typeof DASHBOARD_FILES)[number]] ?? 1;
 
 export interface Dashboard {
   uid: string;

@@ -2,16 +2,18 @@ import type { HostSpec, Inventory } from '../config/schema.js';
 import type { HostPaths } from '../config/paths.js';
 import type { Secrets } from '../config/secrets.js';
 import { HostError } from '../errors.js';
-import type { Node } from '../hosts/pool.js';
+import type { HostPool, Node } from '../hosts/pool.js';
 import type { ServiceSpec } from '../hosts/services.js';
 import { render } from '../templates.js';
+import { currentLeader } from './cluster.js';
 import { installValidated, runValidator } from './config-file.js';
 import { ensurePackages, HA_PACKAGES } from './ha-packages.js';
 import { MAX_LAG_BYTES } from './patroni.js';
 import { transitionCheckMs } from '../config/timings.js';
 import { DATABASES } from './endpoints.js';
-import { baseInstanceBackends } from './pgbouncer.js';
-import { readState, statePathFor } from '../state.js';
+import { baseInstanceBackends, type PgbouncerBackend } from './pgbouncer.js';
+import { liveSprint } from './deployed.js';
+import { waitUntil } from '../wait.js';
 
 /**
  * HAProxy in front of the Patroni members: :5000 reaches only the leader
@@ -83,6 +85,7 @@ export async function configureHaproxy(inv: Inv, node: Node, secrets: Pick<Secre
   const st = await node.host.exec(['stat', '-c', '%U', sockDir], { mutates: false, allowFailure: true });
   let changed = false;
   if (st.stdout.trim() !== user) {
+    // Why sh: three steps in one round trip; directory and owner are "$1" and "$2", never spliced in.
     await node.host.exec(['sh', '-c', 'mkdir -p -- "$1" && chown -- "$2" "$1" && chmod 750 -- "$1"', 'sh', sockDir, `${user}:`]);
     changed = true;
   }
@@ -104,6 +107,20 @@ export async function ensureHaproxyRunning(inv: Inv, node: Node, configChanged: 
   if (!configChanged) return { changed: false };
   await node.host.exec(['kill', '-USR2', String(st.pid)]);
   return { changed: true, note: 'reloaded' };
+}
+
+/**
+ * Started or reloaded as needed, then routing: every server counts as UP
+ * right after a (re)start (docs/lab-facts.md), so when Patroni already runs the port is
+ * not handed back before it routes to the leader only.
+ */
+export async function ensureHaproxyRouting(inv: Inv, node: Node, configChanged: boolean): Promise<{ changed: boolean; note?: string }> {
+  const r = await ensureHaproxyRunning(inv, node, configChanged);
+  if (r.changed) {
+    const leader = await currentLeader(inv).catch(() => undefined);
+    if (leader) await waitForPrimaryRoute(node, { expect: leader.name });
+  }
+  return r;
 }
 
 // ---------------------------------------------------------------- admin socket
@@ -148,28 +165,34 @@ export function upServers(stats: ServerStat[], backend: string): string[] {
 }
 
 /**
- * Right after a start every server counts as UP (LAB.md), so the primary port
+ * Right after a start every server counts as UP (docs/lab-facts.md), so the primary port
  * can land on a replica for a moment: wait until exactly the expected server
  * (or, without one, exactly one server) is UP in the primary backend.
  */
 export async function waitForPrimaryRoute(node: Pick<Node, 'host' | 'paths'>, opts: { expect?: string; timeoutMs?: number } = {}): Promise<string> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  const timeoutMs = opts.timeoutMs ?? 60_000;
   let last: string[] = [];
-  for (;;) {
-    try {
-      last = upServers(await showStat(node), BACKENDS.primary);
-      if (last.length === 1 && (!opts.expect || last[0] === opts.expect)) return last[0]!;
-    } catch {
-      // the socket appears a moment after the master starts
-    }
-    if (Date.now() > deadline) {
-      throw new HostError(
-        `${node.host.name}: HAProxy's primary backend has ${last.length ? `${last.join(', ')} UP` : 'no server UP'} after ${(opts.timeoutMs ?? 60_000) / 1000}s${opts.expect ? ` (expected ${opts.expect}, Patroni's leader)` : ''}`,
-        { hint: 'Run `dpgc status`: HAProxy routes :5000 to whichever member answers 200 on Patroni\'s /primary.' },
-      );
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  return waitUntil(
+    async () => {
+      try {
+        last = upServers(await showStat(node), BACKENDS.primary);
+        if (last.length === 1 && (!opts.expect || last[0] === opts.expect)) return last[0]!;
+      } catch {
+        // the socket appears a moment after the master starts
+      }
+      return undefined;
+    },
+    {
+      timeoutMs,
+      everyMs: 250,
+      timeoutError: () =>
+        new HostError(
+          `${node.host.name}: HAProxy's primary backend has ${last.length ? `${last.join(', ')} UP` : 'no server UP'} after ${timeoutMs / 1000}s${opts.expect ? ` (expected ${opts.expect}, Patroni's leader)` : ''}`,
+          { hint: 'Run `dpgc status`: HAProxy routes :5000 to whichever member answers 200 on Patroni\'s /primary.' },
+        ),
+    },
+    `HAProxy on ${node.host.name} routing its primary port to ${opts.expect ?? 'exactly one server'}`,
+  );
 }
 
 /** Suffix of PgBouncer's read-only aliases, routed to HAProxy's replicas port. */
@@ -190,12 +213,20 @@ export function haproxyBackends(inv: Pick<Inventory, 'hosts' | 'ports'>): { alia
 }
 
 /**
- * Where PgBouncer should point right now: at HAProxy once sprint 3 has run
- * (recorded in the state file), else at the sprint-0 base instance. Sprint 1
- * uses it too, so re-running sprint 1 on a running cluster never re-points
+ * Where PgBouncer should point, given the sprint the live cluster is at: at
+ * HAProxy once Patroni runs the cluster (sprint 3), else at the sprint-0 base
+ * instance.
+ */
+export function pgbouncerTargetsAt(inv: Pick<Inventory, 'hosts' | 'ports' | 'file'>, sprint: number): PgbouncerBackend[] {
+  return sprint >= 3 && inv.hosts.some((h) => h.roles.includes('haproxy')) ? haproxyBackends(inv) : baseInstanceBackends(inv);
+}
+
+/**
+ * Where PgBouncer should point right now, from the inventory and the live
+ * cluster (src/components/deployed.ts), never the state file. Sprint 1 uses
+ * it too, so re-running sprint 1 on a running cluster never re-points
  * applications at one node that may be a replica by then.
  */
-export async function pgbouncerTargets(inv: Pick<Inventory, 'hosts' | 'ports' | 'file'>): Promise<{ alias: string; host: string; port: number; dbname: string }[]> {
-  const done = Object.keys((await readState(statePathFor(inv.file))).sprints).map(Number);
-  return done.some((s) => s >= 3) && inv.hosts.some((h) => h.roles.includes('haproxy')) ? haproxyBackends(inv) : baseInstanceBackends(inv);
+export async function pgbouncerTargets(ctx: { inventory: Pick<Inventory, 'cluster' | 'hosts' | 'ports' | 'file'>; pool: HostPool }): Promise<PgbouncerBackend[]> {
+  return pgbouncerTargetsAt(ctx.inventory, await liveSprint(ctx));
 }

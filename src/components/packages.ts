@@ -19,14 +19,18 @@ export async function missingPackages(host: Host, pkgs: readonly string[]): Prom
   return pkgs.filter((p) => !installed.has(p));
 }
 
-/** apt-get install of the missing ones only; `changed` when anything was installed. */
-export async function installPackages(host: Host, pkgs: readonly string[]): Promise<{ changed: boolean; note?: string }> {
-  const missing = await missingPackages(host, pkgs);
+/**
+ * apt-get install of the missing ones only; `changed` when anything was
+ * installed. `upgrade`: install every named package even when present, so apt
+ * moves it to its (pinned) candidate.
+ */
+export async function installPackages(host: Host, pkgs: readonly string[], opts: { upgrade?: boolean } = {}): Promise<{ changed: boolean; note?: string }> {
+  const missing = opts.upgrade ? [...pkgs] : await missingPackages(host, pkgs);
   if (!missing.length) return { changed: false };
   const env = { DEBIAN_FRONTEND: 'noninteractive', PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
   await host.exec([...APT, 'update', '-qq'], { env, timeoutMs: 600_000 });
   await host.exec([...APT, 'install', '-y', '-qq', '--no-install-recommends', ...missing], { env, timeoutMs: 1_200_000 });
-  return { changed: true, note: `installed ${missing.join(' ')}` };
+  return { changed: true, note: `${opts.upgrade ? 'upgraded' : 'installed'} ${missing.join(' ')}` };
 }
 
 /** Whether apt can install a package (it has a candidate in the configured sources). */

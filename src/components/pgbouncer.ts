@@ -166,6 +166,7 @@ export async function ensurePgbouncer(
 export async function ensureDir(node: Pick<Node, 'host'>, dir: string, owner: string, mode: string): Promise<boolean> {
   const cur = await node.host.exec(['stat', '-c', '%a %U', dir], { mutates: false, allowFailure: true });
   if (cur.exitCode === 0 && cur.stdout.trim() === `${mode.replace(/^0+/, '')} ${owner}`) return false;
+  // Why sh: three steps in one round trip; directory, owner and mode are "$1".."$3", never spliced in.
   await node.host.exec(['sh', '-c', 'mkdir -p -- "$1" && chown "$2": -- "$1" && chmod "$3" -- "$1"', 'sh', dir, owner, mode]);
   return true;
 }

@@ -1,14 +1,18 @@
-import { installPackages } from './packages.js';
-import type { HostSpec, Inventory } from '../config/schema.js';
+import { assertOwnedPath } from '../hosts/owned.js';
+import { SETTING_NAME_PATTERN, type HostSpec, type Inventory } from '../config/schema.js';
+import { CONTROL_CHAR } from '../config/messages.js';
 import type { HostPaths } from '../config/paths.js';
 import type { Secrets } from '../config/secrets.js';
 import { withClient } from '../db/client.js';
-import { HostError } from '../errors.js';
+import { ConfigError, HostError } from '../errors.js';
 import type { ServiceSpec } from '../hosts/services.js';
 import type { Host } from '../hosts/types.js';
 import type { Node } from '../hosts/pool.js';
-import { render } from '../templates.js';
+import { q, render } from '../templates.js';
+import type { Sizing } from '../config/sizing.js';
+import { dropAlterSystemOverrides } from './sizing.js';
 import { ROLES_DB, superuserOn } from './endpoints.js';
+import { waitUntil } from '../wait.js';
 
 /**
  * PostgreSQL on a host: packages, the data directory, its configuration and
@@ -58,13 +62,6 @@ export function extensionBuildPackages(version: number): string[] {
   return [`postgresql-server-dev-${version}`, 'build-essential', 'dpkg-dev'];
 }
 
-/** Server packages, with postgresql-common told first not to create a cluster. */
-export async function installPostgresPackages(host: Host, version: number): Promise<{ changed: boolean; note?: string }> {
-  const conf = await ensureCreateClusterDisabled(host);
-  const pk = await installPackages(host, postgresPackages(version));
-  return { changed: conf || pk.changed, ...(pk.note ? { note: pk.note } : {}) };
-}
-
 /** Debian's layout, fixed per major: valid before any -dev package is installed. */
 export function pgDirs(version: number) {
   return { bin: `/usr/lib/postgresql/${version}/bin`, lib: `/usr/lib/postgresql/${version}/lib`, share: `/usr/share/postgresql/${version}` };
@@ -75,20 +72,30 @@ export function pgDirs(version: number) {
 export function confValue(v: string | number | boolean): string {
   if (typeof v === 'number') return String(v);
   if (typeof v === 'boolean') return v ? 'on' : 'off';
-  return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+  return q.pgconf(v);
 }
 
-export function renderDpgcConf(inv: Inv, spec: Pick<HostSpec, 'address'>, paths: Pick<HostPaths, 'pgSocketDir'>): string {
-  for (const k of Object.keys(inv.postgres.settings)) {
-    if (!/^[a-z_][a-z0-9_.]*$/i.test(k)) throw new HostError(`postgres.settings: "${k}" is not a PostgreSQL setting name`);
+/**
+ * dpgc.conf: fixed settings, then the sizing (src/config/sizing.ts), whose
+ * `inventory` entries are postgres.settings. Without a sizing (tests of
+ * escaping) the inventory's settings alone.
+ */
+export function renderDpgcConf(inv: Inv, spec: Pick<HostSpec, 'address'>, paths: Pick<HostPaths, 'pgSocketDir'>, sizing?: Pick<Sizing, 'settings' | 'profile'>): string {
+  const all = sizing?.settings ?? Object.entries(inv.postgres.settings).map(([name, value]) => ({ name, value, source: 'inventory' as const, why: '' }));
+  // The schema already refused these; a renderer never trusts its caller with a file postgres reads as root's config.
+  for (const [k, v] of all.map((s) => [s.name, s.value] as const)) {
+    if (!SETTING_NAME_PATTERN.test(k)) throw new ConfigError(`postgres.settings: "${k}" is not a PostgreSQL setting name`);
+    if (typeof v === 'string' && CONTROL_CHAR.test(v)) throw new ConfigError(`postgres.settings.${k}: the value must be one line without control characters`);
+    if (typeof v === 'number' && !Number.isFinite(v)) throw new ConfigError(`postgres.settings.${k}: ${v} is not a number PostgreSQL reads`);
   }
   return render('postgresql/dpgc.conf.eta', {
     address: spec.address,
     port: inv.ports.postgres,
     socketDir: paths.pgSocketDir,
     maxConnections: inv.postgres.max_connections,
-    maintenanceWorkMem: '512MB',
-    settings: Object.entries(inv.postgres.settings).map(([name, value]) => ({ name, value: confValue(value) })),
+    profile: sizing?.profile,
+    sized: all.filter((s) => s.source !== 'inventory').map((s) => ({ name: s.name, value: confValue(s.value), why: `${s.source}: ${s.why}`.replace(new RegExp(CONTROL_CHAR.source, 'gu'), ' ') })),
+    settings: all.filter((s) => s.source === 'inventory').map((s) => ({ name: s.name, value: confValue(s.value) })),
   });
 }
 
@@ -129,7 +136,17 @@ const DATA_DIR_PROBE =
   `grep -qs "^include '${DPGC_CONF}'" "$d/postgresql.conf" "$d/postgresql.base.conf" && echo ours; ` +
   '[ -f "$d/postgresql.base.conf" ] && echo patroni; exit 0';
 
+/**
+ * Once Patroni manages the instance (sprint 3) its settings and its starts
+ * are Patroni's: sprint 0's own steps then leave them alone.
+ */
+export async function unlessPatroniManaged(node: Pick<Node, 'host' | 'paths'>, version: number, fn: () => Promise<{ changed: boolean; note?: string } | boolean>): Promise<{ changed: boolean; note?: string } | boolean> {
+  if ((await dataDirState(node.host, node.paths, version)).kind === 'patroni') return { changed: false, note: 'managed by Patroni' };
+  return fn();
+}
+
 export async function dataDirState(host: Host, paths: Pick<HostPaths, 'pgData'>, version: number): Promise<DataDirState> {
+  // Why sh: several probes in one round trip; the directory is "$1" (DATA_DIR_PROBE splices in only the constant DPGC_CONF).
   const r = await host.exec(['sh', '-c', DATA_DIR_PROBE, 'sh', paths.pgData], { mutates: false });
   return classifyDataDir(r.stdout, version);
 }
@@ -137,6 +154,7 @@ export async function dataDirState(host: Host, paths: Pick<HostPaths, 'pgData'>,
 /** Directory with owner and mode, checked first so an unchanged one reports unchanged. */
 export async function ensureDir(host: Host, path: string, owner: string, mode: number): Promise<boolean> {
   const want = `${mode.toString(8)} ${owner} ${owner}`;
+  // Why sh: a test and a stat in one round trip; the path is "$1", never spliced in.
   const r = await host.exec(['sh', '-c', '[ -d "$1" ] && stat -c "%a %U %G" -- "$1" || true', 'sh', path], { mutates: false });
   if (r.stdout.trim() === want) return false;
   await host.exec(['install', '-d', '-o', owner, '-g', owner, '-m', mode.toString(8), path]);
@@ -168,7 +186,7 @@ export async function prepareDirectories(node: Node): Promise<boolean> {
  * initdb exactly once. A non-empty directory is never initialised again: if
  * it holds our cluster nothing happens, anything else stops the run.
  */
-export async function initCluster(node: Node, inv: Inv, secrets: Pick<Secrets, 'get'>): Promise<{ changed: boolean; note?: string }> {
+export async function initCluster(node: Node, inv: Inv, secrets: Pick<Secrets, 'get'>, sizing: Sizing): Promise<{ changed: boolean; note?: string }> {
   const { host, paths } = node;
   const v = inv.postgres.version;
   const st = await dataDirState(host, paths, v);
@@ -198,22 +216,27 @@ export async function initCluster(node: Node, inv: Inv, secrets: Pick<Secrets, '
       { user: 'postgres', env: { PATH: '/usr/bin:/bin', LC_ALL: 'C.UTF-8' }, timeoutMs: 300_000 },
     );
   } finally {
-    await host.exec(['rm', '-f', pwfile]);
+    await host.exec(['rm', '-f', assertOwnedPath(pwfile, [paths.pgHome], 'initdb password file')]);
   }
   // The include is written at once: a directory without it would read as "not ours" on the next run.
-  await writeConfig(node, inv);
+  await writeConfig(node, inv, sizing);
   return { changed: true, note: 'checksums, SCRAM' };
 }
 
-/** dpgc.conf, the include in postgresql.conf, and pg_hba.conf, all inside pgData. */
-export async function writeConfig(node: Pick<Node, 'host' | 'paths' | 'spec'>, inv: Inv): Promise<boolean> {
+/**
+ * dpgc.conf, the include in postgresql.conf, and pg_hba.conf, all inside
+ * pgData; and no ALTER SYSTEM value of a setting dpgc sets (it would win).
+ */
+export async function writeConfig(node: Pick<Node, 'host' | 'paths' | 'spec'>, inv: Inv, sizing: Sizing): Promise<{ changed: boolean; note?: string }> {
   const { host, paths } = node;
   const own = { mode: 0o600, owner: 'postgres' };
-  let changed = (await host.writeFile(`${paths.pgData}/${DPGC_CONF}`, renderDpgcConf(inv, node.spec, paths), own)).changed;
+  let changed = (await host.writeFile(`${paths.pgData}/${DPGC_CONF}`, renderDpgcConf(inv, node.spec, paths, sizing), own)).changed;
+  const overrides = await dropAlterSystemOverrides(node, sizing.settings.map((s) => s.name));
+  changed = overrides.changed || changed;
   changed = (await host.writeFile(`${paths.pgData}/pg_hba.conf`, renderPgHba(inv), own)).changed || changed;
   const conf = (await host.readFile(`${paths.pgData}/postgresql.conf`)) ?? '';
   changed = (await host.writeFile(`${paths.pgData}/postgresql.conf`, withDpgcInclude(conf), own)).changed || changed;
-  return changed;
+  return overrides.note ? { changed, note: overrides.note } : { changed };
 }
 
 // ---------- the service ----------
@@ -228,6 +251,19 @@ export function postgresService(node: Pick<Node, 'spec' | 'paths'>, inv: Pick<In
     startTimeoutMs: 60_000,
     stopTimeoutMs: 120_000,
   };
+}
+
+/**
+ * Stops the instance with a fast shutdown: a smart one (the service
+ * manager's SIGTERM) waits for every client, and PgBouncer keeps its server
+ * connections open for minutes, so it would not stop in time.
+ */
+export async function stopFast(node: Pick<Node, 'host' | 'paths' | 'services' | 'spec'>, inv: Pick<Inventory, 'ports'>): Promise<void> {
+  const base = postgresService(node, inv);
+  if ((await node.services.status(base)).running) {
+    await node.host.exec([`${node.paths.pgBin}/pg_ctl`, 'stop', '-D', node.paths.pgData, '-m', 'fast', '-w', '-t', '120'], { user: 'postgres', timeoutMs: 150_000 });
+  }
+  await node.services.stop({ name: PG_SERVICE });
 }
 
 /**
@@ -246,23 +282,24 @@ export async function ensureRunning(node: Node, inv: Inv, secrets: Pick<Secrets,
   const ep = superuserOn(inv, node.spec);
   const loadedAt = async () =>
     withClient(secrets, ep, async (c) => Number((await c.query<{ t: string }>('SELECT extract(epoch FROM pg_conf_load_time())::text AS t')).rows[0]!.t));
-  const files = ['postgresql.conf', DPGC_CONF, 'pg_hba.conf'].map((f) => `${node.paths.pgData}/${f}`);
+  const files = ['postgresql.conf', DPGC_CONF, 'pg_hba.conf', 'postgresql.auto.conf'].map((f) => `${node.paths.pgData}/${f}`);
   const mt = await node.host.exec(['stat', '-c', '%.9Y', ...files], { mutates: false });
   const newest = Math.max(...mt.stdout.trim().split('\n').map(Number));
   const before = await loadedAt();
   let note: string | undefined;
   if (newest > before) {
     await node.services.reload(spec);
-    const deadline = Date.now() + 15_000;
-    while ((await loadedAt()) <= before) {
-      if (Date.now() > deadline) throw new HostError(`${node.host.name}: PostgreSQL did not reload its configuration within 15 s of SIGHUP`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await waitUntil(async () => (await loadedAt()) > before, {
+      timeoutMs: 15_000,
+      everyMs: 200,
+      timeoutError: () => new HostError(`${node.host.name}: PostgreSQL did not reload its configuration within 15 s of SIGHUP`),
+    }, `PostgreSQL on ${node.host.name} reloading its configuration`);
     note = 'reloaded';
   }
   const pending = await withClient(secrets, ep, async (c) => (await c.query<{ name: string }>('SELECT name FROM pg_settings WHERE pending_restart ORDER BY 1')).rows.map((r) => r.name));
   if (pending.length) {
-    await node.services.restart(spec);
+    await stopFast(node, inv);
+    await node.services.start(spec);
     return { changed: true, note: `restarted for ${pending.join(', ')}` };
   }
   return note ? { changed: true, note } : { changed: false };

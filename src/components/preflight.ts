@@ -1,3 +1,4 @@
+import type { HostFacts } from '../config/sizing.js';
 import { HostError } from '../errors.js';
 import type { Node } from '../hosts/pool.js';
 
@@ -76,13 +77,78 @@ export function parseDfAvailable(text: string): number | undefined {
   return Number.isFinite(kib) ? kib * 1024 : undefined;
 }
 
+/** Free bytes on the volume that holds `path` (or would: its nearest existing parent); undefined when df says nothing usable. */
+export async function freeBytes(host: Pick<Node['host'], 'exec'>, path: string): Promise<number | undefined> {
+  // Why sh: a loop up to the nearest existing parent; the path is "$1", never spliced in.
+  const df = await host.exec(['sh', '-c', 'p="$1"; while [ ! -e "$p" ]; do p=$(dirname -- "$p"); done; df -Pk -- "$p"', 'sh', path], { mutates: false, allowFailure: true });
+  return parseDfAvailable(df.stdout);
+}
+
 export function gib(bytes: number): string {
   return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
 }
 
 export interface PreflightResult {
   warnings: string[];
+  /** What PostgreSQL is sized on (src/config/sizing.ts). */
+  facts: HostFacts;
 }
+
+/**
+ * One read-only round trip for what sizing needs: MemTotal, the CPU count,
+ * the kernel's boot id (hosts sharing one machine report the same), reserved
+ * huge pages, and whether the disk under `path` rotates. The disk is found
+ * from the path's device number (/sys/dev/block/MAJ:MIN, its parent's queue
+ * for a partition); where that has no queue (overlay, tmpfs) every real disk
+ * in /sys/block is listed instead.
+ */
+const FACTS_SCRIPT = [
+  'p="$1"; while [ ! -e "$p" ]; do p=$(dirname -- "$p"); done',
+  "echo \"mem $(awk '/^MemTotal:/{print $2}' /proc/meminfo)\"",
+  "echo \"huge $(awk '/^HugePages_Total:/{print $2}' /proc/meminfo)\"",
+  'echo "cpus $(nproc)"',
+  'echo "boot $(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"',
+  'd=$((0x$(stat -c %D -- "$p"))); maj=$(( (d >> 8) & 0xfff )); min=$(( (d & 0xff) | ((d >> 12) & 0xfff00) ))',
+  'b=/sys/dev/block/$maj:$min',
+  'if [ -r "$b/queue/rotational" ]; then echo "rot dev $(cat "$b/queue/rotational")";',
+  'elif [ -r "$b/../queue/rotational" ]; then echo "rot dev $(cat "$b/../queue/rotational")";',
+  'else for q in /sys/block/*/queue/rotational; do n=${q#/sys/block/}; n=${n%%/*}; case $n in loop*|ram*|zram*|nbd*) continue;; esac; echo "rot disk $n $(cat "$q")"; done; fi',
+].join('\n');
+
+/** FACTS_SCRIPT's output → facts (pure). */
+export function parseHostFacts(text: string): HostFacts {
+  const kv = new Map<string, string>();
+  const disks: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^(\w+) (.*)$/.exec(line.trim());
+    if (!m) continue;
+    if (m[1] === 'rot' && m[2]!.startsWith('disk ')) disks.push(m[2]!.split(' ')[2] ?? '');
+    else kv.set(m[1] === 'rot' ? 'rotdev' : m[1]!, m[2]!.replace(/^dev /, '').trim());
+  }
+  const memKib = Number(kv.get('mem'));
+  const cpus = Number(kv.get('cpus'));
+  const dev = kv.get('rotdev');
+  const rotational = dev === '1' ? true : dev === '0' ? false : disks.length ? disks.some((d) => d !== '0') : undefined;
+  const huge = Number(kv.get('huge'));
+  return {
+    memoryBytes: Number.isFinite(memKib) ? memKib * 1024 : 0,
+    cpus: Number.isInteger(cpus) && cpus > 0 ? cpus : 1,
+    rotational,
+    ...(kv.get('boot') ? { machine: kv.get('boot') } : {}),
+    ...(Number.isFinite(huge) ? { hugePagesTotal: huge } : {}),
+  };
+}
+
+/** The facts PostgreSQL is sized on, read on the host that will run it (read-only; runs under --dry-run too). */
+export async function readHostFacts(node: Pick<Node, 'host'>, dataPath: string): Promise<HostFacts> {
+  const r = await node.host.exec(['sh', '-c', FACTS_SCRIPT, 'sh', dataPath], { mutates: false, allowFailure: true });
+  const facts = parseHostFacts(r.stdout);
+  if (!facts.memoryBytes) throw new HostError(`${node.host.name}: cannot read MemTotal from /proc/meminfo (${r.stderr.trim() || 'no output'})`, { hint: 'dpgc sizes PostgreSQL from the host\'s memory: a Linux host with /proc mounted is needed.' });
+  return facts;
+}
+
+/** A PostgreSQL host with less than this is refused: a base instance, its WAL and a vector index build do not fit. */
+export const MIN_MEMORY_BYTES = 1 * 1024 ** 3;
 
 export interface PortClaim {
   port: number;
@@ -117,8 +183,7 @@ export async function preflight(node: Node, opts: { diskPath: string; ports: Por
   const osProblem = osText === undefined ? 'no /etc/os-release: cannot tell which OS this is' : unsupportedOs(parseOsRelease(osText));
   if (osProblem) problems.push(osProblem);
 
-  const df = await host.exec(['sh', '-c', 'p="$1"; while [ ! -e "$p" ]; do p=$(dirname -- "$p"); done; df -Pk -- "$p"', 'sh', opts.diskPath], { mutates: false, allowFailure: true });
-  const free = parseDfAvailable(df.stdout);
+  const free = await freeBytes(host, opts.diskPath);
   if (free === undefined) warnings.push(`could not measure free disk for ${opts.diskPath}`);
   else if (free < MIN_FREE_BYTES) problems.push(`only ${gib(free)} free for ${opts.diskPath}; dpgc needs at least ${gib(MIN_FREE_BYTES)}`);
   else if (free < WARN_FREE_BYTES) warnings.push(`${gib(free)} free for ${opts.diskPath}; ${gib(WARN_FREE_BYTES)} or more is advised for WAL and vector indexes`);
@@ -142,6 +207,7 @@ export async function preflight(node: Node, opts: { diskPath: string; ports: Por
     const lock = await host.readFile(claim.socketLock);
     const pid = Number(lock?.split('\n')[0]);
     if (!pid) continue;
+    // Why sh: a redirect from /proc; the pid is "$1" (a number), never spliced in.
     const alive = await host.exec(['sh', '-c', 'tr "\\0" " " < /proc/$1/cmdline', 'sh', String(pid)], { mutates: false, allowFailure: true });
     if (alive.exitCode !== 0 || (await isOurs(node, { address: '', port: claim.port, pid }, claim))) continue;
     problems.push(
@@ -149,10 +215,12 @@ export async function preflight(node: Node, opts: { diskPath: string; ports: Por
         `two postmasters cannot share one socket directory and port. Stop that cluster yourself, or choose another port in the inventory (ports:), then run again`,
     );
   }
+  const facts = await readHostFacts(node, opts.diskPath);
+  if (facts.memoryBytes < MIN_MEMORY_BYTES) problems.push(`${host.name} has ${gib(facts.memoryBytes)} of memory; dpgc needs at least ${gib(MIN_MEMORY_BYTES)} for PostgreSQL`);
   if (problems.length) {
     throw new HostError(`preflight failed on ${host.name}:\n  - ${problems.join('\n  - ')}`, { hint: 'Nothing was changed on any host.' });
   }
-  return { warnings };
+  return { warnings, facts };
 }
 
 async function isOurs(node: Node, l: Listener, claim: PortClaim): Promise<boolean> {
@@ -162,6 +230,7 @@ async function isOurs(node: Node, l: Listener, claim: PortClaim): Promise<boolea
     if (st.running && st.pid === l.pid) return true;
   }
   if (!claim.ownPath) return false;
+  // Why sh: a redirect from /proc; the pid is "$1" (a number), never spliced in.
   const cmd = await node.host.exec(['sh', '-c', 'tr "\\0" " " < /proc/$1/cmdline', 'sh', String(l.pid)], { mutates: false, allowFailure: true });
   return cmd.stdout.split(' ').includes(claim.ownPath);
 }

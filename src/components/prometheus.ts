@@ -3,7 +3,9 @@ import type { Node } from '../hosts/pool.js';
 import type { ServiceSpec } from '../hosts/services.js';
 import { installValidated, runValidator } from './config-file.js';
 import { render, templateText } from '../templates.js';
-import { readState, statePathFor } from '../state.js';
+import type { HostPool } from '../hosts/pool.js';
+import { liveSprint } from './deployed.js';
+import { alertmanagerAddress } from './alertmanager.js';
 import { firstPostgres } from './endpoints.js';
 
 /**
@@ -53,15 +55,18 @@ export function scrapeTargets(inv: Pick<Inventory, 'hosts' | 'file' | 'ports'>, 
 
 /**
  * The sprint whose targets Prometheus should scrape: the one running now, or
- * a later one already recorded, so re-running sprint 1 after sprint 3 keeps
- * sprint 3's targets.
+ * the one the live cluster is already at (never the state file), so
+ * re-running sprint 1 after sprint 3 keeps sprint 3's targets.
  */
-export async function monitoredSprint(inventoryFile: string, atLeast: number): Promise<number> {
-  const recorded = Object.keys((await readState(statePathFor(inventoryFile))).sprints).map(Number);
-  return Math.max(atLeast, ...recorded);
+export async function monitoredSprint(ctx: { inventory: Pick<Inventory, 'cluster' | 'hosts' | 'ports'>; pool: HostPool }, atLeast: number): Promise<number> {
+  return Math.max(atLeast, await liveSprint(ctx));
 }
 
-export const RULE_FILES = ['postgres.yml', 'pgbouncer.yml', 'node.yml'] as const;
+export const RULE_FILES = ['postgres.yml', 'pgbouncer.yml', 'node.yml', 'backup.yml'] as const;
+export type RuleFile = (typeof RULE_FILES)[number];
+/** The sprint that installs each rule file (its alerts read what that sprint deploys), and whose criteria judge it. */
+export const RULE_FILE_SPRINT: Record<RuleFile, number> = { 'postgres.yml': 1, 'pgbouncer.yml': 1, 'node.yml': 1, 'backup.yml': 4 };
+export const ruleFilesOf = (sprint: number): RuleFile[] => RULE_FILES.filter((f) => RULE_FILE_SPRINT[f] === sprint);
 export const SCRAPE_INTERVAL_S = 15;
 
 export function prometheusFiles(paths: Pick<Node['paths'], 'prometheusDir' | 'prometheusData'>) {
@@ -69,11 +74,20 @@ export function prometheusFiles(paths: Pick<Node['paths'], 'prometheusDir' | 'pr
     config: `${paths.prometheusDir}/prometheus.yml`,
     rulesDir: `${paths.prometheusDir}/rules`,
     rule: (f: string) => `${paths.prometheusDir}/rules/${f}`,
+    /** Each rule file's promtool tests, installed beside it: `../rules/<file>` in a test names the installed rules. */
+    ruleTest: (f: string) => `${paths.prometheusDir}/tests/${ruleTestName(f)}`,
     data: paths.prometheusData,
   };
 }
 
-export function renderPrometheusYml(inv: Pick<Inventory, 'hosts' | 'file' | 'ports' | 'cluster'>, paths: Pick<Node['paths'], 'prometheusDir' | 'prometheusData'>, sprint: number): string {
+export const ruleTestName = (f: string): string => f.replace(/\.yml$/, '.test.yml');
+
+export function renderPrometheusYml(
+  inv: Pick<Inventory, 'hosts' | 'file' | 'ports' | 'cluster'>,
+  paths: Pick<Node['paths'], 'prometheusDir' | 'prometheusData'>,
+  sprint: number,
+  ruleFiles: readonly RuleFile[] = RULE_FILES.filter((f) => RULE_FILE_SPRINT[f] <= sprint),
+): string {
   const targets = scrapeTargets(inv, sprint);
   const jobs = [...new Set(targets.map((t) => t.job))].map((job) => {
     const ts = targets.filter((t) => t.job === job);
@@ -82,16 +96,18 @@ export function renderPrometheusYml(inv: Pick<Inventory, 'hosts' | 'file' | 'por
   return render('prometheus/prometheus.yml.eta', {
     cluster: inv.cluster,
     interval: `${SCRAPE_INTERVAL_S}s`,
-    ruleFiles: RULE_FILES.map((f) => prometheusFiles(paths).rule(f)),
+    ruleFiles: ruleFiles.map((f) => prometheusFiles(paths).rule(f)),
+    alertmanagers: withRole('monitoring')(inv).map((h) => alertmanagerAddress(inv, h)),
     jobs,
   });
 }
 
-export const ruleFileText = (f: (typeof RULE_FILES)[number]): string => templateText(`prometheus/rules/${f}`);
+export const ruleFileText = (f: RuleFile): string => templateText(`prometheus/rules/${f}`);
+export const ruleTestText = (f: RuleFile): string => templateText(`prometheus/tests/${ruleTestName(f)}`);
 
-/** Number of alerting rules in the rendered rule files (what /api/v1/rules must report). */
-export function expectedAlertNames(): string[] {
-  return RULE_FILES.flatMap((f) => [...ruleFileText(f).matchAll(/^\s*- alert:\s*(\S+)/gm)].map((m) => m[1]!));
+/** The alerting rules of these rule files (what /api/v1/rules must report). */
+export function expectedAlertNames(files: readonly RuleFile[] = RULE_FILES): string[] {
+  return files.flatMap((f) => [...ruleFileText(f).matchAll(/^\s*- alert:\s*(\S+)/gm)].map((m) => m[1]!));
 }
 
 export function prometheusService(inv: Pick<Inventory, 'ports'>, node: Pick<Node, 'spec' | 'paths'>): ServiceSpec {
@@ -110,20 +126,29 @@ export function prometheusService(inv: Pick<Inventory, 'ports'>, node: Pick<Node
   };
 }
 
-/** Rules, then the config that names them, each validated; then start or SIGHUP. */
+/**
+ * Rules (each with its promtool tests beside it), then the config that names
+ * them, each validated; then start or SIGHUP. The rule files are those of
+ * `sprint` and earlier, and any a later sprint already installed: re-running
+ * sprint 1 keeps sprint 4's backup alerts.
+ */
 export async function ensurePrometheus(inv: Inventory, node: Node, sprint: number): Promise<{ changed: boolean; note?: string }> {
   const f = prometheusFiles(node.paths);
+  const present = await Promise.all(RULE_FILES.map(async (r) => (await node.host.exec(['test', '-f', f.rule(r)], { mutates: false, allowFailure: true })).exitCode === 0));
+  const files = RULE_FILES.filter((r, i) => RULE_FILE_SPRINT[r] <= sprint || present[i]);
   let changed = false;
-  for (const r of RULE_FILES) {
+  for (const r of files) {
     const w = await installValidated(node.host, f.rule(r), ruleFileText(r), { mode: 0o644 }, (s) => runValidator(node.host, `alert rule file ${r}`, ['promtool', 'check', 'rules', s]));
-    changed = w.changed || changed;
+    const t = await node.host.writeFile(f.ruleTest(r), ruleTestText(r), { mode: 0o644 });
+    changed = w.changed || t.changed || changed;
   }
   // --syntax-only: the staged config's rule files are the live ones, checked above.
-  const cfg = renderPrometheusYml(inv, node.paths, sprint);
+  const cfg = renderPrometheusYml(inv, node.paths, sprint, files);
   const w = await installValidated(node.host, f.config, cfg, { mode: 0o644 }, (s) => runValidator(node.host, 'Prometheus config', ['promtool', 'check', 'config', '--syntax-only', s]));
   changed = w.changed || changed;
   const dir = await node.host.exec(['stat', '-c', '%U', f.data], { mutates: false, allowFailure: true });
   if (dir.stdout.trim() !== 'prometheus') {
+    // Why sh: two steps in one round trip; the directory is "$1", never spliced in.
     await node.host.exec(['sh', '-c', 'mkdir -p -- "$1" && chown -R prometheus: -- "$1"', 'sh', f.data]);
     changed = true;
   }

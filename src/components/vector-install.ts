@@ -47,6 +47,7 @@ async function installPgvector(host: Host, v: number): Promise<void> {
   }
   // No binary package for this suite (Debian bookworm): build Debian's source package, as scripts/install-lab-deps.sh does.
   await installPackages(host, extensionBuildPackages(v));
+  // Why bash: the build is a script file of this repository (templates/scripts), sent on stdin; its inputs are "$1".."$3", never spliced in.
   await host.exec(['bash', '-s', '--', `${pgDirs(v).bin}/pg_config`, ENGINES.pgvector.debianSource, 'trixie'], {
     input: templateText('scripts/build-extension-from-debian-source.sh'),
     env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive' },
@@ -79,11 +80,13 @@ async function installRuvectorFromImage(host: Host, v: number, image: string): P
     'c=$(docker create "$1")',
     'trap \'docker rm -f "$c" >/dev/null\' EXIT',
     't=$(mktemp -d)',
-    `docker cp "$c:${dirs.lib}/." "$t/lib"`,
-    `docker cp "$c:${dirs.share}/extension/." "$t/ext"`,
-    `cp "$t/lib/$2".so* "$3/"`,
-    `cp "$t/ext/$2".control "$t/ext/$2"--*.sql "$4/"`,
+    'docker cp "$c:$3/." "$t/lib"',
+    'docker cp "$c:$4/." "$t/ext"',
+    'cp "$t/lib/$2".so* "$3/"',
+    'cp "$t/ext/$2".control "$t/ext/$2"--*.sql "$4/"',
+    // The only recursive removal on a host outside the lab: mktemp's own fresh directory.
     'rm -rf "$t"',
   ].join('\n');
+  // Why a shell: a container to clean up whatever happens (trap). Image, extension and directories are "$1".."$4", never spliced in.
   await host.exec(['sh', '-c', script, 'sh', image, extension, dirs.lib, `${dirs.share}/extension`], { timeoutMs: 1_200_000 });
 }

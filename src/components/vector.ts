@@ -31,7 +31,7 @@ export const ENGINES = {
     extension: 'vector',
     /** PostgreSQL apt repository (apt.postgresql.org) package. */
     aptPackage: (pgMajor: number) => `postgresql-${pgMajor}-pgvector`,
-    /** Debian source package built where no binary package exists (LAB.md). */
+    /** Debian source package built where no binary package exists (docs/lab-facts.md). */
     debianSource: 'pgvector',
   },
   ruvector: {
@@ -58,7 +58,7 @@ export const PGVECTOR_NAMES: VectorNames = {
 /** Embedding width of every table (the original project's model: 384 floats). */
 export const EMBEDDING_DIM = 384;
 
-/** HNSW build parameters: LAB.md measured recall 0.99 at ef_search 100 with these on 100k rows. */
+/** HNSW build parameters: docs/lab-facts.md records recall 0.99 at ef_search 100 with these on 100k rows. */
 export const HNSW_PARAMS = { m: 16, ef_construction: 64 } as const;
 export const EF_SEARCH = 100;
 

@@ -27,7 +27,9 @@ export async function connect(secrets: Pick<Secrets, 'get'>, ep: Endpoint, opts:
     database: ep.database,
     user: ep.user,
     password: await secrets.get(ep.secret),
-    connectionTimeoutMillis: opts.timeoutMs ?? 5000,
+    // A refused or reset connection fails at once; this bounds only a host that does not answer, and a
+    // loaded machine needs more than 5 s for a SCRAM login (spurious check failures were measured at 5 s).
+    connectionTimeoutMillis: opts.timeoutMs ?? 10_000,
     application_name: opts.applicationName ?? 'dpgc',
   });
   // An idle client whose server goes away emits 'error'; without a listener that would crash the process.

@@ -29,6 +29,8 @@ export function viewProblems(v: ClusterView): StatusProblem[] {
     const up = h.servers.filter((s) => s.backend === 'primary' && s.status.startsWith('UP')).map((s) => s.server);
     if (up.length !== 1 || (v.leader && up[0] !== v.leader)) out.push({ what: `HAProxy on ${h.host} routes writes to ${up.join(', ') || 'no server'}${v.leader ? `, the leader is ${v.leader}` : ''}`, remedy: 'Wait one check interval; if it stays, check Patroni’s /primary on each member.' });
   }
+  const drift = v.settings?.rows.filter((r) => !r.ok) ?? [];
+  if (drift.length) out.push({ what: `PostgreSQL runs ${drift.map((r) => `${r.name} ${r.value}, not ${r.want}`).join('; ')}`, remedy: 'Re-run the last sprint (`dpgc sprint 3` once Patroni runs, else `dpgc sprint 0`): it applies dpgc’s values and restarts where one needs it.' });
   for (const p of v.pgbouncer) if (p.error) out.push({ what: `PgBouncer on ${p.host}: ${p.error}`, remedy: `Run \`dpgc sprint 1\` to start PgBouncer on ${p.host}.` });
   return out;
 }
@@ -67,11 +69,30 @@ export function formatStatus(v: ClusterView): string {
     lines.push('', `PgBouncer on ${p.host}${p.error ? `: ${p.error}` : ''}`);
     if (p.pools.length) {
       const cols = ['database', 'user', 'cl_active', 'cl_waiting', 'sv_active', 'sv_idle', 'maxwait'];
-      lines.push(...table([cols.map((c) => c.toUpperCase()), ...p.pools.map((r) => cols.map((c) => String(r[c] ?? '')))]).map((l) => `  ${l}`));
+      lines.push(...table([cols.map((c) => c.toUpperCase()), ...p.pools.map((r) => cols.map((c) => cell(r[c])))]).map((l) => `  ${l}`));
+    }
+  }
+  if (v.settings) {
+    const st = v.settings;
+    lines.push('', `PostgreSQL settings${st.host ? ` on ${st.host}` : ''}: profile ${st.profile}${st.basis ? `, ${st.basis}` : ''}${st.error ? `: ${st.error}` : ''}`);
+    if (st.rows.length) {
+      lines.push(
+        ...table([
+          ['SETTING', 'IN FORCE', 'SOURCE', 'HOW'],
+          ...st.rows.map((r) => [r.name, r.ok ? r.value : `${r.value} (dpgc: ${r.want}${r.pendingRestart ? ', pending restart' : ''})`, r.source, r.why]),
+          [st.efSearch.guc, `${st.efSearch.value} per database`, st.efSearch.source, 'ALTER DATABASE … SET (postgres.hnsw_ef_search)'],
+        ]).map((l) => `  ${l}`),
+      );
     }
   }
   const problems = viewProblems(v);
   lines.push('', problems.length ? chalk.red(`${problems.length} problem(s):`) : chalk.green('No problems found.'));
   for (const p of problems) lines.push(`  ${chalk.red('✖')} ${p.what}`, chalk.dim(`    → ${p.remedy}`));
   return lines.join('\n');
+}
+
+/** A PgBouncer console value as a table cell (numbers and text; anything else is shown as JSON). */
+function cell(v: unknown): string {
+  if (v === undefined || v === null) return '';
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean' ? String(v) : JSON.stringify(v);
 }

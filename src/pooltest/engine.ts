@@ -4,6 +4,7 @@ import { connect, type Client, type Endpoint } from '../db/client.js';
 import { sampleView } from './pgbouncer-view.js';
 import { LatencyHistogram, classifyError, round, verdict, type ErrorKind, type PoolTestReport } from './stats.js';
 import { cleanup, embeddings, pickOp, runOp, type OpName } from './workload.js';
+import { sleep } from '../wait.js';
 
 /**
  * N agents, each one real connection through PgBouncer, each running the
@@ -46,7 +47,6 @@ export interface Progress {
   maxwaitS: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 class OpTimeout extends Error {}
 
@@ -71,7 +71,7 @@ export async function runPoolTest(o: PoolTestOptions): Promise<PoolTestReport> {
   const byOp: Record<OpName, number> = { search: 0, upsert: 0, read: 0 };
   const errs: Record<ErrorKind, number> = { 'connect-timeout': 0, timeout: 0, 'pool-exhausted': 0, error: 0 };
   const samples = new Map<string, string>();
-  const clients: (Client | undefined)[] = new Array(o.agents);
+  const clients = new Array<Client | undefined>(o.agents);
   const lost = new Set<number>();
   let ops = 0;
   let phase: Progress['phase'] = 'connecting';
@@ -175,7 +175,7 @@ export async function runPoolTest(o: PoolTestOptions): Promise<PoolTestReport> {
     const c = clients.find((x, i) => x && i % o.endpoints.length === k);
     if (c) await cleanup(c).catch(() => 0);
   }
-  await Promise.all(clients.map((c) => c?.end().catch(() => {})));
+  await Promise.all(clients.map((c) => (c ? c.end().catch(() => {}) : Promise.resolve())));
 
   const errors = Object.values(errs).reduce((a, b) => a + b, 0);
   const base = {

@@ -69,7 +69,9 @@ export function sampleView(secrets: Pick<Secrets, 'get'>, admin: Endpoint, datab
       await client?.end().catch(() => {});
       client = undefined;
     }
-    if (!stopped) timer = setTimeout(() => (inflight = tick()), everyMs);
+    if (!stopped) timer = setTimeout(() => {
+      inflight = tick();
+    }, everyMs);
   };
   inflight = tick();
   return {

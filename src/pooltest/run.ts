@@ -1,17 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { appViaPgbouncer, ROLES_DB } from '../components/endpoints.js';
+import { appViaPgbouncer, pgbouncerAdmin } from '../components/endpoints.js';
 import { vectorNames } from '../components/vector.js';
 import type { RunContext } from '../context.js';
-import { withClient, type Endpoint } from '../db/client.js';
+import { withClient } from '../db/client.js';
 import { UsageError } from '../errors.js';
 import { runPoolTest, type Progress } from './engine.js';
 import type { PoolTestReport } from './stats.js';
-
-/** PgBouncer's admin console on a host, as the stats user. */
-export function pgbouncerAdmin(inv: RunContext['inventory'], host: { name: string; address: string }): Endpoint {
-  const a = ROLES_DB.pgbouncerAdmin;
-  return { name: host.name, address: host.address, port: inv.ports.pgbouncer, database: 'pgbouncer', user: a.user, secret: a.secret };
-}
 
 /** The soft limit on open files of this process: each agent is one socket here. */
 export function openFileLimit(limits = readFileSync('/proc/self/limits', 'utf8')): number | undefined {

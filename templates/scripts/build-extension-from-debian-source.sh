@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds a PostgreSQL extension from a Debian *source* package of a newer
 # suite and installs it for one PostgreSQL major. Used where the host's suite
-# has no binary package (bookworm has no pgvector: see LAB.md). The extra
+# has no binary package (bookworm has no pgvector: see docs/lab-facts.md). The extra
 # deb-src entry is removed afterwards, so the host's package set is unchanged.
 # One implementation, run by scripts/install-lab-deps.sh and by dpgc itself.
 #

@@ -11,7 +11,7 @@ import { BIN, dpgc } from '../helpers/cli.js';
  * contract of --json, and a fast start (`dpgc --help` loads no heavy adapter).
  */
 
-const COMMANDS = ['init', 'sprint', 'up', 'verify', 'status', 'pool-test', 'failover-test', 'backup', 'readiness', 'schema', 'lab', 'help'];
+const COMMANDS = ['init', 'sprint', 'plan', 'up', 'verify', 'status', 'pool-test', 'failover-test', 'backup', 'restore', 'readiness', 'report', 'schema', 'lab', 'help'];
 const WITH_EXAMPLES = [...COMMANDS.filter((c) => c !== 'help'), 'lab init', 'lab up', 'lab down'];
 const FIX = fileURLToPath(new URL('../fixtures/inventories/', import.meta.url));
 const RECORDER = fileURLToPath(new URL('../helpers/record-modules.mjs', import.meta.url));

@@ -1,4 +1,5 @@
 import { chmod, copyFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +55,10 @@ const BAD_INVENTORIES: [string, string[]][] = [
   ['cidr-everyone.yaml', [
     '3:19: network.allowed_cidrs[0]: expected a CIDR such as 10.0.0.0/24, got the text "0.0.0.0/0": /0 lets every address on the internet connect; list only your own networks',
   ]],
+  ['cidr-half-internet.yaml', [
+    "3:19: network.allowed_cidrs[0]: expected a CIDR such as 10.0.0.0/24, got the text \"0.0.0.0/1\": /1 spans 2,147,483,648 addresses, far more than any cluster's own networks; list only those (/8 or narrower)",
+    "3:30: network.allowed_cidrs[1]: expected a CIDR such as 10.0.0.0/24, got the text \"128.0.0.0/1\": /1 spans 2,147,483,648 addresses, far more than any cluster's own networks; list only those (/8 or narrower)",
+  ]],
   ['cidr-prefix-33.yaml', [
     '3:32: network.allowed_cidrs[1]: expected a CIDR such as 10.0.0.0/24, got the text "10.0.0.0/33": the prefix length /33 is out of range; an IPv4 prefix is /1 to /32',
   ]],
@@ -75,8 +80,18 @@ const BAD_INVENTORIES: [string, string[]][] = [
   ['etcd-even.yaml', [
     '2:1: hosts: 4 hosts have the etcd role; etcd needs an odd number of members (3 or 5): 4 tolerate no more failures than 3. Add etcd to one more host or remove it from one',
   ]],
+  ['etcd-one.yaml', [
+    '2:1: hosts: 1 host has the etcd role; etcd needs 3 (or 5) members, so that losing one keeps a quorum: with 1, its loss stops every write (Patroni demotes the primary). Add etcd to two more hosts',
+  ]],
   ['etcd-too-many.yaml', [
     '2:1: hosts: 9 hosts have the etcd role; use 3 or 5 (more than 7 members slows every write and adds no useful fault tolerance)',
+  ]],
+  ['grafana-file-url.yaml', [
+    '3:8: grafana.url: expected an http:// or https:// URL such as http://10.0.0.10:3000, got the text "file:///etc/passwd"',
+  ]],
+  ['image-and-repo.yaml', [
+    '2:29: postgres.ruvector_image: expected a Docker image pinned by tag or digest, such as ruvnet/ruvector-postgres:2.0.4, got the text "ruvnet/ruvector-postgres:2.0.4;id"',
+    "3:22: backup.repo_path: expected an absolute path such as /srv/dpgc, got the text \"/var/lib/it's\": \"'\" is not allowed; use letters, digits, ., _, - and /",
   ]],
   ['list.yaml', [
     '1:1: the inventory must be a mapping of keys (`cluster: …`, `hosts: …`), got a list; `dpgc lab init` writes a complete example',
@@ -99,18 +114,39 @@ const BAD_INVENTORIES: [string, string[]][] = [
   ['roles-not-list.yaml', [
     '5:12: hosts[0].roles: expected a list, got the text "postgres"; write it as a list: [postgres]',
   ]],
+  ['root-dotdot.yaml', [
+    '3:70: hosts[0].root: expected an absolute path such as /srv/dpgc, got the text "/srv/lab/../../db1": a ".." segment is not allowed; write the directory it leads to',
+    '4:70: hosts[1].root: expected an absolute path such as /srv/dpgc, got the text "/srv/lab//db2/": write it normalised, as /srv/lab/db2',
+    '5:70: hosts[2].root: expected an absolute path such as /srv/dpgc, got the text "/srv/lab/db3\\n": it contains a control character (a newline, tab or the like)',
+  ]],
+  ['root-shell.yaml', [
+    '3:9: defaults.root: expected an absolute path such as /srv/dpgc, got the text "/srv/lab/$(touch /tmp/dpgc-root-shell-ran)": "$", "(", " ", ")" are not allowed; use letters, digits, ., _, - and /',
+  ]],
+  ['settings-newline.yaml', [
+    '4:5: postgres.settings["work_mem = 1\\nshared_preload_libraries"]: expected a PostgreSQL setting name of lowercase letters, digits, _ and ., such as work_mem, got the text "work_mem = 1\\nshared_preload_libraries"',
+    "5:23: postgres.settings.application_name: expected a value on one line, without control characters, got the text \"x\\narchive_command = 'sh -c id'\"",
+    '6:5: postgres.settings.Work_Mem: expected a PostgreSQL setting name of lowercase letters, digits, _ and ., such as work_mem, got the text "Work_Mem"',
+  ]],
+  ['ssh-values.yaml', [
+    '3:16: defaults.ssh.user: expected a user name of lowercase letters, digits, _ and -, starting with a letter or _, such as admin, got the text "root;id"',
+    '3:32: defaults.ssh.key: expected an absolute path or ~/… such as ~/.ssh/id_ed25519 or /etc/dpgc/id_ed25519, got the text "~/.ssh/`id`": "`" is not allowed; use letters, digits, ., _, - and /',
+    '3:60: defaults.ssh.known_hosts: expected an absolute path or ~/… such as ~/.ssh/id_ed25519 or /etc/dpgc/id_ed25519, got the text "known_hosts": start it with / or ~/',
+  ]],
   ['sync-count.yaml', [
     '3:27: postgres.synchronous_node_count: synchronous_node_count 3 needs 3 standbys, but 3 postgres hosts give only 2; use at most 2',
   ]],
+  ['ttl-huge.yaml', [
+    '3:8: timings.ttl: expected a number of at most 300, got 99999999',
+  ]],
   ['ttl-loop.yaml', [
-    '3:8: timings.ttl: loop_wait + 2 × retry_timeout = 5 + 2 × 4 = 13s exceeds ttl 10s: a leader riding out one etcd hiccup would lose its lock (Patroni requires loop_wait + 2*retry_timeout <= ttl); raise ttl or lower the others',
+    '3:8: timings.ttl: loop_wait + 2 × retry_timeout = 5 + 2 × 8 = 21s exceeds ttl 20s: a leader riding out one etcd hiccup would lose its lock (Patroni requires loop_wait + 2*retry_timeout <= ttl, and Patroni would run with ttl 20, loop_wait 4, retry_timeout 8 instead, and failover would not take what dpgc computes); raise ttl or lower the others',
   ]],
   ['ttl-too-small.yaml', [
-    '3:8: timings.ttl: ttl 3s is below 5s: the leader cannot renew its lock in time and demotes itself in a loop; set timings.ttl to 5 or more',
-    '3:8: timings.ttl: loop_wait + 2 × retry_timeout = 1 + 2 × 4 = 9s exceeds ttl 3s: a leader riding out one etcd hiccup would lose its lock (Patroni requires loop_wait + 2*retry_timeout <= ttl); raise ttl or lower the others',
+    "3:8: timings.ttl: ttl 3s is below Patroni's minimum of 20s: Patroni would run with ttl 20, loop_wait 1, retry_timeout 6 instead, and failover would not take what dpgc computes; set timings.ttl to 20 or more",
+    '3:8: timings.ttl: loop_wait + 2 × retry_timeout = 1 + 2 × 6 = 13s exceeds ttl 3s: a leader riding out one etcd hiccup would lose its lock (Patroni requires loop_wait + 2*retry_timeout <= ttl, and Patroni would run with ttl 20, loop_wait 1, retry_timeout 6 instead, and failover would not take what dpgc computes); raise ttl or lower the others',
   ]],
   ['unknown-key-nested.yaml', [
-    '4:3: postgres.synchronous_mod: unknown key "synchronous_mod"; remove it or fix the spelling (keys allowed under postgres: version, vector, ruvector_image, synchronous_commit, synchronous_node_count, max_connections, settings)',
+    '4:3: postgres.synchronous_mod: unknown key "synchronous_mod"; remove it or fix the spelling (keys allowed under postgres: version, vector, ruvector_image, synchronous_commit, synchronous_node_count, max_connections, profile, storage, hnsw_ef_search, settings)',
   ]],
   ['unknown-key-top.yaml', [
     '2:1: postgress: unknown key "postgress"; did you mean "postgres"?',
@@ -183,6 +219,13 @@ describe('where the inventory comes from: -c, else DPGC_CONFIG, else ./dpgc.yaml
     expectFailure(r, 3, `error: inventory /nonexistent/flag.yaml does not exist\nPass --config <file>, set DPGC_CONFIG, ${HINT}\n`);
   });
 
+  it('--config naming a FIFO is refused at once (reading it would hang)', async () => {
+    const fifo = join(tmp, 'inventory.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const r = await run(['-c', fifo, 'verify']);
+    expectFailure(r, 3, `error: inventory ${fifo} is not a regular file (a pipe, socket or device); dpgc reads its inventory only from a file\nWrite the inventory to a file and pass that with --config.\n`);
+  });
+
   it('--config naming a directory', async () => {
     const r = await run(['-c', tmp, 'verify']);
     expectFailure(r, 3, `error: inventory ${tmp} is a directory\nPass the file inside it, e.g. --config ${tmp}/dpgc.yaml.\n`);
@@ -198,6 +241,13 @@ describe('flags and arguments: exit 2, nothing loaded', () => {
     [['sprint'], "error: missing required argument 'n'\n(run with --help for usage)\n"],
     [['pool-test', '--agents', '0'], 'error: --agents must be a whole number of 1 or more, got "0"\nFor example: --agents 40.\n'],
     [['pool-test', '--duration', '5x'], 'error: --duration must be a length of time such as 30s, 5m or 300 (seconds), got "5x"\nFor example: --duration 60s.\n'],
+    [['verify', '--sprint', '1', '--all'], 'error: --sprint and --all exclude each other: verify one sprint, or all of them\nPass --sprint 1 or --all, not both.\n'],
+    [['verify', '--junit', '/no/such/dir/x.xml'], 'error: --junit /no/such/dir/x.xml: the directory /no/such/dir does not exist\nCreate it first (mkdir -p /no/such/dir), or pass a path in an existing directory.\n'],
+    [
+      ['failover-test'],
+      'error: failover-test needs --mode, the failure to cause: one of switchover, kill, crash, stop, freeze, partition, etcd-member, replica\n' +
+        'A drill disrupts the live cluster, so it never picks one for you. For example: --mode switchover (a planned leader change, the gentlest).\n',
+    ],
     [['verfy'], "error: unknown command 'verfy'\n(Did you mean verify?)\n(run with --help for usage)\n"],
     [['bogus'], "error: unknown command 'bogus'\n(run with --help for usage)\n"],
     [['--bogus', 'verify'], "error: unknown option '--bogus'\n(run with --help for usage)\n"],
@@ -206,7 +256,7 @@ describe('flags and arguments: exit 2, nothing loaded', () => {
   });
 });
 
-describe('the secrets file: missing is fine (generated on need), unsafe or malformed is refused, exit 3', () => {
+describe('the secrets file: unsafe or malformed is refused, exit 3 (missing: test/integration/safety-inputs.test.ts)', () => {
   let dir: string;
   let inv: string;
   let sec: string;
@@ -240,7 +290,7 @@ describe('the secrets file: missing is fine (generated on need), unsafe or malfo
       r,
       3,
       `error: secrets file ${sec} is not valid (2 problems):\n` +
-        `  ${sec}:1:1: replicaton: unknown secret "replicaton"; did you mean "replication"? known secrets: ${SECRET_NAMES.join(', ')}\n` +
+        `  ${sec}:1:1: replicaton: unknown secret "replicaton"; did you mean "replication"? known secrets: ${SECRET_NAMES.join(', ')}, and receiver_<name> for each alert receiver\n` +
         `  ${sec}:2:9: rewind: the value is 5 characters long; a secret needs at least 12 characters. Delete the line and dpgc generates a strong one\n` +
         'Fix the lines named above (dpgc never prints secret values). After changing a secret that is in use, rotate it on the cluster too.\n',
     );
@@ -284,13 +334,14 @@ describe('nothing prompts in CI', () => {
     expect(r.code).toBe(2);
   });
 
-  it('`dpgc init` explains how to write the inventory instead', async () => {
+  it('`dpgc init` without a terminal asks nothing: the missing hosts are a usage error naming --host', async () => {
     const r = await run(['init']);
     expectFailure(
       r,
       2,
-      '`dpgc init` asks questions, and cannot ask here: not interactive (CI, --yes, or no TTY)'.replace(/^/, 'error: ') +
-        `\nWrite ${join(tmp, 'dpgc.yaml')} yourself (README "The inventory"; \`dpgc schema\` for editor checks), or run \`dpgc lab init\` for a cluster on this machine.\n`,
+      'error: dpgc init needs at least 3 hosts, got 0 — cannot ask: not interactive (--yes, CI or no TTY)\n' +
+        'Pass --host for each host, e.g. --host db1.example.com --host 10.0.0.12 --host 10.0.0.13.\n',
     );
+    expect(existsSync(join(tmp, 'dpgc.yaml'))).toBe(false);
   });
 });

@@ -96,7 +96,7 @@ describe('sprint 0 on the local lab', () => {
     expect(doc.passed).toBe(true);
     expect(doc.tasks.changed).toBeGreaterThan(0);
     expect(doc.results.map((x) => x.id).sort()).toEqual(
-      ['s0.connections', 's0.databases', 's0.pg.reachable', 's0.schema.hnsw', 's0.schema.tables', 's0.vector.dimension', 's0.vector.extension', 's0.vector.roundtrip'].sort(),
+      ['s0.connections', 's0.databases', 's0.pg.reachable', 's0.postgres.settings', 's0.schema.hnsw', 's0.schema.tables', 's0.vector.dimension', 's0.vector.ef-search', 's0.vector.extension', 's0.vector.index-memory', 's0.vector.roundtrip'].sort(),
     );
     for (const x of doc.results) expect(x.verdict, `${x.id}: ${x.detail}`).toBe('pass');
     const recall = doc.results.find((x) => x.id === 's0.vector.roundtrip')!;
@@ -178,9 +178,20 @@ describe('sprint 0 on the local lab', () => {
     expect(v.code).toBe(1);
     expect(v.byId('s0.schema.hnsw').verdict).toBe('fail');
     expect(v.byId('s0.schema.hnsw').detail).toBe('claude_flow_shared: claude_flow.embeddings_embedding_hnsw missing');
+    // verify --quick reads state only (no round trip, no clients): it sees the missing index too, in seconds.
+    const quick = async () => {
+      const q = await lab.cli(['verify', '--sprint', '0', '--quick', '--json']);
+      return { code: q.code, doc: parseJson<{ quick: boolean; results: CheckOutcome[] }>(q.stdout) };
+    };
+    const q = await quick();
+    expect(q.code).toBe(1);
+    expect(q.doc.quick).toBe(true);
+    expect(q.doc.results.map((x) => x.id)).toEqual(['s0.pg.reachable', 's0.vector.extension', 's0.databases', 's0.schema.tables', 's0.schema.hnsw', 's0.postgres.settings', 's0.vector.ef-search', 's0.vector.index-memory']);
+    expect(q.doc.results.find((x) => x.id === 's0.schema.hnsw')!.verdict).toBe('fail');
     const r = await lab.cli(['sprint', '0']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/Ensure the HNSW indexes in claude_flow_shared \(changed, created embeddings_embedding_hnsw\)/);
+    expect((await quick()).code).toBe(0);
   });
 
   it('fails s0.databases when the owner loses CONNECT, and sprint 0 grants it back', async () => {

@@ -1,14 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  dashboardQueries,
-  pgbouncerPools,
-  pgbouncerScram,
-  poolTestCheck,
-  prometheusTargets,
-  rulesLoaded,
-  scrapeInterval,
-} from '../../src/checks/sprint1.js';
+import { dashboardQueries } from '../../src/checks/grafana.js';
+import { pgbouncerPools, pgbouncerScram, poolTestCheck } from '../../src/checks/pgbouncer.js';
+import { prometheusTargets, rulesLoaded, scrapeInterval } from '../../src/checks/prometheus.js';
 import type { Check } from '../../src/checks/types.js';
+import { alertmanagerUp, alertsReachPerson, alertsRouted } from '../../src/checks/alerting.js';
+import { alertmanagerUrl, ensureAlertmanager, labNotifications } from '../../src/components/alertmanager.js';
 import { exporterFiles, postgresExporterService, pgbouncerExporterService } from '../../src/components/exporters.js';
 import { pgbouncerFiles } from '../../src/components/pgbouncer.js';
 import { prometheusFiles } from '../../src/components/prometheus.js';
@@ -52,7 +48,17 @@ describe('dpgc sprint 1', () => {
     expect(doc.passed).toBe(true);
     expect(doc.tasks.changed).toBeGreaterThan(5);
     expect(doc.results.map((x) => x.id).sort()).toEqual(
-      ['s1.grafana.dashboards', 's1.pgbouncer.pools', 's1.pgbouncer.scram', 's1.pool.test', 's1.prometheus.interval', 's1.prometheus.rules', 's1.prometheus.targets'].sort(),
+      [
+        's1.alertmanager.routes',
+        's1.alertmanager.up',
+        's1.grafana.dashboards',
+        's1.pgbouncer.pools',
+        's1.pgbouncer.scram',
+        's1.pool.test',
+        's1.prometheus.interval',
+        's1.prometheus.rules',
+        's1.prometheus.targets',
+      ].sort(),
     );
     expect(doc.results.every((x) => x.verdict === 'pass')).toBe(true);
   });
@@ -148,6 +154,7 @@ describe('each check fails when its property is broken', () => {
   it('an exporter stopped: the targets check names it, its dashboard panels go empty', async () => {
     const ctl = await ctx.pool.node('ctl');
     const db1 = await ctx.pool.node('db1');
+    const stoppedAt = Date.now();
     await db1.services.stop({ name: 'postgres-exporter' });
     await ctl.services.stop({ name: 'pgbouncer-exporter' });
     const r = await run(prometheusTargets);
@@ -159,6 +166,20 @@ describe('each check fails when its property is broken', () => {
     expect(d.verdict).toBe('fail');
     expect(d.detail).toMatch(/dpgc: PgBouncer pools \/ Clients active and waiting, per pool \[A\]: no data/);
     expect(d.detail).toMatch(/dpgc: PostgreSQL \/ Connections by state \[A\]: no data/);
+    // End to end, in the same outage: TargetDown fires (its `for: 1m`), Prometheus sends it to
+    // Alertmanager, which notifies the lab inventory's receiver; the lab receiver writes it down.
+    const started = Date.now();
+    const arrived = async () =>
+      (await labNotifications(ctl)).flatMap((n) => n.alerts.map((a) => ({ receiver: n.receiver, ...a }))).find((a) => a.status === 'firing' && a.labels['alertname'] === 'TargetDown' && a.labels['instance'] === '127.0.20.11:9187');
+    let alert = await arrived();
+    while (!alert && Date.now() - started < 120_000) {
+      await new Promise((res) => setTimeout(res, 2000));
+      alert = await arrived();
+    }
+    expect(alert, 'TargetDown for the stopped postgres_exporter reached the lab receiver within 2 minutes').toBeDefined();
+    expect(alert).toMatchObject({ receiver: 'lab', labels: { job: 'postgres', host: 'db1', severity: 'critical', cluster: 'dpgc-lab' } });
+    expect(alert!.annotations['summary']).toContain('127.0.20.11:9187');
+    console.info(`TargetDown reached the lab receiver ${((Date.now() - stoppedAt) / 1000).toFixed(0)} s after the exporter stopped, ${((Date.now() - started) / 1000).toFixed(0)} s after the dashboards check failed`);
     await repair();
     expect((await run(prometheusTargets)).verdict).toBe('pass');
   });
@@ -170,13 +191,15 @@ describe('each check fails when its property is broken', () => {
     // Valid PromQL that fails at evaluation: one pg_up matched against many activity series.
     await ctl.host.writeFile(f, good.replace('expr: pg_up == 0', 'expr: pg_up * on () pg_stat_activity_count == 0'), { mode: 0o644 });
     await ctl.services.reload({ name: 'prometheus' });
+    // The installed promtool tests fail at once; Prometheus's own evaluation error comes with its next round.
     let r = await run(rulesLoaded);
-    for (let i = 0; i < 20 && r.verdict === 'pass'; i++) {
+    for (let i = 0; i < 30 && !/fails to evaluate/.test(r.detail ?? ''); i++) {
       await new Promise((res) => setTimeout(res, 1000));
       r = await run(rulesLoaded);
     }
     expect(r.verdict).toBe('fail');
     expect(r.detail).toMatch(/fails to evaluate: PostgresDown .*(many-to-many|many-to-one|multiple matches)/);
+    expect(r.detail).toMatch(/^promtool tests of postgres\.yml fail on ctl /m);
     // Unparseable: Prometheus refuses the reload and keeps the old rules.
     await ctl.host.writeFile(f, good.replace('expr: pg_up == 0', 'expr: pg_up =='), { mode: 0o644 });
     await ctl.services.reload({ name: 'prometheus' });
@@ -193,7 +216,7 @@ describe('each check fails when its property is broken', () => {
     const ctl = await ctx.pool.node('ctl');
     const f = prometheusFiles(ctl.paths).config;
     const good = (await ctl.host.readFile(f))!;
-    await ctl.host.writeFile(f, good.replace('scrape_interval: 15s', 'scrape_interval: 30s'), { mode: 0o644 });
+    await ctl.host.writeFile(f, good.replace(/scrape_interval: "?15s"?/, 'scrape_interval: 30s'), { mode: 0o644 });
     await ctl.services.reload({ name: 'prometheus' });
     await new Promise((res) => setTimeout(res, 1000));
     const r = await run(scrapeInterval);
@@ -201,6 +224,46 @@ describe('each check fails when its property is broken', () => {
     expect(r.detail).toContain('configured scrape interval is 30s');
     await repair();
     expect((await run(scrapeInterval)).verdict).toBe('pass');
+  });
+
+  it('alerts that reach nobody: a rule no route claims is named, a stopped Alertmanager fails; one re-run repairs both', async () => {
+    const ctl = await ctx.pool.node('ctl');
+    // The inventory an operator might write: warnings to the lab receiver, no default receiver.
+    const inv = { ...ctx.inventory, alerting: { ...ctx.inventory.alerting, receiver: undefined, routes: [{ receiver: 'lab', matchers: ['severity="warning"'], continue: false }] } };
+    await ensureAlertmanager(inv, ctl, ctx.secrets);
+    const r = await run(alertsRouted);
+    expect(r.verdict).toBe('fail');
+    expect(r.detail).toContain('TargetDown (severity=critical) → nobody');
+    expect(r.detail).toContain('PostgresDown (severity=critical) → nobody');
+    expect(r.detail).not.toContain('DiskSpaceLow');
+    expect(r.remedy).toContain('alerting.receiver');
+
+    await ctl.services.stop({ name: 'alertmanager' });
+    const up = await run(alertmanagerUp);
+    expect(up.verdict).toBe('fail');
+    expect(up.detail).toMatch(/Alertmanager on ctl \(127\.0\.20\.10:9093\) is not ready: .*ECONNREFUSED/);
+    await expect(run(alertsRouted)).rejects.toThrow(/Alertmanager at http:\/\/127\.0\.20\.10:9093 does not answer/);
+
+    const fix = await repair();
+    expect(fix.json.tasks.changed).toBe(1);
+    expect((await run(alertmanagerUp)).verdict).toBe('pass');
+    expect(await run(alertsRouted)).toMatchObject({ verdict: 'pass', value: expect.stringMatching(/^(\d+)\/\1 rules routed$/) });
+  });
+
+  it('a silence muting a rule fails readiness\'s "alerts reach a person"; expiring it passes', async () => {
+    const ctl = await ctx.pool.node('ctl');
+    const url = `--alertmanager.url=${alertmanagerUrl(ctx.inventory)}`;
+    expect((await run(alertsReachPerson)).verdict).toBe('pass');
+    const id = (await ctl.host.exec(['amtool', 'silence', 'add', url, '--comment=maintenance window', '--author=sre', '--duration=10m', 'alertname=PostgresDown'])).stdout.trim();
+    try {
+      const r = await run(alertsReachPerson);
+      expect(r.verdict).toBe('fail');
+      expect(r.detail).toContain(`PostgresDown (severity=critical) is muted by silence ${id} (sre: "maintenance window")`);
+      expect(r.remedy).toContain('amtool silence expire');
+    } finally {
+      await ctl.host.exec(['amtool', 'silence', 'expire', url, id]);
+    }
+    expect((await run(alertsReachPerson)).verdict).toBe('pass');
   });
 
   it('verify --sprint 1 passes again after every repair', async () => {

@@ -5,7 +5,7 @@ import type { RunContext } from '../../src/context.js';
 import { HostError } from '../../src/errors.js';
 
 const ctx = {} as RunContext;
-const check = (id: string, run: Check['run'], required = true): Check => ({ id, title: `check ${id}`, sprint: 0, required, run });
+const check = (id: string, run: Check['run'], required = true): Check => ({ id, title: `check ${id}`, sprint: 0, required, kind: 'state', run });
 
 describe('runChecks', () => {
   it('keeps order, times each check, and turns a thrown error into a failure with its hint', async () => {
@@ -33,8 +33,8 @@ describe('runChecks', () => {
 describe('toJUnit', () => {
   it('writes one suite per sprint with failures carrying the detail', () => {
     const rs: CheckOutcome[] = [
-      { id: 's0.a', title: 'A & B', sprint: 0, required: true, durationMs: 1200, verdict: 'pass', value: 3 },
-      { id: 's1.b', title: 'C', sprint: 1, required: true, durationMs: 10, verdict: 'fail', detail: 'x < y' },
+      { id: 's0.a', title: 'A & B', sprint: 0, required: true, kind: 'state', startedMs: 0, durationMs: 1200, verdict: 'pass', value: 3 },
+      { id: 's1.b', title: 'C', sprint: 1, required: true, kind: 'load', startedMs: 5, durationMs: 10, verdict: 'fail', detail: 'x < y' },
     ];
     expect(toJUnit(rs)).toMatchSnapshot();
   });

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { ClusterView } from '../../src/components/cluster.js';
 import { assessTopology } from '../../src/components/patroni-cluster.js';
-import { compareFingerprints, hasLeaderKeyFix } from '../../src/checks/sprint3.js';
-import { percentile } from '../../src/checks/replication.js';
+import { compareFingerprints, settleComparison } from '../../src/checks/replication.js';
+import { hasLeaderKeyFix } from '../../src/components/patroni-package.js';
+import { percentile } from '../../src/components/replication.js';
 import { formatStatus, viewProblems } from '../../src/output/status.js';
 import { labInv } from '../helpers/lab-inventory.js';
 
@@ -24,6 +25,10 @@ describe('assessTopology', () => {
       '0 synchronous standby(s), want 1',
     ]);
     expect(assessTopology(inv, [member('db1', 'replica'), member('db2', 'replica'), member('db3', 'replica')], []).problems[0]).toBe('no leader');
+  });
+  it('is not whole while Patroni has not yet named the standby PostgreSQL already treats as sync', () => {
+    const t = assessTopology(inv, [member('db1', 'leader'), member('db2', 'replica'), member('db3', 'replica')], [row('db2', 'streaming', 'sync'), row('db3')]);
+    expect(t.problems).toEqual(['PostgreSQL has a synchronous standby (db2) that Patroni does not name yet']);
   });
 });
 
@@ -86,5 +91,23 @@ describe('hasLeaderKeyFix (patroni/patroni#2689, fixed in 3.0.3)', () => {
     ['3.1', true],
   ])('%s → %s', (v, want) => {
     expect(hasLeaderKeyFix(v)).toBe(want);
+  });
+});
+
+describe('settleComparison (s3.data.identical on a cluster being written)', () => {
+  const fp = (rows: number, extra: Record<string, string> = {}) => ({ 'table a': `${rows} rows`, 'table b': '5 rows', 'index i': 'valid', ...extra });
+  it('a table the leader did not change while the replicas were read must match exactly', () => {
+    expect(settleComparison('d', fp(1), fp(1), { db2: fp(1), db3: { ...fp(1), 'table b': '4 rows' } })).toEqual({
+      diffs: ['db3/d: table b is 4 rows, leader has 5 rows'],
+      busy: [],
+    });
+  });
+  it('a table written in between is busy, not a difference, and only it is compared again', () => {
+    const r = settleComparison('d', fp(1), fp(3), { db2: fp(2), db3: fp(3) });
+    expect(r).toEqual({ diffs: [], busy: ['table a'] });
+    expect(settleComparison('d', fp(4), fp(4), { db2: { ...fp(4), 'table b': 'x' }, db3: fp(9) }, r.busy)).toEqual({ diffs: ['db3/d: table a is 9 rows, leader has 4 rows'], busy: [] });
+  });
+  it('a table only a replica has is a difference', () => {
+    expect(settleComparison('d', fp(1), fp(1), { db2: fp(1, { 'table z': '1 rows' }) }).diffs).toEqual(['db2/d: table z exists only here']);
   });
 });

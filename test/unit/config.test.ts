@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { assertRolesFor, missingRoles, parseInventory } from '../../src/config/load.js';
-import { addressProblem, cidrProblem, closest, distance } from '../../src/config/messages.js';
-import { insideCidr } from '../../src/config/rules.js';
+import { addressProblem, cidrProblem, closest, distance, pathProblem } from '../../src/config/messages.js';
+import { coveredAddresses, insideCidr } from '../../src/config/rules.js';
 import { ConfigError, ExitCode, formatIssue } from '../../src/errors.js';
 import { labInventoryYaml } from '../../src/lab/inventory.js';
 
@@ -31,7 +31,7 @@ describe('a valid inventory', () => {
     expect(inv.ports.postgres).toBe(5432);
     // Unset, pg_hba admits exactly the inventory's hosts.
     expect(inv.network.allowed_cidrs).toEqual(['127.0.0.91/32', '127.0.0.92/32', '127.0.0.93/32']);
-    expect(inv.timings).toMatchObject({ profile: 'balanced', ttl: 10, loop_wait: 1, retry_timeout: 4, rto_budget_s: 30 });
+    expect(inv.timings).toMatchObject({ profile: 'balanced', ttl: 20, loop_wait: 1, retry_timeout: 6, rto_budget_s: 30 });
     expect(inv.hosts[1]).toEqual({
       name: 'db2',
       address: '127.0.0.92',
@@ -75,8 +75,8 @@ hosts:
   });
 
   it('a custom timing makes the profile "custom"', () => {
-    const r = parseInventory(`cluster: main\ntimings: { profile: safe, ttl: 25 }\n${HOSTS}`, 'dpgc.yaml');
-    expect(r.inventory?.timings).toMatchObject({ profile: 'custom', ttl: 25, loop_wait: 2, retry_timeout: 8 });
+    const r = parseInventory(`cluster: main\ntimings: { profile: safe, ttl: 28 }\n${HOSTS}`, 'dpgc.yaml');
+    expect(r.inventory?.timings).toMatchObject({ profile: 'custom', ttl: 28, loop_wait: 2, retry_timeout: 9 });
   });
 });
 
@@ -117,7 +117,7 @@ describe('operator language instead of the schema library’s', () => {
     ['timings: { ttl: 12.5 }', 'dpgc.yaml:1:17: timings.ttl: expected a whole number, got 12.5; use a whole number such as 13'],
     ['network: { allowed_cidrs: [] }', 'dpgc.yaml:1:27: network.allowed_cidrs: list at least one network, such as [10.0.0.0/24]'],
     ['defaults: { ssh: { sudo: "yes" } }', 'dpgc.yaml:1:26: defaults.ssh.sudo: expected true or false, got the text "yes"; write true or false without quotes'],
-    ['grafana: { url: grafana }', 'dpgc.yaml:1:17: grafana.url: expected a URL such as http://10.0.0.10:3000, got the text "grafana"'],
+    ['grafana: { url: grafana }', 'dpgc.yaml:1:17: grafana.url: expected an http:// or https:// URL such as http://10.0.0.10:3000, got the text "grafana"'],
     ['postgres: [15]', 'dpgc.yaml:1:11: postgres: expected a mapping (key: value lines), got a list'],
   ])('%s', (line, message) => {
     // The line under test is line 6, after the cluster name and three hosts.
@@ -175,6 +175,101 @@ describe('addresses and CIDRs', () => {
     expect(distance('etdc', 'etcd')).toBe(1);
     expect(closest('etdc', ['postgres', 'etcd'])).toBe('etcd');
     expect(closest('synchronous_mod', ['synchronous_commit', 'synchronous_node_count'])).toBeUndefined();
+  });
+});
+
+describe('values by what they are: paths, user names, images, settings', () => {
+  const ABS = 'expected an absolute path such as /srv/dpgc, got the text';
+  it.each([
+    ['/srv/lab/db1', undefined],
+    ['/srv/lab-1/db_1.x', undefined],
+    ['lab/db1', 'expected an absolute path starting with /, got the text "lab/db1"'],
+    ['/srv/$(id)', `${ABS} "/srv/$(id)": "$", "(", ")" are not allowed; use letters, digits, ., _, - and /`],
+    ['/srv/`id`', `${ABS} "/srv/\`id\`": "\`" is not allowed; use letters, digits, ., _, - and /`],
+    ["/srv/it's", `${ABS} "/srv/it's": "'" is not allowed; use letters, digits, ., _, - and /`],
+    ['/srv/a;b', `${ABS} "/srv/a;b": ";" is not allowed; use letters, digits, ., _, - and /`],
+    ['/srv/a\nb', `${ABS} "/srv/a\\nb": it contains a control character (a newline, tab or the like)`],
+    ['/srv/a\u2028b', `${ABS} "/srv/a\u2028b": it contains a control character (a newline, tab or the like)`],
+    ['/srv/../etc', `${ABS} "/srv/../etc": a ".." segment is not allowed; write the directory it leads to`],
+    ['/srv/./lab/', `${ABS} "/srv/./lab/": write it normalised, as /srv/lab`],
+    ['/', `${ABS} "/": the filesystem root itself is not a directory dpgc may manage`],
+    ['~/lab', 'expected an absolute path starting with /, got the text "~/lab"'],
+  ])('a managed path %j', (p, problem) => {
+    expect(pathProblem(p)).toBe(problem);
+  });
+
+  it.each([
+    ['~/.ssh/id_ed25519', undefined],
+    ['/etc/dpgc/known_hosts', undefined],
+    ['~', 'expected an absolute path or ~/… such as ~/.ssh/id_ed25519 or /etc/dpgc/id_ed25519, got the text "~": start it with / or ~/'],
+    ['/home/~x/key', 'expected an absolute path or ~/… such as ~/.ssh/id_ed25519 or /etc/dpgc/id_ed25519, got the text "/home/~x/key": "~" is not allowed (~ only at the start, as ~/); use letters, digits, ., _, - and /'],
+    ['~/../key', 'expected an absolute path or ~/… such as ~/.ssh/id_ed25519 or /etc/dpgc/id_ed25519, got the text "~/../key": a ".." segment is not allowed; write the directory it leads to'],
+  ])('an ssh file %j', (p, problem) => {
+    expect(pathProblem(p, { home: true })).toBe(problem);
+  });
+
+  it.each([
+    ['ruvnet/ruvector-postgres:2.0.4', true],
+    ['registry.example.com:5000/team/ruvector:2.0.4', true],
+    [`ruvnet/ruvector-postgres@sha256:${'a'.repeat(64)}`, true],
+    ['ruvnet/ruvector-postgres', false],
+    ['ruvnet/ruvector-postgres:latest;id', false],
+    ['--privileged:1', false],
+    ['ruvnet/Ruvector:1', false],
+    ['ruvnet/ruvector:$(id)', false],
+  ])('image %s accepted: %s', (image, ok) => {
+    const r = parseInventory(`cluster: main\npostgres: { ruvector_image: ${JSON.stringify(image)} }\n${HOSTS}`, 'dpgc.yaml');
+    expect(r.issues.length === 0).toBe(ok);
+  });
+
+  it.each([
+    ['admin', true],
+    ['_svc-dpgc1', true],
+    ['Admin', false],
+    ['root;id', false],
+    ['-oProxyCommand=x', false],
+    ['a'.repeat(33), false],
+  ])('ssh user %j accepted: %s', (user, ok) => {
+    const r = parseInventory(`cluster: main\ndefaults: { ssh: { user: ${JSON.stringify(user)} } }\n${HOSTS}`, 'dpgc.yaml');
+    expect(r.issues.length === 0).toBe(ok);
+  });
+
+  it('settings: lowercase names, values on one line; quotes and $(…) are data, quoted by the renderer', () => {
+    const ok = parseInventory(`cluster: main\npostgres: { settings: { pg_stat_statements.max: 1000, application_name: "it's $(id)", jit: false } }\n${HOSTS}`, 'dpgc.yaml');
+    expect(ok.issues).toEqual([]);
+    expect(problems(`cluster: main\npostgres: { settings: { "a\\tb": 1, work_mem: "1\\r2" } }\n${HOSTS}`)).toEqual([
+      'dpgc.yaml:2:25: postgres.settings["a\\tb"]: expected a PostgreSQL setting name of lowercase letters, digits, _ and ., such as work_mem, got the text "a\\tb"',
+      'dpgc.yaml:2:46: postgres.settings.work_mem: expected a value on one line, without control characters, got the text "1\\r2"',
+    ]);
+  });
+
+  it('one etcd member is refused: losing it stops every write', () => {
+    const oneEtcd = 'cluster: main\nhosts:\n  - { name: db1, address: 10.0.0.11, roles: [postgres, etcd] }\n  - { name: db2, address: 10.0.0.12, roles: [postgres] }\n';
+    expect(problems(oneEtcd)).toEqual([
+      'dpgc.yaml:2:1: hosts: 1 host has the etcd role; etcd needs 3 (or 5) members, so that losing one keeps a quorum: with 1, its loss stops every write (Patroni demotes the primary). Add etcd to two more hosts',
+    ]);
+  });
+
+  it('allowed networks: at most a /8 each, and never the whole internet together', () => {
+    expect(cidrProblem('10.0.0.0/8')).toBeUndefined();
+    expect(cidrProblem('0.0.0.0/7')).toBe(
+      "expected a CIDR such as 10.0.0.0/24, got the text \"0.0.0.0/7\": /7 spans 33,554,432 addresses, far more than any cluster's own networks; list only those (/8 or narrower)",
+    );
+    const everyEight = Array.from({ length: 256 }, (_, i) => `${i}.0.0.0/8`);
+    expect(coveredAddresses(everyEight)).toBe(2 ** 32);
+    expect(coveredAddresses(['10.0.0.0/8', '10.1.0.0/16', '127.0.0.0/8'])).toBe(2 * 2 ** 24);
+    const text = `cluster: main\nnetwork:\n  allowed_cidrs: [${everyEight.join(', ')}]\n${HOSTS.replace(/10\.0\.0\./g, '10.0.0.')}`;
+    expect(problems(text)).toEqual([
+      'dpgc.yaml:3:3: network.allowed_cidrs: together these networks cover every IPv4 address (256 entries): anyone on the internet could connect; list only your own networks',
+    ]);
+  });
+
+  it('timings have upper bounds too', () => {
+    expect(problems(`cluster: main\ntimings: { ttl: 99999999, loop_wait: 61, retry_timeout: 121 }\n${HOSTS}`)).toEqual([
+      'dpgc.yaml:2:17: timings.ttl: expected a number of at most 300, got 99999999',
+      'dpgc.yaml:2:38: timings.loop_wait: expected a number of at most 60, got 61',
+      'dpgc.yaml:2:57: timings.retry_timeout: expected a number of at most 120, got 121',
+    ]);
   });
 });
 

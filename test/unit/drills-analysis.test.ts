@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkRows, computeOutage, summarize, verdict, type VerdictInput } from '../../src/drills/analysis.js';
+import { ackSeries, checkRows, computeOutage, distinctLost, summarize, verdict, type VerdictInput } from '../../src/drills/analysis.js';
 import type { Ack } from '../../src/drills/types.js';
 
 const ack = (writer: number, seq: number, ackAt: number): Ack => ({ writer, seq, sentAt: ackAt - 2, ackAt });
@@ -144,5 +144,33 @@ describe('verdict', () => {
   });
   it('fails when the cluster is not healthy afterwards', () => {
     expect(failed({ ...base, healthyAfter: false, healthDetail: 'db1 not streaming' })).toEqual(['healthy-after']);
+  });
+});
+
+describe('distinctLost', () => {
+  it('counts a row missing on two nodes once (19 lost rows used to print as 38)', () => {
+    const a = { lost: [{ writer: 0, seq: 1 }, { writer: 1, seq: 7 }] };
+    const b = { lost: [{ writer: 0, seq: 1 }] };
+    expect(distinctLost([a, b])).toEqual([{ writer: 0, seq: 1 }, { writer: 1, seq: 7 }]);
+    expect(distinctLost([{ lost: [] }])).toEqual([]);
+  });
+});
+
+describe('ackSeries', () => {
+  it('counts acknowledged writes per 100 ms per writer, bins aligned on the fault', () => {
+    // fault at 10_000; load from 9_750 (bin -3 starts at 9_700) to 10_260.
+    const acks = [ack(0, 1, 9_760), ack(1, 1, 9_790), ack(0, 2, 9_999), ack(0, 3, 10_000), ack(1, 2, 10_250)];
+    const s = ackSeries(acks, 10_000, 9_750, 10_260);
+    expect(s.binMs).toBe(100);
+    expect(s.fromS).toBeCloseTo(-0.3);
+    expect(s.writers).toEqual([
+      [1, 0, 1, 1, 0, 0],
+      [1, 0, 0, 0, 0, 1],
+    ]);
+  });
+  it('keeps a writer that never acknowledged as a row of zeros, and one bin at least', () => {
+    const s = ackSeries([ack(1, 1, 1_050)], 1_000, 1_000, 1_000);
+    expect(s.writers).toEqual([[0], [1]]);
+    expect(ackSeries([], 1_000, 900, 1_100).writers).toEqual([]);
   });
 });

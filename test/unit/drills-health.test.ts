@@ -23,6 +23,17 @@ describe('assessHealth', () => {
     expect(describeSnapshot(healthy)).toBe('leader db1, replicas: db2 (streaming/sync), db3 (streaming/async)');
   });
 
+  it('never calls a member ahead of the leader’s timeline healthy, whatever Patroni says of it', () => {
+    // Seen after a freeze drill on Patroni 3.0.2: "highest timeline 13 of the primary is behind recovery timeline 14", state running.
+    const members = [
+      { name: 'db1', role: 'leader', state: 'running', timeline: 13 },
+      { name: 'db2', role: 'sync_standby', state: 'running', lag: 0, timeline: 13 },
+      { name: 'db3', role: 'replica', state: 'running', timeline: 14 },
+    ];
+    const s = { ...healthy, members, replication: healthy.replication!.slice(0, 1) };
+    expect(assessHealth(s, all).problems).toEqual(["db3 is on timeline 14, ahead of the leader db1's 13: it has diverged and needs a re-clone"]);
+  });
+
   it('says what is wrong', () => {
     const noSync = { ...healthy, replication: healthy.replication!.map((r) => ({ ...r, sync_state: 'async' })) };
     expect(assessHealth(noSync, all).problems).toEqual(['no synchronous standby: acknowledged writes are not yet protected by a second copy']);

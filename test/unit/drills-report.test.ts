@@ -10,15 +10,17 @@ function drill(outage: number | null, lost = 0): DrillResult {
     oldLeader: 'db1',
     newLeader: 'db2',
     fault: 'SIGKILL patroni (pid 1) and postgres (pid 2 + 5 children) on db1',
+    stallS: null,
     restore: 'started Patroni on db1 again',
     timings: { ttl: 10, loop_wait: 1, retry_timeout: 4, check_inter_ms: 1000, check_fall: 2, check_rise: 1, rto_budget_s: 30, profile: 'balanced', worstCaseS: 15 },
     timeline: { faultAt: '2026-01-01T00:00:00.000Z', detectedS: 8.1, newLeaderSeenS: 9.2, promotedS: 9, lastAckBeforeS: -0.01, firstWriteS: outage, syncMovedS: null, restoredS: 9.3, rejoinedS: 15.5, healthyS: 16 },
     outage: { seconds: outage, lastAckBefore: 0, firstAckAfter: outage === null ? null : outage * 1000, unrecoveredS: null, worstWriterSeconds: outage, baselineGapSeconds: 0.03 },
-    writes: { acknowledged: 1000, acknowledgedAfterFault: 500, inDoubt: 2, refused: 30, errors: {} },
+    writes: { acknowledged: 1000, acknowledgedAfterFault: 500, lost, lostSample: [], inDoubt: 2, refused: 30, errors: {} },
     reads: { ok: 900, failed: 3, maxGapMs: 1200 },
+    series: { binMs: 100, fromS: -0.2, writers: [[3, 2, 0, 4], [2, 3, 0, 3]] },
     nodes: [
       { node: 'db2', role: 'leader', rows: 1001, lost, lostSample: [], duplicates: 0, unexpected: 0, inDoubtCommitted: 1 },
-      { node: 'db1', role: 'replica', rows: 1001, lost: 0, lostSample: [], duplicates: 0, unexpected: 0, inDoubtCommitted: 1 },
+      { node: 'db1', role: 'replica', rows: 1001, lost, lostSample: [], duplicates: 0, unexpected: 0, inDoubtCommitted: 1 },
     ],
     unchecked: [],
     after: 'leader db2, replicas: db1 (streaming/sync), db3 (streaming/async)',
@@ -40,9 +42,11 @@ describe('drill report', () => {
     expect(text).toContain('write outage 9.50 s');
   });
 
-  it('shouts about lost writes and lists failed criteria', () => {
+  it('shouts about lost writes, each counted once although two nodes miss them, and lists failed criteria', () => {
     const text = formatDrill(drill(9.5, 3), 30);
-    expect(text).toContain('3 ACKNOWLEDGED WRITES LOST');
+    expect(text).toContain('db2 (leader) 1001 rows, 3 missing');
+    expect(text).toContain('db1 (replica) 1001 rows, 3 missing');
+    expect(text).toContain('— 3 ACKNOWLEDGED WRITES LOST');
     expect(text).toContain('FAIL rpo: acknowledged writes missing (db2: 3)');
   });
 

@@ -1,8 +1,9 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalHost } from '../../src/hosts/local.js';
+import { recordingWould } from '../../src/hosts/observation.js';
 import type { Logger } from '../../src/output/log.js';
 
 /**
@@ -48,7 +49,29 @@ describe('--dry-run on a host', () => {
     const path = join(dir, 'etc', 'app.conf');
     const change = await host.writeFile(path, 'listen = 5432\n', { mode: 0o640, owner: 'root' });
     expect(change).toEqual({ path, changed: true });
-    expect(printed).toEqual([`[dry-run] db1: would write ${path} (mode 640, root:root, 14 bytes)`]);
+    // Mode 0640 may guard a secret: its content never reaches the output.
+    expect(printed).toEqual([`[dry-run] db1: would write ${path} (mode 640, root:root, 14 bytes)\n(content not shown: the file is not readable by every user)`]);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('a file every user may read is shown as a unified diff against what is there, and recorded for the plan', async () => {
+    const { host, printed } = dryHost();
+    const path = join(dir, 'public.conf');
+    await writeFile(path, 'a = 1\nb = 2\n');
+    const { value, would } = await recordingWould(() => host.writeFile(path, 'a = 1\nb = 3\n', { mode: 0o644 }));
+    expect(value.changed).toBe(true);
+    expect(would).toHaveLength(1);
+    expect(would[0]).toContain(`write ${path} (mode 644, root:root, 12 bytes)\n--- ${path} (now)\n+++ ${path} (dpgc)\n@@ -1,2 +1,2 @@\n a = 1\n-b = 2\n+b = 3`);
+    expect(printed[0]).toBe(`[dry-run] db1: would ${would[0]}`);
+    expect(await readFile(path, 'utf8')).toBe('a = 1\nb = 2\n');
+    await rm(path);
+  });
+
+  it('a new file every user may read is shown whole', async () => {
+    const { host } = dryHost();
+    const path = join(dir, 'new.conf');
+    const { would } = await recordingWould(() => host.writeFile(path, 'x = 1\n', { mode: 0o644 }));
+    expect(would[0]).toContain('@@ -0,0 +1 @@\n+x = 1');
     expect(await readdir(dir)).toEqual([]);
   });
 

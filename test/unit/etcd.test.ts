@@ -1,18 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { hostPaths } from '../../src/config/paths.js';
 import { clientEndpoints, parseEtcdJson, renderEtcdEnv } from '../../src/components/etcd.js';
+import { parseShEnv } from '../helpers/config-parsers.js';
 import { labInv } from '../helpers/lab-inventory.js';
 
 describe('renderEtcdEnv', () => {
   it('names the member, its URLs on the host address, and the whole initial cluster', () => {
     const inv = labInv();
     const db2 = inv.hosts.find((h) => h.name === 'db2')!;
-    const env = Object.fromEntries(
-      renderEtcdEnv(inv, db2, hostPaths(inv, db2))
-        .split('\n')
-        .filter((l) => l && !l.startsWith('#'))
-        .map((l) => l.split(/=(.*)/s).slice(0, 2)),
-    );
+    const env = parseShEnv(renderEtcdEnv(inv, db2, hostPaths(inv, db2)));
     expect(env).toEqual({
       ETCD_NAME: 'db2',
       ETCD_DATA_DIR: '/lab/db2/var/lib/etcd/db2',

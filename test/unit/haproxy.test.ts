@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -22,6 +22,8 @@ function haproxyCheck(text: string): { ok: boolean; out: string } {
     return { ok: true, out: execFileSync('haproxy', ['-c', '-f', f], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) };
   } catch (e) {
     return { ok: false, out: String((e as { stderr?: string }).stderr) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

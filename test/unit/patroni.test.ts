@@ -1,11 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { outdatedRestartPlan } from '../../src/components/patroni-upgrade.js';
 import { parse } from 'yaml';
 import { hostPaths } from '../../src/config/paths.js';
-import { desiredDynamicConfig, dynamicConfigPatch, FALSE_VALIDATION_ERRORS, patroniHba, renderPatroniConfig, type PatroniCredentials } from '../../src/components/patroni.js';
+import { desiredDynamicConfig, dynamicConfigPatch, patroniHba, renderPatroniConfig, type PatroniCredentials } from '../../src/components/patroni.js';
 import { labInv } from '../helpers/lab-inventory.js';
 
 
@@ -40,9 +41,16 @@ describe('renderPatroniConfig', () => {
         authentication: { superuser: creds.superuser, replication: creds.replication, rewind: creds.rewind },
       },
     });
-    expect(y.bootstrap.dcs).toMatchObject({ ttl: 10, loop_wait: 1, retry_timeout: 4, synchronous_mode: true, synchronous_node_count: 1 });
+    expect(y.bootstrap.dcs).toMatchObject({ ttl: 20, loop_wait: 1, retry_timeout: 6, synchronous_mode: true, synchronous_node_count: 1 });
     expect(y.bootstrap.dcs.postgresql).toMatchObject({ use_pg_rewind: true, use_slots: true });
     expect(y.bootstrap.initdb).toBeUndefined();
+    expect(y.watchdog).toEqual({ mode: 'automatic', device: '/dev/watchdog', safety_margin: 5 });
+  });
+
+  it('takes the watchdog mode from the inventory, quoted (YAML 1.1 would read a bare off as false)', () => {
+    const inv = labInv('patroni:\n  watchdog: "off"\n');
+    const y = parse(renderPatroniConfig(inv, inv.hosts[1]!, hostPaths(inv, inv.hosts[1]!), creds));
+    expect(y.watchdog.mode).toBe('off');
   });
 
   it('lets only the sprint-0 host bootstrap: a replica can never initdb a new cluster', () => {
@@ -50,7 +58,7 @@ describe('renderPatroniConfig', () => {
     expect(parse(rendered('db2')).postgresql.parameters.unix_socket_directories).toBe('/lab/db2/var/run/postgresql');
   });
 
-  it('quotes every value, so YAML 1.1 readers see strings (LAB.md: bare off is false)', () => {
+  it('quotes every value, so YAML 1.1 readers see strings (docs/lab-facts.md: bare off is false)', () => {
     const text = rendered('db1');
     expect(text).toContain('synchronous_commit: "on"');
     expect(text).toContain('hot_standby: "on"');
@@ -59,6 +67,7 @@ describe('renderPatroniConfig', () => {
     const f = join(dir, 'p.yml');
     writeFileSync(f, text);
     const py = execFileSync('/usr/bin/python3', ['-c', 'import sys,yaml,json; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))', f], { encoding: 'utf8' });
+    rmSync(dir, { recursive: true, force: true });
     const back = JSON.parse(py);
     expect(back.postgresql.authentication.superuser.password).toBe('off');
     expect(back.bootstrap.dcs.postgresql.parameters.synchronous_commit).toBe('on');
@@ -68,7 +77,7 @@ describe('renderPatroniConfig', () => {
   it('takes synchronous_commit, node count, max_connections and timings from the inventory', () => {
     const inv = labInv('postgres:\n  synchronous_commit: remote_apply\n  synchronous_node_count: 2\n  max_connections: 300\ntimings:\n  profile: fast\n');
     const d = desiredDynamicConfig(inv);
-    expect(d).toMatchObject({ ttl: 7, loop_wait: 1, retry_timeout: 3, synchronous_node_count: 2 });
+    expect(d).toMatchObject({ ttl: 20, loop_wait: 1, retry_timeout: 6, synchronous_node_count: 2 });
     expect(d.postgresql.parameters).toMatchObject({ synchronous_commit: 'remote_apply', max_connections: 300 });
   });
 
@@ -99,7 +108,7 @@ describe('dynamicConfigPatch', () => {
     const current = JSON.parse(JSON.stringify(desired));
     current.ttl = 30;
     current.postgresql.parameters.synchronous_commit = 'off';
-    expect(dynamicConfigPatch(current, desired)).toEqual({ ttl: 10, postgresql: { parameters: { synchronous_commit: 'on' } } });
+    expect(dynamicConfigPatch(current, desired)).toEqual({ ttl: 20, postgresql: { parameters: { synchronous_commit: 'on' } } });
   });
 
   it('fills in everything on an empty DCS configuration', () => {
@@ -107,15 +116,17 @@ describe('dynamicConfigPatch', () => {
   });
 });
 
-describe('FALSE_VALIDATION_ERRORS', () => {
-  it("ignores only Patroni 3.0.2's known false complaints", () => {
-    expect(FALSE_VALIDATION_ERRORS.test('bootstrap.pg_hba  is not defined.')).toBe(true);
-    expect(FALSE_VALIDATION_ERRORS.test('bootstrap.initdb  is not defined.')).toBe(true);
-    expect(FALSE_VALIDATION_ERRORS.test('postgresql.data_dir 12 is not a string')).toBe(false);
-    expect(FALSE_VALIDATION_ERRORS.test('etcd3  is not defined.')).toBe(false);
-    // Its ports are taken by the sprint-0 instance, then by Patroni itself: not a config error.
-    expect(FALSE_VALIDATION_ERRORS.test("postgresql.listen 127.0.30.11:5432 didn't pass validation: 'Port 5432 is already in use.'")).toBe(true);
-    expect(FALSE_VALIDATION_ERRORS.test("restapi.listen 127.0.30.11:8008 didn't pass validation: 'Port 8008 is already in use.'")).toBe(true);
-    expect(FALSE_VALIDATION_ERRORS.test("postgresql.listen nonsense didn't pass validation: 'invalid address'")).toBe(false);
+
+describe('outdatedRestartPlan', () => {
+  it('restarts outdated replicas first and the leader last; fixed and silent members are left alone', () => {
+    expect(
+      outdatedRestartPlan([
+        { name: 'db1', role: 'leader', version: '3.0.2' },
+        { name: 'db2', role: 'sync_standby', version: '3.0.2' },
+        { name: 'db3', role: 'replica', version: '4.0.7' },
+        { name: 'db4', role: 'replica' },
+      ]),
+    ).toEqual({ replicas: ['db2'], leader: 'db1' });
+    expect(outdatedRestartPlan([{ name: 'db1', role: 'primary', version: '4.0.7' }])).toEqual({ replicas: [] });
   });
 });

@@ -1,12 +1,13 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { dirname, join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { Secrets } from '../../src/config/secrets.js';
 
 describe('Secrets shared by two processes', () => {
   it('a long-lived reader picks up a secret another process generated, instead of overwriting it', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'dpgc-secrets-')), 'inv.secrets.yaml');
+    onTestFinished(() => rmSync(dirname(file), { recursive: true, force: true }));
     const env = {};
     const longLived = new Secrets(file, { env });
     const su = await longLived.get('postgres_superuser');

@@ -1,4 +1,5 @@
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,7 +80,7 @@ describe('the secrets file', () => {
     const e = await refusal(new Secrets(file, { env: {} }).check());
     expect(e.message).toBe(
       `secrets file ${file} is not valid (3 problems):\n` +
-        `  ${file}:3:1: rewnd: unknown secret "rewnd"; did you mean "rewind"? known secrets: ${SECRET_NAMES.join(', ')}\n` +
+        `  ${file}:3:1: rewnd: unknown secret "rewnd"; did you mean "rewind"? known secrets: ${SECRET_NAMES.join(', ')}, and receiver_<name> for each alert receiver\n` +
         `  ${file}:4:13: monitoring: the value is 7 characters long; a secret needs at least 12 characters. Delete the line and dpgc generates a strong one\n` +
         `  ${file}:5:15: patroni_rest: the value is not text (quote it); a secret needs at least 12 characters. Delete the line and dpgc generates a strong one`,
     );
@@ -123,5 +124,71 @@ describe('DPGC_SECRET_<NAME> from the environment', () => {
   it('an empty value counts as unset', async () => {
     const s = new Secrets(freshFile(), { env: { DPGC_SECRET_MONITORING: '' } });
     expect(await s.get('monitoring')).toMatch(/^[A-Za-z0-9_-]{32}$/);
+  });
+});
+
+describe('only commands that set hosts up create secrets (issue 10)', () => {
+  const HINT_START = 'Restore ';
+
+  it('a read-only command with no secrets file is refused up front, naming the file and what to do, and creates nothing', async () => {
+    const file = freshFile();
+    const e = await refusal(new Secrets(file, { env: {}, mayCreate: false, command: 'dpgc verify' }).check());
+    expect(e.message).toBe(`secrets file ${file} does not exist, and \`dpgc verify\` only reads secrets and never creates them`);
+    expect(e.hint).toBe(
+      `Restore ${file} from where you keep it (a backup, the machine that set the cluster up), or pass every secret as DPGC_SECRET_<NAME> ` +
+        '(DPGC_SECRET_POSTGRES_SUPERUSER, DPGC_SECRET_REPLICATION, …). For a new cluster, `dpgc sprint 0` (or `dpgc up`) creates it.',
+    );
+    await expect(stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('a setup command on a cluster that was set up before is refused too: new passwords would not match', async () => {
+    const file = freshFile();
+    const e = await refusal(new Secrets(file, { env: {}, mayCreate: true, clusterExists: { because: 'the cluster was already set up (x.state.json records its sprints)' } }).check());
+    expect(e.message).toBe(`secrets file ${file} does not exist, and the cluster was already set up (x.state.json records its sprints), so new passwords would not match the ones it uses`);
+    expect(e.hint?.startsWith(HINT_START)).toBe(true);
+  });
+
+  it('a read-only command reads an existing file, and never adds to it', async () => {
+    const file = freshFile();
+    await writeFile(file, 'replication: abcdefghijklmnop\n', { mode: 0o600 });
+    const s = new Secrets(file, { env: {}, mayCreate: false, command: 'dpgc status' });
+    await s.check();
+    expect(await s.get('replication')).toBe('abcdefghijklmnop');
+    const e = await refusal(s.get('monitoring'));
+    expect(e.message).toBe(`DPGC_SECRET_MONITORING is not set and ${file} has no "monitoring"; \`dpgc status\` only reads secrets and never creates them`);
+    expect(await readFile(file, 'utf8')).toBe('replication: abcdefghijklmnop\n');
+  });
+
+  it('secrets from the environment instead of a file: each one missing is named when needed', async () => {
+    const file = freshFile();
+    const s = new Secrets(file, { env: { DPGC_SECRET_REPLICATION: 'from-the-environment' }, mayCreate: false, command: 'dpgc verify' });
+    await s.check();
+    expect(await s.get('replication')).toBe('from-the-environment');
+    const e = await refusal(s.get('rewind'));
+    expect(e.message).toBe(`DPGC_SECRET_REWIND is not set and there is no secrets file (${file}); \`dpgc verify\` only reads secrets and never creates them`);
+    await expect(stat(file)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('a directory as the secrets file is named as one (not by its mode)', async () => {
+    const file = freshFile();
+    await mkdir(file, { mode: 0o755 });
+    const e = await refusal(new Secrets(file, { env: {} }).check());
+    expect(e.message).toBe(`secrets file ${file} is a directory, not a file`);
+  });
+
+  it('a FIFO is refused at once, not read (which would hang)', async () => {
+    const file = freshFile();
+    execFileSync('mkfifo', ['-m', '600', file]);
+    const e = await refusal(new Secrets(file, { env: {} }).check());
+    expect(e.message).toBe(`secrets file ${file} is not a regular file (a pipe, socket or device); dpgc refuses to read it`);
+  });
+
+  it.runIf(process.geteuid?.() === 0)('a file of mode 0600 owned by another user is refused', async () => {
+    const file = freshFile();
+    await writeFile(file, 'replication: abcdefghijklmnop\n', { mode: 0o600 });
+    await chown(file, 65534, 65534);
+    const e = await refusal(new Secrets(file, { env: {} }).check());
+    expect(e.message).toBe(`secrets file ${file} belongs to uid 65534, not to the user running dpgc (uid 0); dpgc refuses it: its owner could change the passwords under you`);
+    expect(e.hint).toBe(`If it is yours, run \`chown 0 ${file}\`; otherwise run dpgc as its owner.`);
   });
 });

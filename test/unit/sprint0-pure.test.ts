@@ -6,9 +6,10 @@ import { parseScramVerifier, scramMatches, scramVerifier } from '../../src/compo
 import { checkLedger, EXPECTED_TABLES, HNSW_INDEXES, listMigrations, parseMigrationFile, renderMigration, type Migration } from '../../src/components/schema.js';
 import { PGVECTOR_NAMES } from '../../src/components/vector.js';
 import { controlVersion } from '../../src/components/vector-install.js';
+import { sizePostgres, sizingBasis } from '../../src/config/sizing.js';
 
 const inv = {
-  postgres: { version: 15 as const, vector: 'pgvector' as const, ruvector_image: 'x', synchronous_commit: 'on' as const, synchronous_node_count: 1, max_connections: 200, settings: {} },
+  postgres: { version: 15 as const, vector: 'pgvector' as const, ruvector_image: 'x', synchronous_commit: 'on' as const, synchronous_node_count: 1, max_connections: 200, profile: 'vector' as const, storage: 'auto' as const, settings: {} },
   ports: { postgres: 5432 } as never,
   network: { allowed_cidrs: ['127.0.0.0/8', '10.0.0.0/24'] },
 };
@@ -41,9 +42,20 @@ describe('PostgreSQL configuration', () => {
     expect(text).toContain("unix_socket_directories = '/lab/db1/var/run/postgresql'");
     expect(text).toContain("password_encryption = 'scram-sha-256'");
     expect(text).toContain('wal_log_hints = on');
-    expect(text).toContain("maintenance_work_mem = '512MB'");
     expect(text).toMatch(/^statement_timeout = 0$/m);
     expect(text).toContain("work_mem = '64MB'\njit = off\neffective_io_concurrency = 200");
+  });
+
+  it('renders the sizing, each value after the line saying where it came from, the inventory\'s last', () => {
+    const pg = { ...inv.postgres, settings: { work_mem: '64MB' } };
+    const sizing = sizePostgres(sizingBasis([{ name: 'db1', facts: { memoryBytes: 16 * 1024 ** 3, cpus: 4, rotational: false } }]), { profile: 'vector', maxConnections: 200, settings: pg.settings });
+    const text = renderDpgcConf({ ...inv, postgres: pg }, { address: '10.0.0.11' }, { pgSocketDir: '/s' }, sizing);
+    expect(text).toContain("# profile: 25% of 16.0 GiB on db1\nshared_buffers = '4GB'");
+    expect(text).toContain("maintenance_work_mem = '2GB'");
+    expect(text).toContain('random_page_cost = 1.1');
+    expect(text).toContain("huge_pages = 'try'");
+    expect(text.match(/^work_mem = .*$/gm)).toEqual(["work_mem = '64MB'"]);
+    expect(text.indexOf("work_mem = '64MB'")).toBeGreaterThan(text.indexOf('shared_buffers'));
   });
 
   it('refuses a setting name that could inject lines', () => {

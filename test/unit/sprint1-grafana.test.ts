@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { DASHBOARD_UIDS, grafanaApiProblems } from '../../src/checks/grafana-api.js';
 import { medianSpacingS } from '../../src/checks/prom-api.js';
 import { DATASOURCE_UID, dashboards, panelQueries, renderDashboardProvider, renderDatasource } from '../../src/components/grafana.js';
@@ -15,16 +15,14 @@ const inv = parseInventory(labInventoryYaml({ dir: '/tmp/dpgc-unit', subnet: '12
 
 describe('Grafana provisioning', () => {
   it('points the datasource at the monitoring host, with a fixed uid the dashboards use', () => {
-    const t = renderDatasource(inv);
-    expect(t).toContain(`uid: ${DATASOURCE_UID}\n`);
-    expect(t).toContain('url: http://127.0.20.10:9090\n');
-    expect(t).toContain('timeInterval: 15s\n');
-    expect(renderDashboardProvider({ grafanaDashboards: '/var/lib/grafana/dashboards' })).toContain('path: /var/lib/grafana/dashboards\n');
+    const ds = parse(renderDatasource(inv)).datasources[0];
+    expect(ds).toMatchObject({ uid: DATASOURCE_UID, url: 'http://127.0.20.10:9090', jsonData: { timeInterval: '15s' } });
+    expect(parse(renderDashboardProvider({ grafanaDashboards: '/var/lib/grafana/dashboards' })).providers[0].options.path).toBe('/var/lib/grafana/dashboards');
   });
 
-  it('three dashboards, every panel on dpgc datasource with at least one query', () => {
+  it('four dashboards, every panel on dpgc datasource with at least one query', () => {
     const ds = dashboards();
-    expect(ds.map((d) => d.dashboard.title)).toEqual(['dpgc: cluster overview', 'dpgc: PostgreSQL', 'dpgc: PgBouncer pools']);
+    expect(ds.map((d) => d.dashboard.title)).toEqual(['dpgc: cluster overview', 'dpgc: PostgreSQL', 'dpgc: PgBouncer pools', 'dpgc: backups']);
     for (const { dashboard } of ds) {
       for (const p of dashboard.panels as unknown as { datasource: { uid: string }; targets: unknown[] }[]) {
         expect(p.datasource.uid).toBe(DATASOURCE_UID);
@@ -47,7 +45,7 @@ describe('Grafana provisioning', () => {
 });
 
 /**
- * Grafana is not installable here (LAB.md), so the API check is exercised
+ * Grafana is not installable here (docs/lab-facts.md), so the API check is exercised
  * against a stand-in that answers the four endpoints it reads, with
  * Grafana's status codes; on real hosts it runs against Grafana itself.
  */

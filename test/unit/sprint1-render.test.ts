@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { hostPaths } from '../../src/config/paths.js';
 import { parseInventory } from '../../src/config/load.js';
 import type { Inventory } from '../../src/config/schema.js';
@@ -13,7 +14,7 @@ import {
   renderAuthFile,
   renderPgbouncerIni,
 } from '../../src/components/pgbouncer.js';
-import { RULE_FILES, expectedAlertNames, renderPrometheusYml, ruleFileText, scrapeTargets, SCRAPE_JOBS } from '../../src/components/prometheus.js';
+import { RULE_FILES, expectedAlertNames, renderPrometheusYml, ruleFileText, ruleFilesOf, scrapeTargets, SCRAPE_JOBS } from '../../src/components/prometheus.js';
 import { envFileText } from '../../src/components/exporters.js';
 import { labInventoryYaml } from '../../src/lab/inventory.js';
 import { TEMPLATES_DIR } from '../../src/templates.js';
@@ -132,7 +133,7 @@ describe('prometheus.yml', () => {
     await mkdir(join(dir, 'rules'), { recursive: true });
     for (const f of RULE_FILES) await writeFile(join(dir, 'rules', f), ruleFileText(f));
     const yml = renderPrometheusYml(inv, paths, 1);
-    expect(yml).toContain('scrape_interval: 15s');
+    expect(parse(yml).global.scrape_interval).toBe('15s');
     await writeFile(join(dir, 'prometheus.yml'), yml);
     const r = await execa('promtool', ['check', 'config', join(dir, 'prometheus.yml')], { reject: false });
     expect(r.stdout + r.stderr).toContain('SUCCESS: 3 rule files found');
@@ -165,7 +166,16 @@ describe('alert rules', () => {
     expect(r.stdout + r.stderr).toMatch(/parse error|unexpected/);
   });
 
-  it('counts every alert', () => {
-    expect(expectedAlertNames()).toHaveLength(10);
+  it('counts every alert: 10 of sprint 1, 6 of sprint 4 (backups)', () => {
+    expect(expectedAlertNames(ruleFilesOf(1))).toHaveLength(10);
+    expect(expectedAlertNames(ruleFilesOf(4))).toEqual(['BackupFailed', 'BackupTooOld', 'FullBackupTooOld', 'WalArchivingFailing', 'WalArchiveLagAboveRpo', 'BackupRepositoryNearFull']);
+    expect(expectedAlertNames()).toHaveLength(16);
+  });
+
+  it('a sprint-1 config names sprint 1 rule files only; the backup rules come with sprint 4', () => {
+    const paths = { prometheusDir: '/etc/prometheus', prometheusData: '/var/lib/prometheus' };
+    const files = (s: number) => (parse(renderPrometheusYml(lab(), paths, s)) as { rule_files: string[] }).rule_files;
+    expect(files(1)).toEqual(['/etc/prometheus/rules/postgres.yml', '/etc/prometheus/rules/pgbouncer.yml', '/etc/prometheus/rules/node.yml']);
+    expect(files(4)).toContain('/etc/prometheus/rules/backup.yml');
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TIMING_PROFILES, type Timings } from '../../src/config/schema.js';
-import { etcdColocated, explainFailover, resolveTimings, validateTimings, worstCaseFailover } from '../../src/config/timings.js';
+import { etcdColocated, explainFailover, patroniEffectiveTimings, resolveTimings, validateTimings, worstCaseFailover } from '../../src/config/timings.js';
 import { parseInventory } from '../../src/config/load.js';
 
 const t = (over: Partial<Timings> = {}): Timings => ({ ...TIMING_PROFILES.balanced, rto_budget_s: 30, profile: 'custom', ...over });
@@ -12,30 +12,33 @@ describe('validateTimings', () => {
     }
   });
 
-  it("enforces Patroni's rule loop_wait + 2 × retry_timeout ≤ ttl, at the boundary", () => {
-    expect(validateTimings(t({ ttl: 10, loop_wait: 2, retry_timeout: 4 }))).toEqual([]);
-    const p = validateTimings(t({ ttl: 10, loop_wait: 3, retry_timeout: 4 }));
+  it("enforces Patroni's rule loop_wait + 2 × retry_timeout ≤ ttl, at the boundary, saying what Patroni would run", () => {
+    expect(validateTimings(t({ ttl: 20, loop_wait: 2, retry_timeout: 9 }))).toEqual([]);
+    const p = validateTimings(t({ ttl: 20, loop_wait: 3, retry_timeout: 9 }));
     expect(p).toHaveLength(1);
     expect(p[0]!.message).toBe(
-      'loop_wait + 2 × retry_timeout = 3 + 2 × 4 = 11s exceeds ttl 10s: a leader riding out one etcd hiccup would lose its lock (Patroni requires loop_wait + 2*retry_timeout <= ttl); raise ttl or lower the others',
+      'loop_wait + 2 × retry_timeout = 3 + 2 × 9 = 21s exceeds ttl 20s: a leader riding out one etcd hiccup would lose its lock (Patroni requires loop_wait + 2*retry_timeout <= ttl, ' +
+        'and Patroni would run with ttl 20, loop_wait 2, retry_timeout 9 instead, and failover would not take what dpgc computes); raise ttl or lower the others',
     );
   });
 
-  it('rejects a ttl that makes the leader demote itself (LAB.md: 2–3 s)', () => {
-    const p = validateTimings(t({ ttl: 3, loop_wait: 1, retry_timeout: 1 }));
-    expect(p.map((x) => x.field)).toContain('ttl');
-    expect(p.find((x) => x.message.startsWith('ttl 3s'))?.message).toBe('ttl 3s is below 5s: the leader cannot renew its lock in time and demotes itself in a loop; set timings.ttl to 5 or more');
+  it("rejects a ttl below Patroni's minimum, saying what Patroni would raise it to", () => {
+    expect(validateTimings(t({ ttl: 20, loop_wait: 1, retry_timeout: 3 }))).toEqual([]);
+    const p = validateTimings(t({ ttl: 10, loop_wait: 1, retry_timeout: 4 }));
+    expect(p).toEqual([
+      {
+        field: 'ttl',
+        message:
+          "ttl 10s is below Patroni's minimum of 20s: Patroni would run with ttl 20, loop_wait 1, retry_timeout 4 instead, and failover would not take what dpgc computes; set timings.ttl to 20 or more",
+      },
+    ]);
   });
 
   it('rejects a retry_timeout that cannot ride out an etcd leader election, at the boundary', () => {
-    expect(validateTimings(t({ ttl: 10, loop_wait: 1, retry_timeout: 3 }))).toEqual([]);
-    const p = validateTimings(t({ ttl: 10, loop_wait: 1, retry_timeout: 2 }));
-    expect(p).toEqual([
-      {
-        field: 'retry_timeout',
-        message: 'retry_timeout 2s is shorter than an etcd leader election (up to 2s, plus a margin): losing the etcd leader would demote the primary; use at least 3s',
-      },
-    ]);
+    expect(validateTimings(t({ ttl: 20, loop_wait: 1, retry_timeout: 3 }))).toEqual([]);
+    const p = validateTimings(t({ ttl: 20, loop_wait: 1, retry_timeout: 2 }));
+    expect(p.map((x) => x.field)).toEqual(['retry_timeout']);
+    expect(p[0]!.message).toMatch(/^retry_timeout 2s is below 3s, Patroni's minimum .* would run with ttl 20, loop_wait 1, retry_timeout 3 instead/);
   });
 
   it('rejects an HAProxy check interval that floods the REST API', () => {
@@ -78,7 +81,7 @@ describe('worstCaseFailover', () => {
     const got = Object.fromEntries(
       (Object.keys(TIMING_PROFILES) as (keyof typeof TIMING_PROFILES)[]).map((p) => [p, worstCaseFailover(resolveTimings({ profile: p, rto_budget_s: 30 })).totalS]),
     );
-    expect(got).toEqual({ fast: 15.125, balanced: 18.25, safe: 30 });
+    expect(got).toEqual({ fast: 28.125, balanced: 28.25, safe: 30 });
   });
 
   it("shows that Patroni's defaults (30/10/10) do not fit a 30 s RTO", () => {
@@ -86,9 +89,22 @@ describe('worstCaseFailover', () => {
   });
 });
 
+describe('patroniEffectiveTimings (mirrors Patroni 4.0 _validate_and_adjust_timeouts)', () => {
+  it('raises each value to its minimum', () => {
+    expect(patroniEffectiveTimings({ ttl: 10, loop_wait: 0, retry_timeout: 2 })).toEqual({ ttl: 20, loop_wait: 1, retry_timeout: 3 });
+  });
+  it('lowers loop_wait first, then retry_timeout, to keep loop_wait + 2 × retry_timeout ≤ ttl', () => {
+    expect(patroniEffectiveTimings({ ttl: 20, loop_wait: 5, retry_timeout: 9 })).toEqual({ ttl: 20, loop_wait: 2, retry_timeout: 9 });
+    expect(patroniEffectiveTimings({ ttl: 20, loop_wait: 5, retry_timeout: 12 })).toEqual({ ttl: 20, loop_wait: 1, retry_timeout: 9 });
+  });
+  it('leaves every built-in profile as it is', () => {
+    for (const p of Object.values(TIMING_PROFILES)) expect(patroniEffectiveTimings(p)).toEqual({ ttl: p.ttl, loop_wait: p.loop_wait, retry_timeout: p.retry_timeout });
+  });
+});
+
 describe('resolveTimings', () => {
   it('marks a profile with an explicit override as custom', () => {
-    expect(resolveTimings({ profile: 'fast', rto_budget_s: 20, ttl: 6 })).toEqual({ ...TIMING_PROFILES.fast, ttl: 6, rto_budget_s: 20, profile: 'custom' });
+    expect(resolveTimings({ profile: 'fast', rto_budget_s: 40, ttl: 25 })).toEqual({ ...TIMING_PROFILES.fast, ttl: 25, rto_budget_s: 40, profile: 'custom' });
     expect(resolveTimings({ profile: 'safe', rto_budget_s: 30 }).profile).toBe('safe');
   });
 });

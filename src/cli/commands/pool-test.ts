@@ -17,5 +17,6 @@ export async function poolTestCommand(cmd: Command): Promise<void> {
     ctx.logger.info(formatReport(report));
     if (ctx.options.json) emitJson(report);
     if (!report.passed) throw new CriteriaError(`pool test failed: ${report.reasons.join('; ')}`);
-  });
+    // It writes and deletes the application's rows: a run of its own, like a sprint.
+  }, { changesHosts: true });
 }

@@ -1,0 +1,283 @@
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+import { ConfigError, HostError } from '../errors.js';
+import type { Logger } from '../output/log.js';
+import { LocalHost } from '../hosts/local.js';
+import { assertOwnedPath } from '../hosts/owned.js';
+import type { Host } from '../hosts/types.js';
+
+/**
+ * The cluster's certificate authority: one per cluster, its key on the
+ * machine dpgc runs on (beside the inventory, its secrets and its state, mode
+ * 0600, never on a cluster host and never in argv: openssl reads it from its
+ * file). Host keys are made on the host that uses them and never leave it:
+ * the host sends a certificate request, the control machine signs it.
+ *
+ * Every certificate dpgc issues goes through here (pgBackRest's TLS server
+ * now; PostgreSQL, Patroni and etcd with sprint 5), so the rules are in one
+ * place: what to issue is decided by pure functions (certDecision), the
+ * cryptography is openssl's, run through the host adapter.
+ */
+
+/** Re-issue a certificate that expires sooner than this. */
+export const RENEW_BEFORE_DAYS = 30;
+export const CA_DAYS = 3650;
+export const CERT_DAYS = 397;
+/** P-256: what every TLS stack in the cluster accepts (pgBackRest, PostgreSQL, Go's etcd, Python's Patroni). */
+const KEY_ALGORITHM = ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'];
+
+export interface CaPaths {
+  dir: string;
+  key: string;
+  cert: string;
+}
+
+/** `<inventory>.ca/` beside the inventory, like `<inventory>.secrets.yaml`. */
+export function caPathsFor(inventoryFile: string): CaPaths {
+  const dir = join(dirname(inventoryFile), `${basename(inventoryFile).replace(/\.ya?ml$/, '')}.ca`);
+  return { dir, key: join(dir, 'ca.key'), cert: join(dir, 'ca.crt') };
+}
+
+/** What a certificate must say. `name` is the file base on the host (`<tlsDir>/<name>.crt`). */
+export interface CertRequest {
+  name: string;
+  /** Subject CN: pgBackRest's tls-server-auth and PostgreSQL's cert auth match on it. */
+  cn: string;
+  dns: string[];
+  ips: string[];
+  usage: ('server' | 'client')[];
+}
+
+/** What an existing certificate says (read with node:crypto, which parses and never issues). */
+export interface CertFacts {
+  cn: string | undefined;
+  dns: string[];
+  ips: string[];
+  usage: ('server' | 'client')[];
+  notAfter: Date;
+  /** Signed by the current CA's key. */
+  signedByCa: boolean;
+  /** The host's key file holds the key this certificate is for. */
+  keyMatches: boolean;
+}
+
+export type CertDecision = { issue: false } | { issue: true; reason: string };
+
+const sorted = (a: string[]) => [...new Set(a)].sort();
+const sameSet = (a: string[], b: string[]) => JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
+
+/** Pure: keep a certificate that is valid, ours, matching and not about to expire; otherwise say why it is re-issued. */
+export function certDecision(have: CertFacts | undefined, want: CertRequest, now: Date): CertDecision {
+  if (!have) return { issue: true, reason: 'no certificate yet' };
+  if (!have.keyMatches) return { issue: true, reason: 'the certificate does not match the key beside it' };
+  if (!have.signedByCa) return { issue: true, reason: "not signed by this cluster's CA" };
+  if (have.cn !== want.cn) return { issue: true, reason: `CN is ${have.cn ?? '(none)'}, want ${want.cn}` };
+  if (!sameSet(have.dns, want.dns) || !sameSet(have.ips, want.ips)) {
+    return { issue: true, reason: `names changed (${sorted([...have.dns, ...have.ips]).join(', ')} → ${sorted([...want.dns, ...want.ips]).join(', ')})` };
+  }
+  if (!sameSet(have.usage, want.usage)) return { issue: true, reason: `usage changed (${sorted(have.usage).join(',')} → ${sorted(want.usage).join(',')})` };
+  const days = (have.notAfter.getTime() - now.getTime()) / 86_400_000;
+  if (days < RENEW_BEFORE_DAYS) return { issue: true, reason: days <= 0 ? 'expired' : `expires in ${Math.floor(days)} days` };
+  return { issue: false };
+}
+
+/** Pure: the openssl extension section for a request (SANs, key usage, EKU). */
+export function extensionsFor(req: CertRequest): string {
+  const san = [...sorted(req.dns).map((d) => `DNS:${d}`), ...sorted(req.ips).map((i) => `IP:${i}`)];
+  const eku = req.usage.map((u) => (u === 'server' ? 'serverAuth' : 'clientAuth'));
+  return [
+    'basicConstraints = critical, CA:FALSE',
+    'keyUsage = critical, digitalSignature, keyEncipherment',
+    `extendedKeyUsage = ${eku.join(', ')}`,
+    ...(san.length ? [`subjectAltName = ${san.join(', ')}`] : []),
+    'subjectKeyIdentifier = hash',
+    'authorityKeyIdentifier = keyid',
+    '',
+  ].join('\n');
+}
+
+/** Names a CN or SAN may hold: they reach openssl's -subj and extension syntax, where `/ , = \` mean something. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/;
+const IP = /^\d{1,3}(\.\d{1,3}){3}$/;
+
+export function requestProblem(req: CertRequest): string | undefined {
+  if (!/^[a-z][a-z0-9-]{0,40}$/.test(req.name)) return `file name ${JSON.stringify(req.name)}`;
+  if (!NAME.test(req.cn)) return `CN ${JSON.stringify(req.cn)}`;
+  const bad = [...req.dns.filter((d) => !NAME.test(d)), ...req.ips.filter((i) => !IP.test(i))];
+  if (bad.length) return `subject alternative name(s) ${bad.map((b) => JSON.stringify(b)).join(', ')}`;
+  if (!req.usage.length) return 'no usage';
+  return undefined;
+}
+
+/** Pure: what an existing certificate says, or undefined when the PEM does not parse. */
+export function readCertFacts(pem: string, caCertPem: string, keyPublicPem: string | undefined): CertFacts | undefined {
+  let cert: X509Certificate;
+  let ca: X509Certificate;
+  try {
+    cert = new X509Certificate(pem);
+    ca = new X509Certificate(caCertPem);
+  } catch {
+    return undefined;
+  }
+  const sans = (cert.subjectAltName ?? '').split(',').map((s) => s.trim());
+  const eku = cert.keyUsage ?? [];
+  return {
+    cn: /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1],
+    dns: sans.filter((s) => s.startsWith('DNS:')).map((s) => s.slice(4)),
+    ips: sans.filter((s) => s.startsWith('IP Address:')).map((s) => s.slice(11)),
+    // node lists extended key usages by OID.
+    usage: [...(eku.includes('1.3.6.1.5.5.7.3.1') ? ['server' as const] : []), ...(eku.includes('1.3.6.1.5.5.7.3.2') ? ['client' as const] : [])],
+    notAfter: new Date(cert.validTo),
+    signedByCa: cert.checkIssued(ca) && cert.verify(ca.publicKey),
+    keyMatches: keyPublicPem !== undefined && cert.publicKey.export({ type: 'spki', format: 'pem' }).toString().trim() === keyPublicPem.trim(),
+  };
+}
+
+/**
+ * The CA on the control machine. `control` is a host adapter for the machine
+ * dpgc runs on (a LocalHost), so openssl runs, and --dry-run is decided, in
+ * the one place every command runs.
+ */
+export class CertificateAuthority {
+  private constructor(
+    readonly control: Host,
+    readonly paths: CaPaths,
+    readonly certPem: string,
+  ) {}
+
+  /** Control-machine host adapter, honouring --dry-run. */
+  static controlHost(o: { dryRun: boolean; logger: Logger }): Host {
+    return new LocalHost({ name: 'control', address: '127.0.0.1', dryRun: o.dryRun, logger: o.logger });
+  }
+
+  /**
+   * The cluster's CA, created on first use (key 0600 in a 0700 directory),
+   * its certificate renewed with the same key when it nears expiry (so every
+   * certificate it signed stays valid). `mayCreate` is false for commands that
+   * only read: a missing CA is then a configuration error, as with secrets.
+   */
+  static async open(control: Host, inventoryFile: string, cluster: string, o: { mayCreate: boolean }): Promise<{ ca: CertificateAuthority; changed: boolean }> {
+    const paths = caPathsFor(inventoryFile);
+    const [key, cert] = await Promise.all([control.readFile(paths.key), control.readFile(paths.cert)]);
+    let changed = false;
+    if (key === undefined) {
+      if (!o.mayCreate) {
+        throw new ConfigError(`the cluster's certificate authority ${paths.key} does not exist`, {
+          hint: `Restore ${paths.dir} from where you keep it (the machine that set the cluster up), or run the sprint that creates it (\`dpgc sprint 4\`).`,
+        });
+      }
+      await control.exec(['sh', '-c', 'umask 077; mkdir -p -- "$1" && chmod 700 -- "$1"', 'sh', paths.dir]);
+      // Why sh: umask before the key exists, so it is never readable by others, even for a moment.
+      await control.exec(['sh', '-c', 'umask 077; exec openssl genpkey "$@"', 'sh', ...KEY_ALGORITHM, '-out', paths.key]);
+      changed = true;
+    }
+    const days = cert ? daysLeft(cert) : -1;
+    if (changed || days < RENEW_BEFORE_DAYS) {
+      await control.exec([
+        'openssl', 'req', '-x509', '-new', '-key', paths.key, '-sha256', '-days', String(CA_DAYS),
+        '-subj', `/O=dpgc/CN=dpgc ${cluster} CA`,
+        '-addext', 'basicConstraints=critical,CA:TRUE,pathlen:0',
+        '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+        '-out', paths.cert,
+      ]);
+      changed = true;
+    }
+    const pem = (await control.readFile(paths.cert)) ?? '';
+    return { ca: new CertificateAuthority(control, paths, pem), changed };
+  }
+
+  /**
+   * Ensures `<dir>/<name>.key` (made on the host, mode 0600, owned by `owner`),
+   * `<dir>/<name>.crt` signed by this CA for exactly `req`, and `<dir>/ca.crt`.
+   * Unchanged when the certificate in place is valid, ours and matching.
+   */
+  async ensureHostCert(host: Host, dir: string, req: CertRequest, owner: string, now = new Date()): Promise<{ changed: boolean; reason?: string }> {
+    const problem = requestProblem(req);
+    if (problem) throw new ConfigError(`cannot issue a certificate for ${host.name}: bad ${problem}`, { hint: 'Host names and addresses come from the inventory; fix them there.' });
+    const keyFile = `${dir}/${req.name}.key`;
+    const certFile = `${dir}/${req.name}.crt`;
+    let changed = (await host.writeFile(`${dir}/ca.crt`, this.certPem, { mode: 0o644, owner })).changed;
+    const pem = await host.readFile(certFile);
+    const pub = await host.exec(['openssl', 'pkey', '-in', keyFile, '-pubout'], { mutates: false, allowFailure: true });
+    const facts = pem === undefined ? undefined : readCertFacts(pem, this.certPem, pub.exitCode === 0 ? pub.stdout : undefined);
+    const d = certDecision(facts, req, now);
+    if (!d.issue) return { changed };
+    if (host.dryRun) {
+      await host.exec(['openssl', 'req', '-new', '-key', keyFile, '-subj', `/CN=${req.cn}`]);
+      return { changed: true, reason: d.reason };
+    }
+    // A new key each time a certificate is issued: a key whose certificate was replaced is not trusted to be secret.
+    // Why sh: umask before the key exists, then it is handed to its owner; paths and owner are "$1", "$2", never spliced in.
+    await host.exec([
+      'sh', '-c', 'set -e; umask 077; k=$1 o=$2; mkdir -p -- "$(dirname -- "$k")"; t="$k.dpgc-tmp"; shift 2; openssl genpkey "$@" -out "$t"; chown -- "$o:$o" "$t"; mv -f -- "$t" "$k"',
+      'sh', keyFile, owner, ...KEY_ALGORITHM,
+    ]);
+    const csr = await host.exec(['openssl', 'req', '-new', '-key', keyFile, '-subj', `/CN=${req.cn}`]);
+    const signed = await this.sign(csr.stdout, req);
+    await host.writeFile(certFile, signed, { mode: 0o644, owner });
+    changed = true;
+    return { changed, reason: d.reason };
+  }
+
+  /** Signs a certificate request on the control machine (the CA key is read by openssl from its file). */
+  private async sign(csrPem: string, req: CertRequest): Promise<string> {
+    const ext = `${this.paths.dir}/${req.cn}-${randomBytes(4).toString('hex')}.ext`;
+    await this.control.writeFile(ext, extensionsFor(req), { mode: 0o600 });
+    try {
+      const r = await this.control.exec(
+        ['openssl', 'x509', '-req', '-CA', this.paths.cert, '-CAkey', this.paths.key, '-sha256', '-days', String(CERT_DAYS), '-set_serial', `0x${randomBytes(16).toString('hex')}`, '-extfile', ext],
+        { input: csrPem },
+      );
+      if (!r.stdout.includes('BEGIN CERTIFICATE')) throw new HostError(`signing a certificate for ${req.cn} gave no certificate: ${r.stderr.trim()}`);
+      return r.stdout;
+    } finally {
+      await this.control.exec(['rm', '-f', assertOwnedPath(ext, [this.paths.dir], 'certificate extensions')]);
+    }
+  }
+}
+
+/** A certificate in place on a host (or the CA's on the control machine), as read from its file. */
+export interface CertInPlace {
+  where: string;
+  file: string;
+  cn: string | undefined;
+  /** undefined when the file does not parse as a certificate. */
+  notAfter: Date | undefined;
+}
+
+/** Every certificate dpgc keeps in a host's TLS directory (`*.crt`, the CA's copy included). */
+export async function certificatesIn(host: Host, dir: string): Promise<CertInPlace[]> {
+  const ls = await host.exec(['find', dir, '-maxdepth', '1', '-type', 'f', '-name', '*.crt'], { mutates: false, allowFailure: true });
+  const files = ls.exitCode === 0 ? ls.stdout.split('\n').filter(Boolean).sort() : [];
+  return Promise.all(files.map(async (file) => ({ where: host.name, file, ...parseCert((await host.readFile(file)) ?? '') })));
+}
+
+export function parseCert(pem: string): { cn: string | undefined; notAfter: Date | undefined } {
+  try {
+    const c = new X509Certificate(pem);
+    return { cn: /(?:^|\n)CN=([^\n]*)/.exec(c.subject)?.[1], notAfter: new Date(c.validTo) };
+  } catch {
+    return { cn: undefined, notAfter: undefined };
+  }
+}
+
+/** Pure: certificates valid for fewer than `minDays` (or unreadable), soonest first, each said with where and when. */
+export function expiringCerts(certs: CertInPlace[], now: Date, minDays = RENEW_BEFORE_DAYS): string[] {
+  return certs
+    .map((c) => ({ c, days: c.notAfter ? (c.notAfter.getTime() - now.getTime()) / 86_400_000 : -Infinity }))
+    .filter((x) => x.days < minDays)
+    .sort((a, b) => a.days - b.days)
+    .map(({ c, days }) =>
+      !c.notAfter
+        ? `${c.where}: ${c.file} is not a readable certificate`
+        : `${c.where}: ${c.file}${c.cn ? ` (CN ${c.cn})` : ''} ${days <= 0 ? 'expired' : 'expires'} ${c.notAfter.toISOString().slice(0, 10)}${days > 0 ? `, in ${Math.floor(days)} days` : ''}`,
+    );
+}
+
+function daysLeft(pem: string): number {
+  try {
+    return (new Date(new X509Certificate(pem).validTo).getTime() - Date.now()) / 86_400_000;
+  } catch {
+    return -1;
+  }
+}
