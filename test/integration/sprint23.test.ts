@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sprint2 } from '../../sprints/sprint-2.js';
 import { sprint3 } from '../../sprints/sprint-3.js';
 import type { Check, CheckResult } from '../../src/checks/types.js';
-import { currentLeader } from '../../src/components/cluster.js';
+import { currentLeader, replicationRows } from '../../src/components/cluster.js';
 import { DATABASES, firstPostgres, superuserOn } from '../../src/components/endpoints.js';
 import { clientEndpoints, clientUrl, etcdctlNode, putKey } from '../../src/components/etcd.js';
 import { haproxyBackends, haproxyUser, haproxyService, pgbouncerTargets, showStat, upServers, waitForPrimaryRoute } from '../../src/components/haproxy.js';
@@ -198,6 +198,36 @@ describe('dpgc sprint 2', () => {
     expect((await run(s2('s2.haproxy.running'))).verdict).toBe('pass');
   });
 });
+
+/** The leader's name once the same member has led for three reads in a row, a second apart. */
+async function stableLeader(): Promise<string> {
+  let last = '';
+  let same = 0;
+  return waitUntil(
+    async () => {
+      const l = await currentLeader(ctx.inventory).then((h) => h.name).catch(() => '');
+      same = l && l === last ? same + 1 : 0;
+      last = l;
+      return same >= 2 ? l : undefined;
+    },
+    { timeoutMs: 90_000, everyMs: 1000 },
+    'one leader that stays',
+  );
+}
+
+/** `patronictl reinit` of `member` until the leader sees it stream (at most three times); the member's logs in the failure. */
+async function reinitUntilStreaming(leader: string, member: string): Promise<void> {
+  const ln = await node(leader);
+  const streams = async () => (await replicationRows(ctx.inventory, ctx.secrets, ctx.pool.spec(leader))).some((r) => r.application_name === member && r.state === 'streaming');
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    await ln.host.exec(['patronictl', '-c', ln.paths.patroniConf, 'reinit', 'dpgc-lab', member, '--force', '--wait'], { timeoutMs: 300_000 }).catch((e: Error) => console.log(`reinit ${member} (attempt ${attempt}): ${e.message}`));
+    const ok = await waitUntil(async () => ((await streams().catch(() => false)) ? true : undefined), { timeoutMs: 60_000, everyMs: 1000 }, `${member} streaming`).catch(() => false);
+    if (ok) return;
+  }
+  const m = await node(member);
+  const tail = async (f: string) => (await m.host.exec(['tail', '-n', '40', f]).catch((e: Error) => ({ stdout: e.message }))).stdout;
+  throw new Error(`${member} does not stream from ${leader} after three reinits\n--- patroni.log\n${await tail(`${m.paths.logDir}/patroni.log`)}\n--- postgresql log\n${await tail(m.paths.pgLog)}`);
+}
 
 describe('dpgc sprint 3', () => {
   it('takes over the sprint-0 instance (same system identifier, same data), adds two replicas, and passes every criterion', async () => {
@@ -562,11 +592,12 @@ describe('dpgc sprint 3', () => {
       for (const h of held) await h.n.host.exec(['kill', '-CONT', h.pid]);
     }
     // The repair the remedy names: re-clone every member that diverged, then one switchover.
-    const leader = await currentLeader(inv);
-    const ln = await node(leader.name);
-    for (const m of ['db1', 'db2', 'db3'].filter((x) => x !== leader.name)) {
-      await ln.host.exec(['patronictl', '-c', ln.paths.patroniConf, 'reinit', 'dpgc-lab', m, '--force', '--wait'], { timeoutMs: 300_000 });
-    }
+    // The members just let go wake to a leader key that is not theirs and demote; a reinit sent in the
+    // middle of that can be overtaken by it (once in CI a member stayed on the abandoned timeline and
+    // never streamed). So: one leader that stays, then each member re-cloned until it streams, the way an
+    // operator repeats a reinit that did not take.
+    const leader = await stableLeader();
+    for (const m of ['db1', 'db2', 'db3'].filter((x) => x !== leader)) await reinitUntilStreaming(leader, m);
     await waitForHealthyCluster(inv, ctx.secrets, { timeoutMs: 120_000 });
     await switchover(inv, ctx.secrets);
     await waitForHealthyCluster(inv, ctx.secrets, { timeoutMs: 120_000 });
