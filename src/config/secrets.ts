@@ -122,6 +122,8 @@ export class Secrets {
       v = all[name];
     }
     if (!v && isReceiverSecret(name)) throw this.missingReceiverSecret(name);
+    // A generated Grafana password would not be Grafana's: every API check would only report a 401.
+    if (!v && name === 'grafana_admin') throw this.missingGrafanaAdmin();
     if (!v && !this.mayCreate) throw this.missingSecret(name);
     if (!v) {
       // URL- and config-safe alphabet: these end up in YAML, ini and pgpass files.
@@ -193,6 +195,12 @@ export class Secrets {
     const receiver = name.slice('receiver_'.length);
     return new ConfigError(`alert receiver ${receiver} needs its credential, and neither ${this.file} has "${name}" nor is ${ENV_PREFIX}${name.toUpperCase()} set`, {
       hint: `Add a line \`${name}: '…'\` to ${this.file} (mode 0600): the SMTP password for an email receiver, the bearer token for a webhook with token: true, the whole webhook URL for slack. dpgc never generates it.`,
+    });
+  }
+
+  private missingGrafanaAdmin(): ConfigError {
+    return new ConfigError(`grafana.url is set, so dpgc reads Grafana's API as admin, and neither ${this.file} has "grafana_admin" nor is ${ENV_PREFIX}GRAFANA_ADMIN set`, {
+      hint: `Add a line \`grafana_admin: '…'\` to ${this.file} (mode 0600) with Grafana's admin password. dpgc never generates it.`,
     });
   }
 

@@ -50,9 +50,19 @@ describe('the secrets file', () => {
     const s = new Secrets(file, { env: {} });
     const same = await Promise.all([s.get('rewind'), s.get('rewind'), s.get('rewind')]);
     expect(new Set(same).size).toBe(1);
-    const all = await Promise.all(SECRET_NAMES.map((name) => s.get(name)));
+    const generated = SECRET_NAMES.filter((name) => name !== 'grafana_admin');
+    const all = await Promise.all(generated.map((name) => s.get(name)));
     const reread = new Secrets(file, { env: {} });
-    expect(await Promise.all(SECRET_NAMES.map((name) => reread.get(name)))).toEqual(all);
+    expect(await Promise.all(generated.map((name) => reread.get(name)))).toEqual(all);
+  });
+
+  it("grafana_admin is the operator's (Grafana's own password): never generated, its absence named with the file", async () => {
+    const file = freshFile();
+    const e = await refusal(new Secrets(file, { env: {} }).get('grafana_admin'));
+    expect(e.message).toContain(`neither ${file} has "grafana_admin" nor is DPGC_SECRET_GRAFANA_ADMIN set`);
+    expect(e.hint).toContain("Grafana's admin password");
+    await expect(stat(file)).rejects.toThrow();
+    expect(await new Secrets(file, { env: { DPGC_SECRET_GRAFANA_ADMIN: 'a-password-grafana-has-1234' } }).get('grafana_admin')).toBe('a-password-grafana-has-1234');
   });
 
   it('under --dry-run a needed secret is generated but nothing is written', async () => {
