@@ -126,7 +126,19 @@ describe('dpgc sprint 2', () => {
   it('s2.etcd.members fails on a member the inventory does not know', async () => {
     const n = await etcdctlNode(ctx.pool);
     const env = { ETCDCTL_API: '3', PATH: '/usr/bin:/bin' };
-    const add = await n.host.exec(['etcdctl', '-w', 'json', `--endpoints=${clientEndpoints(ctx.inventory).join(',')}`, 'member', 'add', 'intruder', '--learner', '--peer-urls=http://127.0.30.99:2380'], { env });
+    // etcd refuses a membership change ("unhealthy cluster") until every member has been connected for
+    // 5 s, and the test before restarted one: ask until it is accepted.
+    const add = await waitUntil(
+      (seen) =>
+        n.host
+          .exec(['etcdctl', '-w', 'json', `--endpoints=${clientEndpoints(ctx.inventory).join(',')}`, 'member', 'add', 'intruder', '--learner', '--peer-urls=http://127.0.30.99:2380'], { env })
+          .catch((e: Error) => {
+            seen(e.message);
+            return undefined;
+          }),
+      { timeoutMs: 30_000, everyMs: 1000 },
+      'etcd accepting a new member',
+    );
     const id = BigInt(/"ID":(\d+)/.exec(add.stdout)![1]!).toString(16);
     try {
       const r = await run(s2('s2.etcd.members'));
