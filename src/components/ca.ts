@@ -23,6 +23,20 @@ import type { Host } from '../hosts/types.js';
 export const RENEW_BEFORE_DAYS = 30;
 export const CA_DAYS = 3650;
 export const CERT_DAYS = 397;
+/** The subject of a CA dpgc generates; anything else at the CA's path is the operator's. */
+const CA_ORGANIZATION = 'dpgc';
+const caCommonName = (cluster: string) => `dpgc ${cluster} CA`;
+
+/** Pure: is this the CA certificate dpgc itself generated for `cluster` (self-signed, dpgc's subject)? */
+export function isOwnCa(pem: string, cluster: string): boolean {
+  try {
+    const c = new X509Certificate(pem);
+    const want = `O=${CA_ORGANIZATION}\nCN=${caCommonName(cluster)}`;
+    return c.subject === want && c.issuer === want;
+  } catch {
+    return false;
+  }
+}
 /** P-256: what every TLS stack in the cluster accepts (pgBackRest, PostgreSQL, Go's etcd, Python's Patroni). */
 const KEY_ALGORITHM = ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'];
 
@@ -172,10 +186,13 @@ export class CertificateAuthority {
       changed = true;
     }
     const days = cert ? daysLeft(cert) : -1;
-    if (changed || days < RENEW_BEFORE_DAYS) {
+    // Only a CA dpgc made is renewed: re-signing an operator's own CA with its key would replace their
+    // certificate (and its chain to their root) with a self-signed one. Theirs is reported by r.certs.valid.
+    const ours = !cert || !parsesAsCert(cert) || isOwnCa(cert, cluster);
+    if (changed || (ours && days < RENEW_BEFORE_DAYS)) {
       await control.exec([
         'openssl', 'req', '-x509', '-new', '-key', paths.key, '-sha256', '-days', String(CA_DAYS),
-        '-subj', `/O=dpgc/CN=dpgc ${cluster} CA`,
+        '-subj', `/O=${CA_ORGANIZATION}/CN=${caCommonName(cluster)}`,
         '-addext', 'basicConstraints=critical,CA:TRUE,pathlen:0',
         '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
         '-out', paths.cert,
@@ -272,6 +289,15 @@ export function expiringCerts(certs: CertInPlace[], now: Date, minDays = RENEW_B
         ? `${c.where}: ${c.file} is not a readable certificate`
         : `${c.where}: ${c.file}${c.cn ? ` (CN ${c.cn})` : ''} ${days <= 0 ? 'expired' : 'expires'} ${c.notAfter.toISOString().slice(0, 10)}${days > 0 ? `, in ${Math.floor(days)} days` : ''}`,
     );
+}
+
+function parsesAsCert(pem: string): boolean {
+  try {
+    new X509Certificate(pem);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function daysLeft(pem: string): number {
