@@ -28,13 +28,17 @@ const CA_ORGANIZATION = 'dpgc';
 const caCommonName = (cluster: string) => `dpgc ${cluster} CA`;
 
 /** Pure: is this the CA certificate dpgc itself generated for `cluster` (self-signed, dpgc's subject)? */
-export function isOwnCa(pem: string, cluster: string): boolean {
+export function isOwnCa(cert: string | X509Certificate, cluster: string): boolean {
+  const c = typeof cert === 'string' ? parseCertificate(cert) : cert;
+  const want = `O=${CA_ORGANIZATION}\nCN=${caCommonName(cluster)}`;
+  return c !== undefined && c.subject === want && c.issuer === want;
+}
+
+function parseCertificate(pem: string): X509Certificate | undefined {
   try {
-    const c = new X509Certificate(pem);
-    const want = `O=${CA_ORGANIZATION}\nCN=${caCommonName(cluster)}`;
-    return c.subject === want && c.issuer === want;
+    return new X509Certificate(pem);
   } catch {
-    return false;
+    return undefined;
   }
 }
 /** P-256: what every TLS stack in the cluster accepts (pgBackRest, PostgreSQL, Go's etcd, Python's Patroni). */
@@ -185,11 +189,12 @@ export class CertificateAuthority {
       await control.exec(['sh', '-c', 'umask 077; exec openssl genpkey "$@"', 'sh', ...KEY_ALGORITHM, '-out', paths.key]);
       changed = true;
     }
-    const days = cert ? daysLeft(cert) : -1;
-    // Only a CA dpgc made is renewed: re-signing an operator's own CA with its key would replace their
-    // certificate (and its chain to their root) with a self-signed one. Theirs is reported by r.certs.valid.
-    const ours = !cert || !parsesAsCert(cert) || isOwnCa(cert, cluster);
-    if (changed || (ours && days < RENEW_BEFORE_DAYS)) {
+    // Missing or unreadable: made anew. Near its end: renewed with the same key, but only a CA dpgc made:
+    // re-signing an operator's own CA would replace their certificate (and its chain to their root) with
+    // a self-signed one. Theirs is reported by r.certs.valid.
+    const current = cert === undefined ? undefined : parseCertificate(cert);
+    const nearEnd = current !== undefined && (Date.parse(current.validTo) - Date.now()) / 86_400_000 < RENEW_BEFORE_DAYS;
+    if (changed || !current || (nearEnd && isOwnCa(current, cluster))) {
       await control.exec([
         'openssl', 'req', '-x509', '-new', '-key', paths.key, '-sha256', '-days', String(CA_DAYS),
         '-subj', `/O=${CA_ORGANIZATION}/CN=${caCommonName(cluster)}`,
@@ -291,19 +296,3 @@ export function expiringCerts(certs: CertInPlace[], now: Date, minDays = RENEW_B
     );
 }
 
-function parsesAsCert(pem: string): boolean {
-  try {
-    new X509Certificate(pem);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function daysLeft(pem: string): number {
-  try {
-    return (new Date(new X509Certificate(pem).validTo).getTime() - Date.now()) / 86_400_000;
-  } catch {
-    return -1;
-  }
-}
