@@ -1,6 +1,6 @@
 import { parse } from 'yaml';
 import { alertmanagerAddress, alertmanagerUrl, amGet, liveReceivers, NOBODY, routedReceivers, type LiveReceiver } from '../components/alertmanager.js';
-import { prometheusUrl } from '../components/grafana.js';
+import { prometheusUrl } from '../components/prometheus.js';
 import type { RunContext } from '../context.js';
 import { promGet, ruleGroups } from './prom-api.js';
 import { fail, pass, type Check, type CheckResult } from './types.js';

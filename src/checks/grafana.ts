@@ -1,6 +1,6 @@
 import { grafanaApiProblems } from './grafana-api.js';
-import { dashboards, dashboardSprint, panelQueries, prometheusUrl } from '../components/grafana.js';
-import { SCRAPE_INTERVAL_S } from '../components/prometheus.js';
+import { dashboards, dashboardSprint, panelQueries } from '../components/grafana.js';
+import { prometheusUrl, SCRAPE_INTERVAL_S } from '../components/prometheus.js';
 import { promGet, promQuery } from './prom-api.js';
 import { fail, pass, type Check } from './types.js';
 import { sleep } from '../wait.js';

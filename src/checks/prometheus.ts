@@ -1,12 +1,11 @@
 import { parse } from 'yaml';
-import { prometheusUrl } from '../components/grafana.js';
+import { prometheusUrl } from '../components/prometheus.js';
 import { expectedAlertNames, monitoredSprint, prometheusFiles, ruleFilesOf, SCRAPE_INTERVAL_S, SCRAPE_JOBS, scrapeTargets, type RuleFile, type Target } from '../components/prometheus.js';
 import { type Inventory } from '../config/schema.js';
 import { type RunContext } from '../context.js';
 import { activeTargets, healthy, type ActiveTarget, medianSpacingS, promGet, promQuery, ruleGroups } from './prom-api.js';
 import { fail, pass, type Check } from './types.js';
 import { sleep } from '../wait.js';
-import {  } from './common.js';
 
 /**
  * Prometheus's criteria: every target the sprints deployed is scraped, every
@@ -58,14 +57,17 @@ export function targetsUpCheck(id: string, sprint: number, title: string): Check
       } finally {
         probing.abort();
       }
+      // A reload (sprint 1 or 4 changing the config) replaces the scrape loops: a target that answered from here may
+      // show `unknown` (its new loop has not scraped yet) by the time the wait ends. Unknown is not down; down is.
+      const up = (e: Target) => targetOf(e)?.health === 'up' || (answering.has(e.instance) && targetOf(e)?.health === 'unknown');
       const problems = expected.flatMap((e) => {
         const t = targetOf(e);
         if (!t) return [`${e.job} on ${e.host} (${e.instance}) is not in Prometheus's configuration`];
-        return t.health === 'up' ? [] : [`${e.job} on ${e.host} (${e.instance}) is ${t.health}${t.lastError ? `: ${t.lastError}` : ''}`];
+        return up(e) ? [] : [`${e.job} on ${e.host} (${e.instance}) is ${t.health}${t.lastError ? `: ${t.lastError}` : ''}`];
       });
       const value = `${expected.length - problems.length}/${expected.length} up`;
       if (problems.length) {
-        const down = expected.filter((e) => targetOf(e)?.health !== 'up');
+        const down = expected.filter((e) => !up(e));
         const by = [...new Set(down.map((e) => deployedBy(ctx.inventory, e)))].sort();
         const runs = by.map((s) => `\`dpgc sprint ${s}\``).join(' or ');
         return fail(problems.join('\n'), { value, threshold: 'all up', remedy: `Start what is down (${runs} starts it, and is safe to re-run) and look at its log on that host.` });

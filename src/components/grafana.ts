@@ -1,7 +1,7 @@
 import type { Inventory } from '../config/schema.js';
 import type { Node } from '../hosts/pool.js';
 import { render, templateText } from '../templates.js';
-import { SCRAPE_INTERVAL_S } from './prometheus.js';
+import { prometheusUrl, SCRAPE_INTERVAL_S } from './prometheus.js';
 
 /**
  * Grafana's side of monitoring: a datasource and four dashboards, rendered
@@ -31,12 +31,6 @@ export function dashboards(): { file: string; text: string; dashboard: Dashboard
 /** Every query of every panel, named for a failure message. */
 export function panelQueries(d: Dashboard): { panel: string; refId: string; expr: string }[] {
   return d.panels.flatMap((p) => p.targets.map((t) => ({ panel: p.title, refId: t.refId, expr: t.expr })));
-}
-
-export function prometheusUrl(inv: Pick<Inventory, 'hosts' | 'ports'>): string {
-  const m = inv.hosts.find((h) => h.roles.includes('monitoring'));
-  if (!m) throw new Error('no host has the monitoring role');
-  return `http://${m.address}:${inv.ports.prometheus}`;
 }
 
 export function grafanaFiles(paths: Pick<Node['paths'], 'grafanaProvisioning' | 'grafanaDashboards'>) {

@@ -7,6 +7,8 @@ import type { HostPool } from '../hosts/pool.js';
 import { liveSprint } from './deployed.js';
 import { alertmanagerAddress } from './alertmanager.js';
 import { firstPostgres } from './endpoints.js';
+import { HostError } from '../errors.js';
+import { sleep } from '../wait.js';
 
 /**
  * Prometheus on the monitoring host. Scrape targets are generated from the
@@ -126,6 +128,13 @@ export function prometheusService(inv: Pick<Inventory, 'ports'>, node: Pick<Node
   };
 }
 
+/** Prometheus's HTTP base, on the monitoring host: where checks, Grafana and the reload confirmation read it. */
+export function prometheusUrl(inv: Pick<Inventory, 'hosts' | 'ports'>): string {
+  const m = inv.hosts.find((h) => h.roles.includes('monitoring'));
+  if (!m) throw new Error('no host has the monitoring role');
+  return `http://${m.address}:${inv.ports.prometheus}`;
+}
+
 /**
  * Rules (each with its promtool tests beside it), then the config that names
  * them, each validated; then start or SIGHUP. The rule files are those of
@@ -156,8 +165,39 @@ export async function ensurePrometheus(inv: Inventory, node: Node, sprint: numbe
   const s = await node.services.start(spec);
   if (s.changed) return { changed: true, note: 'started' };
   if (changed) {
-    await node.services.reload(spec);
+    await reloadAndConfirm(inv, node, spec);
     return { changed: true, note: 'reloaded' };
   }
   return { changed: false };
+}
+
+/**
+ * SIGHUP, then wait until Prometheus says it applied a new configuration.
+ * Why wait: SIGHUP returns at once and Prometheus reloads behind it, so the
+ * criteria measured right after would judge the old scrape loops, or new ones
+ * that have not scraped yet. Compared with the time Prometheus itself last
+ * recorded, never this machine's clock (a remote host's may differ).
+ */
+async function reloadAndConfirm(inv: Inventory, node: Node, spec: ServiceSpec): Promise<void> {
+  const base = prometheusUrl(inv);
+  const before = await runtimeInfo(base);
+  await node.services.reload(spec);
+  for (const until = Date.now() + 15_000; Date.now() < until; await sleep(250)) {
+    const now = await runtimeInfo(base);
+    if (now?.reloadConfigSuccess === false) {
+      throw new HostError(`${node.spec.name}: Prometheus refused its new configuration (${prometheusFiles(node.paths).config})`, { hint: `Its log on ${node.spec.name} says why; the file passed \`promtool check\`, so look for a path or permission it cannot read.` });
+    }
+    if (now && now.lastConfigTime !== before?.lastConfigTime) return;
+  }
+  throw new HostError(`${node.spec.name}: Prometheus did not confirm reloading its configuration within 15 s of SIGHUP`, { hint: `Look at its log on ${node.spec.name}; \`dpgc sprint 1\` again reloads it.` });
+}
+
+async function runtimeInfo(base: string): Promise<{ reloadConfigSuccess: boolean; lastConfigTime: string } | undefined> {
+  try {
+    const res = await fetch(`${base}/api/v1/status/runtimeinfo`, { signal: AbortSignal.timeout(5000) });
+    const body = (await res.json()) as { status?: string; data?: { reloadConfigSuccess: boolean; lastConfigTime: string } };
+    return body.status === 'success' ? body.data : undefined;
+  } catch {
+    return undefined; // not answering yet (a reload in progress): the caller waits
+  }
 }

@@ -5,7 +5,7 @@ import { backupRows } from '../components/backups.js';
 import { clusterView } from '../components/cluster.js';
 import { drillHistory } from '../components/drill-log.js';
 import { superuserOn } from '../components/endpoints.js';
-import { prometheusUrl } from '../components/grafana.js';
+import { prometheusUrl } from '../components/prometheus.js';
 import { memberStatus, restTarget } from '../components/patroni.js';
 import { repoHost, repoNode, stanzaInfo } from '../components/pgbackrest.js';
 import type { RunContext } from '../context.js';

@@ -20,3 +20,19 @@ export async function dpgc(args: string[], opts: { env?: Record<string, string>;
   });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
+
+/**
+ * stderr, and for a `--json` run the detail of every criterion that failed:
+ * with --json the human output names only the failing ids, and a test that
+ * fails in CI must say why without a re-run.
+ */
+export function explain(r: CliResult): string {
+  let failed = '';
+  try {
+    const doc = JSON.parse(r.stdout) as { results?: { id: string; verdict: string; detail?: string }[] };
+    failed = (doc.results ?? []).filter((x) => x.verdict === 'fail').map((x) => `${x.id}: ${x.detail ?? ''}`).join('\n');
+  } catch {
+    // not JSON: stderr is the whole story
+  }
+  return failed ? `${r.stderr}\nfailed criteria:\n${failed}` : r.stderr;
+}

@@ -10,6 +10,7 @@ import { pgbouncerFiles } from '../../src/components/pgbouncer.js';
 import { prometheusFiles } from '../../src/components/prometheus.js';
 import type { RunContext } from '../../src/context.js';
 import { createLab, type TestLab } from '../helpers/lab.js';
+import { explain } from '../helpers/cli.js';
 
 /**
  * Sprint 1 on a real lab (127.0.20.x): sprint 0 first (the gate), then
@@ -24,7 +25,7 @@ const run = async (c: Check) => c.run(ctx);
 /** Restore with the product itself: a re-run of sprint 1 must repair what a test broke. */
 async function repair(): Promise<{ code: number; json: { tasks: { changed: number } } }> {
   const r = await lab.cli(['--yes', '--json', 'sprint', '1']);
-  expect(r.code, r.stderr).toBe(0);
+  expect(r.code, explain(r)).toBe(0);
   return { code: r.code, json: JSON.parse(r.stdout) };
 }
 

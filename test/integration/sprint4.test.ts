@@ -8,7 +8,7 @@ import { promGet, promQuery } from '../../src/checks/prom-api.js';
 import { ensureBackupMetrics, ensureNodeExporterReadsTextfiles } from '../../src/components/backup-metrics.js';
 import { alertThresholds, ensureSchedule, lastScheduledRun, waitForScheduledRun } from '../../src/components/backup-schedule.js';
 import { nodeExporterService } from '../../src/components/exporters.js';
-import { prometheusUrl } from '../../src/components/grafana.js';
+import { prometheusUrl } from '../../src/components/prometheus.js';
 import { caPathsFor } from '../../src/components/ca.js';
 import { convergeDynamicConfig } from '../../src/components/patroni-cluster.js';
 import { memberStatus, rest, REST_USER, restTarget, switchover } from '../../src/components/patroni.js';
