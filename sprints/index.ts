@@ -7,6 +7,7 @@ const LOADERS: Record<number, () => Promise<Sprint>> = {
   2: async () => (await import('./sprint-2.js')).sprint2,
   3: async () => (await import('./sprint-3.js')).sprint3,
   4: async () => (await import('./sprint-4.js')).sprint4,
+  5: async () => (await import('./sprint-5.js')).sprint5,
 };
 
 export function implementedSprints(): number[] {

@@ -3,12 +3,16 @@ import type { HostSpec, Inventory } from '../config/schema.js';
 import type { Secrets } from '../config/secrets.js';
 import type { HostPaths } from '../config/paths.js';
 import { withClient } from '../db/client.js';
+import { writableHost } from './databases.js';
 import { HostError } from '../errors.js';
 import type { Node } from '../hosts/pool.js';
 import type { ServiceSpec } from '../hosts/services.js';
 import { render } from '../templates.js';
 import { DATABASES, ROLES_DB, firstPostgres, superuserOn, type DatabaseKey } from './endpoints.js';
 import { scramMatches, scramVerifier, parseScramVerifier } from './scram.js';
+import { APP_ROLE_LIST } from './roles.js';
+
+const APP_ROLE_USERS = APP_ROLE_LIST.map((r) => r.user);
 
 /**
  * PgBouncer: the one address applications use. Rendering is pure; the
@@ -115,9 +119,11 @@ export async function authEntries(
   current: string | undefined,
 ): Promise<{ user: string; verifier: string }[]> {
   const owners = Object.values(DATABASES).map((d) => d.owner);
-  const pg = firstPostgres(inv);
+  // The node that takes writes: where a password was just set. A replica may not have replayed it yet, and
+  // PgBouncer logs in to PostgreSQL with the verifier it holds (an older one has another salt, and fails).
+  const pg = await writableHost(inv, secrets);
   const rows = await withClient(secrets, superuserOn(inv, pg), async (c) =>
-    (await c.query<{ rolname: string; rolpassword: string | null }>('SELECT rolname, rolpassword FROM pg_authid WHERE rolname = ANY($1)', [owners])).rows,
+    (await c.query<{ rolname: string; rolpassword: string | null }>('SELECT rolname, rolpassword FROM pg_authid WHERE rolname = ANY($1)', [[...owners, ...APP_ROLE_USERS]])).rows,
   );
   const entries: { user: string; verifier: string }[] = [];
   for (const owner of owners) {
@@ -128,6 +134,11 @@ export async function authEntries(
       });
     }
     entries.push({ user: owner, verifier: v });
+  }
+  // The application's login roles exist from sprint 5 on; before that there is nothing to route for them.
+  for (const user of APP_ROLE_USERS) {
+    const v = rows.find((r) => r.rolname === user)?.rolpassword;
+    if (v && parseScramVerifier(v)) entries.push({ user, verifier: v });
   }
   const admin = ROLES_DB.pgbouncerAdmin;
   const secret = await secrets.get(admin.secret);

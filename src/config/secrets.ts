@@ -21,6 +21,8 @@ export const SECRET_NAMES = [
   'rewind', // `rewind_user`, pg_rewind after failover
   'dpg_cluster', // owner of distributed_postgres_cluster
   'shared_user', // owner of claude_flow_shared
+  'app_user', // `app_user`: applications read and write rows, no DDL (sprint 5)
+  'readonly_user', // `readonly_user`: reads only (sprint 5)
   'pgbouncer_admin', // PgBouncer admin/stats console user
   'monitoring', // `dpgc_monitor`, pg_monitor member used by exporters
   'patroni_rest', // Patroni REST API unsafe endpoints

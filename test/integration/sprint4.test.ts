@@ -3,6 +3,7 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseDocument } from 'yaml';
 import { sprint4 } from '../../sprints/sprint-4.js';
+import { sprint5 } from '../../sprints/sprint-5.js';
 import type { Check, CheckResult } from '../../src/checks/types.js';
 import { promGet, promQuery } from '../../src/checks/prom-api.js';
 import { ensureBackupMetrics, ensureNodeExporterReadsTextfiles } from '../../src/components/backup-metrics.js';
@@ -16,9 +17,10 @@ import { superuserOn } from '../../src/components/endpoints.js';
 import { withClient } from '../../src/db/client.js';
 import { ensureDirectories, ensureServer, REPO_USER, SCHEDULE, serverService } from '../../src/components/pgbackrest.js';
 import type { RunContext } from '../../src/context.js';
+import type { HostSpec } from '../../src/config/schema.js';
 import { currentLeader } from '../../src/components/cluster.js';
 import { sleep, waitUntil } from '../../src/wait.js';
-import { BIN } from '../helpers/cli.js';
+import { BIN, explain } from '../helpers/cli.js';
 import { createLab, type TestLab } from '../helpers/lab.js';
 
 /**
@@ -316,6 +318,96 @@ describe('backup alerts', () => {
     expect(next.code, next.stderr).toBe(0);
     expect((JSON.parse(next.stdout) as { ok: boolean }).ok).toBe(true);
     timings['Ctrl-C and the next backup'] = (Date.now() - t0) / 1000;
+  });
+});
+
+/**
+ * Sprint 5 (access control) on the same lab, once sprint 4's tests have left it
+ * whole: sprint 5's gate re-measures sprint 4 live. Before the schedule test,
+ * which leaves a 30 s schedule behind.
+ */
+describe('dpgc sprint 5: application roles, SCRAM only', () => {
+  const s5 = (id: string) => sprint5.criteria.find((c) => c.id === id)!;
+  const sprint5Run = async () => {
+    const started = Date.now();
+    const r = await lab.cli(['--yes', '--json', 'sprint', '5'], { timeoutMs: 600_000 });
+    timings[`sprint 5 (${Object.keys(timings).filter((k) => k.startsWith('sprint 5')).length + 1})`] = (Date.now() - started) / 1000;
+    const doc = JSON.parse(r.stdout) as { tasks: { changed: number }; results: { id: string; verdict: string; detail?: string }[] };
+    return { code: r.code, doc, why: explain(r) };
+  };
+  const asSuperuser = async (h: HostSpec, db: string, sql: string) => {
+    await withClient(ctx.secrets, superuserOn(ctx.inventory, h, db), (c) => c.query(sql));
+  };
+
+  it('passes every criterion; a second run changes nothing', async () => {
+    // Run alone (-t), the file's earlier tests have not made sprint 4 yet.
+    const state = JSON.parse(await readFile(lab.config.replace(/\.yaml$/, '.state.json'), 'utf8')) as State;
+    if (!state.sprints['4']?.passed) expect((await sprint4Run('sprint 4 (for sprint 5)')).passed).toBe(true);
+    const first = await sprint5Run();
+    expect(first.code, first.why).toBe(0);
+    expect(first.doc.results.map((r) => r.id).sort()).toEqual(['s5.auth.scram-only', 's5.roles.enforced', 's5.roles.privileges']);
+    const again = await sprint5Run();
+    expect(again.code, again.why).toBe(0);
+    expect(again.doc.tasks.changed).toBe(0);
+  });
+
+  it('a grant too many (CREATE in public, INSERT for readonly_user, membership in the owner) fails both role criteria, naming each; a re-run repairs them', async () => {
+    const leader = await currentLeader(ctx.inventory);
+    await asSuperuser(leader, 'distributed_postgres_cluster', 'GRANT CREATE ON SCHEMA public TO app_user');
+    await asSuperuser(leader, 'claude_flow_shared', 'GRANT INSERT ON public.metadata TO readonly_user');
+    await asSuperuser(leader, 'postgres', 'GRANT shared_user TO app_user');
+    const declared = await run(s5('s5.roles.privileges'));
+    expect(declared.verdict).toBe('fail');
+    expect(declared.detail).toContain('distributed_postgres_cluster: app_user can CREATE in schema public');
+    expect(declared.detail).toContain('claude_flow_shared: readonly_user can INSERT on public.metadata');
+    expect(declared.detail).toContain('app_user is a member of shared_user (and has its rights)');
+    const enforced = await run(s5('s5.roles.enforced'));
+    expect(enforced.verdict).toBe('fail');
+    expect(enforced.detail).toContain('app_user@distributed_postgres_cluster may not create a table, but was allowed');
+    expect(enforced.detail).toContain('readonly_user@claude_flow_shared may not insert a row, but was allowed');
+    const fix = await sprint5Run();
+    expect(fix.code, fix.why).toBe(0);
+    expect(fix.doc.tasks.changed).toBeGreaterThanOrEqual(3);
+    for (const id of ['s5.roles.privileges', 's5.roles.enforced']) expect(fix.doc.results.find((r) => r.id === id)?.verdict).toBe('pass');
+  });
+
+  it('a table the owner creates later is readable by readonly_user and writable by app_user, without a re-run (default privileges)', async () => {
+    const leader = await currentLeader(ctx.inventory);
+    const rows = await withClient(ctx.secrets, superuserOn(ctx.inventory, leader, 'distributed_postgres_cluster'), async (c) => {
+      await c.query('BEGIN');
+      await c.query('SET LOCAL ROLE dpg_cluster');
+      await c.query('CREATE TABLE public.dpgc_later (id int)');
+      const r = await c.query<{ ro: boolean; ri: boolean; ai: boolean; ac: boolean }>(
+        "SELECT has_table_privilege('readonly_user', 'public.dpgc_later', 'SELECT') AS ro, has_table_privilege('readonly_user', 'public.dpgc_later', 'INSERT') AS ri, has_table_privilege('app_user', 'public.dpgc_later', 'INSERT') AS ai, has_table_privilege('app_user', 'public.dpgc_later', 'TRUNCATE') AS ac",
+      );
+      await c.query('ROLLBACK');
+      return r.rows[0];
+    });
+    expect(rows).toEqual({ ro: true, ri: false, ai: true, ac: false });
+  });
+
+  it('a trust rule added by hand on a replica and an md5 password fail s5.auth.scram-only, naming line and role; a re-run removes the rule and resets the password', async () => {
+    const leader = await currentLeader(ctx.inventory);
+    const replica = ctx.inventory.hosts.find((h) => h.roles.includes('postgres') && h.name !== leader.name)!;
+    const n = await node(replica.name);
+    const hba = `${n.paths.pgData}/pg_hba.conf`;
+    const before = (await n.host.readFile(hba))!;
+    await n.host.writeFile(hba, `${before}host all all 127.0.0.0/8 trust\n`, { mode: 0o600, owner: 'postgres' });
+    await withClient(ctx.secrets, superuserOn(ctx.inventory, leader), async (c) => {
+      await c.query("SET password_encryption = 'md5'");
+      await c.query(`ALTER ROLE readonly_user PASSWORD '${'x'.repeat(20)}'`);
+    });
+    const r = await waitUntil(async () => {
+      const x = await run(s5('s5.auth.scram-only'));
+      return /readonly_user/.test(x.detail ?? '') ? x : undefined;
+    }, { timeoutMs: 30_000, everyMs: 500 }, 'the md5 password replicated');
+    expect(r.verdict).toBe('fail');
+    expect(r.detail).toMatch(new RegExp(`^${replica.name} pg_hba.conf line \\d+: host all all uses trust$`, 'm'));
+    expect(r.detail).toContain(`${leader.name}: role readonly_user has a password that is not a SCRAM verifier`);
+    const fix = await sprint5Run();
+    expect(fix.code, fix.why).toBe(0);
+    expect(await n.host.readFile(hba)).not.toContain('trust');
+    expect(fix.doc.results.find((x) => x.id === 's5.auth.scram-only')?.verdict).toBe('pass');
   });
 });
 

@@ -3,6 +3,8 @@ import { sprint0 } from '../../sprints/sprint-0.js';
 import { sprint1 } from '../../sprints/sprint-1.js';
 import { sprint2 } from '../../sprints/sprint-2.js';
 import { sprint3 } from '../../sprints/sprint-3.js';
+import { sprint4 } from '../../sprints/sprint-4.js';
+import { sprint5 } from '../../sprints/sprint-5.js';
 
 /**
  * Each sprint file lists its criteria by name; the ids and titles are a
@@ -55,10 +57,21 @@ const EXPECTED: [string, string][] = [
   ["s3.postgres.settings", "Every member runs with the settings dpgc sized for the hosts"],
   ["s3.processes", "Every etcd, haproxy, patroni process is running"],
   ["s3.prometheus.targets", "Prometheus scrapes Patroni on every member"],
+  ["s4.pgbackrest.check", "`pgbackrest check` passes on every database host and on the repository host"],
+  ["s4.backup.recent", "A full backup exists, and the newest backup is as recent as the schedule allows"],
+  ["s4.archive.working", "The current leader archives WAL to the repository (a forced WAL switch is archived within 60 s)"],
+  ["s4.schedule.fired", "A scheduled backup ran, succeeded, and is as recent as the schedule allows"],
+  ["s4.repo.encrypted", "The repository is encrypted (aes-256-cbc) and readable by its own user only"],
+  ["s4.backup.alerts", "Backup alerts are loaded, evaluate without error, pass their promtool tests, and every series they read is scraped"],
+  ["s4.grafana.backups", "The backups dashboard: every panel query returns data (or Grafana serves it)"],
+  ["s4.pitr.drill", "PITR drill: a restore to time T in a scratch instance holds every marker written before T, none after, and the application data as it was at T"],
+  ["s5.roles.privileges", "app_user and readonly_user hold exactly their declared privileges (no superuser, no DDL, default privileges for new tables)"],
+  ["s5.roles.enforced", "Through PgBouncer, app_user writes rows but cannot create or truncate a table, readonly_user reads but cannot write"],
+  ["s5.auth.scram-only", "Every PostgreSQL node authenticates with SCRAM only: no trust, md5 or password rule, no md5 verifier"],
 ];
 
 describe('criteria in the sprint story', () => {
-  const all = [sprint0, sprint1, sprint2, sprint3].flatMap((s) => s.criteria.map((c) => ({ sprint: s.id, c })));
+  const all = [sprint0, sprint1, sprint2, sprint3, sprint4, sprint5].flatMap((s) => s.criteria.map((c) => ({ sprint: s.id, c })));
 
   it('keep every id and title, in order', () => {
     expect(all.map(({ c }) => [c.id, c.title])).toEqual(EXPECTED);
