@@ -3,6 +3,7 @@ import type { Client } from '../db/client.js';
 import { ensureLoginRole } from './databases.js';
 import { DATABASES } from './endpoints.js';
 import { quoteIdent } from './vector.js';
+import { DPGC_SCHEMAS } from '../db/schemas.js';
 
 /**
  * The application's login roles (sprint 5). Owners (sprint 0) own the
@@ -25,8 +26,6 @@ const TABLE_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'R
 const SEQUENCE_PRIVILEGES = ['USAGE', 'SELECT', 'UPDATE'] as const;
 /** Attributes no application role may have: each would let it around its grants. */
 const FORBIDDEN_ATTRIBUTES = { rolsuper: 'SUPERUSER', rolcreatedb: 'CREATEDB', rolcreaterole: 'CREATEROLE', rolreplication: 'REPLICATION', rolbypassrls: 'BYPASSRLS' } as const;
-/** dpgc's own bookkeeping (the migrations ledger): no application role reads or writes it. */
-const LEDGER_SCHEMA = 'dpgc';
 
 /** Creates the role or fixes its password, login, attributes and memberships; `changed` only when it had to. */
 export async function ensureAppRole(su: Client, role: AppRole, secrets: Pick<Secrets, 'get'>): Promise<{ changed: boolean; note?: string }> {
@@ -57,11 +56,11 @@ export async function roleDrift(su: Client, role: AppRole): Promise<string[]> {
   return out;
 }
 
-/** The schemas applications use in the database `su` is connected to: public and those its owner made, never dpgc's ledger. */
+/** The schemas applications use in the database `su` is connected to: public and those its owner made, never dpgc's own (ledgers, drill writes). */
 async function appSchemas(su: Client, owner: string): Promise<string[]> {
   const r = await su.query<{ n: string }>(
-    `SELECT nspname AS n FROM pg_namespace WHERE (nspname = 'public' OR nspowner = $1::regrole) AND nspname <> $2 AND nspname NOT LIKE 'pg\\_%' ORDER BY 1`,
-    [owner, LEDGER_SCHEMA],
+    `SELECT nspname AS n FROM pg_namespace WHERE (nspname = 'public' OR nspowner = $1::regrole) AND nspname <> ALL($2) AND nspname NOT LIKE 'pg\\_%' ORDER BY 1`,
+    [owner, DPGC_SCHEMAS],
   );
   return r.rows.map((x) => x.n);
 }

@@ -2,6 +2,7 @@ import type { Secrets } from '../config/secrets.js';
 import { connect, type Client, type Endpoint } from '../db/client.js';
 import type { Ack, InDoubt, LoadLog } from './types.js';
 import { becomes, sleep } from '../wait.js';
+import { DRILL_SCHEMA } from '../db/schemas.js';
 
 /**
  * The drill's clients: writers insert sequence-numbered rows through the
@@ -11,7 +12,6 @@ import { becomes, sleep } from '../wait.js';
  * backoff, never a retry of the same row (a retried in-doubt insert would
  * make the duplicate check measure the client instead of the cluster).
  */
-export const DRILL_SCHEMA = 'dpgc_drill';
 export const DRILL_TABLE = `${DRILL_SCHEMA}.writes`;
 
 export const DRILL_DDL = [
