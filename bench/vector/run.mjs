@@ -25,6 +25,7 @@
 //
 // Usage (root, `npm run build` first): node bench/vector/run.mjs [--rows 100000] [--subnet 127.0.141]
 //   [--queries 200] [--one 1000] [--sixteen 100] [--efs 20,40,64,100,200] [--pgbench-s 20] [--out bench/vector/RESULTS.md]
+//   [--m 16] [--ef-construction 64]: HNSW build parameters other than dpgc's, to compare
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -54,7 +55,9 @@ const { silentLogger } = await import(join(root, 'dist/src/output/log.js'));
 const { connect, withClient } = await import(join(root, 'dist/src/db/client.js'));
 const { appOn, appViaPgbouncer, superuserOn, firstPostgres, DATABASES, ROLES_DB } = await import(join(root, 'dist/src/components/endpoints.js'));
 const { HNSW_INDEXES } = await import(join(root, 'dist/src/components/schema.js'));
-const { hnswIndexSql, HNSW_PARAMS, PGVECTOR_NAMES } = await import(join(root, 'dist/src/components/vector.js'));
+const { hnswIndexSql, HNSW_PARAMS: DPGC_HNSW, PGVECTOR_NAMES } = await import(join(root, 'dist/src/components/vector.js'));
+// --m / --ef-construction try other build parameters than dpgc's own; the report says which were used.
+const HNSW_PARAMS = { m: Number(args.m ?? DPGC_HNSW.m), ef_construction: Number(args['ef-construction'] ?? DPGC_HNSW.ef_construction) };
 const { clusterSizing } = await import(join(root, 'dist/src/components/sizing.js'));
 const { mulberry32, gaussian } = await import(join(root, 'dist/src/checks/embeddings.js'));
 
@@ -174,7 +177,7 @@ async function phase(name, ctx, data) {
     await c.query('CHECKPOINT');
     log(`${name}: building the HNSW index (${res.settings})`);
     const t = Date.now();
-    await c.query(hnswIndexSql(PGVECTOR_NAMES, ix));
+    await c.query(hnswIndexSql(PGVECTOR_NAMES, ix, HNSW_PARAMS));
     res.buildS = (Date.now() - t) / 1000;
     res.indexMB = Number((await c.query(`SELECT pg_relation_size('${ix.schema}.${ix.name}') AS b`)).rows[0].b) / 1024 ** 2;
     res.tableMB = Number((await c.query(`SELECT pg_table_size('claude_flow.embeddings') AS b`)).rows[0].b) / 1024 ** 2;
@@ -283,7 +286,7 @@ try {
   lines.push(`- Machine: ${machine.cpus} × ${machine.model}, ${machine.memGiB} GiB, shared with other work (load averages below: 1, 5, 15 min).`);
   lines.push(`- Lab: \`dpgc lab init\` on ${subnet}.x, sprints 0 and 1: PostgreSQL ${inventory.postgres.version} + pgvector on db1, PgBouncer (transaction pooling) on ctl; every host on this one machine.`);
   lines.push(`- Corpus: ${ROWS.toLocaleString('en')} × ${DIM} float32, seeded Gaussian mixture on the unit sphere (seed ${SEED}, ${CLUSTERS} clusters with Zipf-like sizes, each a centre plus a 12-dimensional local spread and isotropic noise), in claude_flow_shared's claude_flow.embeddings; loaded in ${loadS.toFixed(0)} s. ${QUERIES} queries drawn from the same mixture; ground truth: exact cosine top-${K} computed by the bench over the same float32 values.`);
-  lines.push(`- Index: dpgc's HNSW index (m=${HNSW_PARAMS.m}, ef_construction=${HNSW_PARAMS.ef_construction}, cosine), rebuilt in each phase after a CHECKPOINT.`);
+  lines.push(`- Index: ${HNSW_PARAMS.m === DPGC_HNSW.m && HNSW_PARAMS.ef_construction === DPGC_HNSW.ef_construction ? "dpgc's HNSW index" : `HNSW with parameters other than dpgc's (${DPGC_HNSW.m}/${DPGC_HNSW.ef_construction})`} (m=${HNSW_PARAMS.m}, ef_construction=${HNSW_PARAMS.ef_construction}, cosine), rebuilt in each phase after a CHECKPOINT.`);
   lines.push(`- ef_search set per database (ALTER DATABASE … SET) and PgBouncer's server connections renewed (RECONNECT); recall@${K} over the ${QUERIES} queries through PgBouncer; 1 client: ${ONE} queries through PgBouncer; 16 clients: ${SIXTEEN} queries each, through PgBouncer and directly. Latencies are client wall time per query; QPS is queries / wall time.`);
   lines.push(`- pgbench: TPC-B-like built-in script, scale 10, 8 clients, 2 threads, ${PGBENCH_S} s, simple protocol, through PgBouncer.`);
   lines.push(`- Before: the settings dpgc wrote before sizing (${Object.entries(BEFORE).map(([k, v]) => `${k}=${v}`).join(', ')}). After: profile ${inventory.postgres.profile}, sized on ${sizing.basis.from}'s memory shared by ${sizing.basis.sharedBy} postgres hosts (${(sizing.basis.memoryBytes / 1024 ** 3).toFixed(1)} GiB per instance), ${sizing.basis.cpus} CPUs, ${sizing.basis.ssd ? 'SSD' : 'disk not known to be an SSD'}.`, '');
