@@ -1,4 +1,9 @@
 import { rolesDeclared, rolesEnforced, scramOnly } from '../src/checks/access.js';
+import { auditLogged } from '../src/checks/audit.js';
+import { pgauditPackage } from '../src/components/audit.js';
+import { ensurePackages } from '../src/components/ha-packages.js';
+import { convergeDynamicConfig, observeDynamicConfig } from '../src/components/patroni-cluster.js';
+import { rollingRestart, staleMembers } from '../src/components/patroni-upgrade.js';
 import { writableHost } from '../src/components/databases.js';
 import { superuserOn } from '../src/components/endpoints.js';
 import { pgbouncerTargets } from '../src/components/haproxy.js';
@@ -6,23 +11,24 @@ import { ensureHbaAsRendered } from '../src/components/patroni.js';
 import { ensurePgbouncer } from '../src/components/pgbouncer.js';
 import { APP_DATABASES, APP_ROLE_LIST, ensureAppRole, ensureGrants } from '../src/components/roles.js';
 import type { Client } from '../src/db/client.js';
-import { readsLive, sqlStep } from '../src/plan/sql.js';
-import { onHost, parallel, sequence, type Outcome } from '../src/plan/step.js';
+import { notYetReachable, readsLive, sqlStep } from '../src/plan/sql.js';
+import { onHost, parallel, perHost, sequence, twoWay, type Outcome } from '../src/plan/step.js';
 import type { Sprint } from './types.js';
 
 /**
- * Sprint 5, first part: access control. Applications get login roles of
- * their own (`app_user` writes rows, `readonly_user` reads; neither can
- * change the schema, and tables an owner creates later are covered), routed
- * by PgBouncer; every node authenticates with SCRAM only, and a pg_hba rule
- * added by hand is taken out again.
+ * Sprint 5, first part: access control and audit. Applications get login
+ * roles of their own (`app_user` writes rows, `readonly_user` reads; neither
+ * can change the schema, and tables an owner creates later are covered),
+ * routed by PgBouncer; every node authenticates with SCRAM only, and a pg_hba
+ * rule added by hand is taken out again; pgaudit logs schema and role changes
+ * and PostgreSQL logs connections, into its own files on every member.
  *
- * Not here yet (issue 14): TLS on every connection, credential rotation,
- * pgaudit, the firewall and the security alerts.
+ * Not here yet (issue 14): TLS on every connection, credential rotation, the
+ * firewall and the security alerts.
  */
 export const sprint5: Sprint = {
   id: 5,
-  title: 'Access control: application roles with least privilege, SCRAM only on every node',
+  title: 'Access control and audit: application roles with least privilege, SCRAM only on every node, pgaudit',
   roles: ['postgres', 'pgbouncer'],
 
   tasks(ctx) {
@@ -32,7 +38,36 @@ export const sprint5: Sprint = {
     const sql = (title: string, db: string, run: (c: Client) => Promise<Outcome>) =>
       sqlStep(title, undefined, { secrets: ctx.secrets, endpoint: async () => superuserOn(inv, await writableHost(inv, ctx.secrets), db), run });
 
+    // pgaudit where PostgreSQL runs: the members, and the backup host, whose scratch restores start from a member's configuration.
+    let patched = false;
+    const auditHosts = [...ctx.pool.specs('postgres'), ...ctx.pool.specs('backup').filter((h) => !h.roles.includes('postgres'))];
+
     return [
+      perHost(inv)(
+        'Packages: pgaudit',
+        auditHosts.map((h) => onHost('package', `Install pgaudit for PostgreSQL ${inv.postgres.version} on ${h.name}`, h.name, async () => ensurePackages(await node(h.name), [pgauditPackage(inv.postgres.version)]))),
+      ),
+      twoWay('rest', "Audit logging: pgaudit preloaded (DDL and ROLE classes), connections logged, PostgreSQL's own log files (Patroni's dynamic configuration)", undefined, {
+        apply: async () => {
+          const r = await convergeDynamicConfig(inv, ctx.secrets, { audit: true });
+          patched = r.changed;
+          return r;
+        },
+        observe: () => notYetReachable(() => observeDynamicConfig(inv, { audit: true })),
+      }),
+      twoWay('service', 'Restart members that do not load pgaudit yet, one at a time (replicas, a switchover, the old leader)', undefined, {
+        apply: async () => {
+          // Patroni applies a PATCH on its next loop; give it that loop before reading pending_restart
+          // (without a PATCH in this run, only a restart an interrupted run left pending is still to do).
+          if (patched) await new Promise((r) => setTimeout(r, (inv.timings.loop_wait + 1) * 1000));
+          return rollingRestart(inv, ctx.secrets, ctx.pool, await staleMembers(inv, ctx.pool));
+        },
+        observe: () =>
+          notYetReachable(async () => {
+            const p = await staleMembers(inv, ctx.pool);
+            return p.why.length ? { changed: true, would: p.why } : { changed: false };
+          }),
+      }),
       sequence('Application roles', [
         ...APP_ROLE_LIST.map((r) => sql(`Create the login role ${r.user} (no superuser, no DDL, member of nothing)`, 'postgres', (c) => ensureAppRole(c, r, ctx.secrets))),
         ...APP_DATABASES.map((d) =>
@@ -58,5 +93,5 @@ export const sprint5: Sprint = {
     ];
   },
 
-  criteria: [rolesDeclared, rolesEnforced, scramOnly],
+  criteria: [rolesDeclared, rolesEnforced, scramOnly, auditLogged],
 };

@@ -6,11 +6,18 @@ import { clusterMembers, desiredDynamicConfig, dynamicConfigPatch, isLeaderRole,
 import { becomes, waitUntil } from '../wait.js';
 import type { Sizing } from '../config/sizing.js';
 import { sizedParameters } from './sizing.js';
+import { PGAUDIT, preloadList } from './audit.js';
 
-/** What a sprint converges: the sized settings (sprint 3 on) and WAL archiving (sprint 4 on); what is not named is left as it is. */
+/**
+ * What a sprint converges: the sized settings (sprint 3 on), WAL archiving (sprint 4 on) and audit logging
+ * (sprint 5 on); what is not named is left as it is. Audit logging, once the live configuration preloads
+ * pgaudit, is kept by every convergence: sized settings carrying the inventory's own
+ * shared_preload_libraries would otherwise take pgaudit out again.
+ */
 export interface ConvergeOptions {
   sizing?: Pick<Sizing, 'settings'>;
   archiving?: boolean;
+  audit?: boolean;
 }
 
 /**
@@ -110,7 +117,15 @@ async function dynamicConfigDrift(inv: Inv, o: ConvergeOptions) {
   await becomes(async () => (current = await rest<Record<string, unknown>>(t, 'GET', '/config')).status !== 502, { timeoutMs: 10_000, everyMs: 250 }, `${t.name}: GET /config answering`);
   if (!current) throw new HostError(`${t.name}: GET /config did not answer`);
   if (current.status !== 200) throw new HostError(`${t.name}: GET /config answered ${current.status}`);
-  return { target: t, patch: dynamicConfigPatch(current.body ?? {}, desiredDynamicConfig(inv, { ...(o.sizing ? { sized: sizedParameters(o.sizing) } : {}), ...(o.archiving ? { archiving: true } : {}) })) };
+  const params = (current.body?.['postgresql'] as { parameters?: Record<string, unknown> } | undefined)?.parameters;
+  const audit = o.audit || preloadList(params?.['shared_preload_libraries']).includes(PGAUDIT);
+  return {
+    target: t,
+    patch: dynamicConfigPatch(
+      current.body ?? {},
+      desiredDynamicConfig(inv, { ...(o.sizing ? { sized: sizedParameters(o.sizing) } : {}), ...(o.archiving ? { archiving: true } : {}), ...(audit ? { audit: true } : {}) }),
+    ),
+  };
 }
 
 function flatKeys(o: Record<string, unknown>, prefix = ''): string[] {

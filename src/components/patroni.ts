@@ -9,6 +9,7 @@ import { installValidated, runValidator } from './config-file.js';
 import { clientEndpoints } from './etcd.js';
 import { firstPostgres, ROLES_DB } from './endpoints.js';
 import { waitUntil } from '../wait.js';
+import { auditParameters } from './audit.js';
 
 /**
  * Patroni: its config file (pure rendering), its service, and its REST API.
@@ -64,6 +65,8 @@ export interface DynamicConfigOptions {
   sized?: Record<string, string | number>;
   /** Include WAL archiving (sprint 4 on). Without it the archive settings are left as they are, not removed. */
   archiving?: boolean;
+  /** Include audit logging (sprint 5 on: src/components/audit.ts); without it, left as it is. */
+  audit?: boolean;
 }
 
 /** The dynamic (DCS-wide) configuration dpgc wants: what bootstrap.dcs seeds and PATCH /config converges. */
@@ -93,6 +96,7 @@ export function desiredDynamicConfig(inv: Pick<Inventory, 'timings' | 'postgres'
         synchronous_commit: p.synchronous_commit,
         ...o.sized,
         ...archive,
+        ...(o.audit ? auditParameters(p) : {}),
       } as Record<string, string | number>,
     },
   };

@@ -345,10 +345,29 @@ describe('dpgc sprint 5: application roles, SCRAM only', () => {
     if (!state.sprints['4']?.passed) expect((await sprint4Run('sprint 4 (for sprint 5)')).passed).toBe(true);
     const first = await sprint5Run();
     expect(first.code, first.why).toBe(0);
-    expect(first.doc.results.map((r) => r.id).sort()).toEqual(['s5.auth.scram-only', 's5.roles.enforced', 's5.roles.privileges']);
+    expect(first.doc.results.map((r) => r.id).sort()).toEqual(['s5.audit.logged', 's5.auth.scram-only', 's5.roles.enforced', 's5.roles.privileges']);
     const again = await sprint5Run();
     expect(again.code, again.why).toBe(0);
     expect(again.doc.tasks.changed).toBe(0);
+  });
+
+  it('pgaudit.log set to none in Patroni’s configuration fails s5.audit.logged naming every member; a re-run puts the DDL class back without a restart', async () => {
+    const leader = await currentLeader(ctx.inventory);
+    const auth = { username: REST_USER, password: await ctx.secrets.get('patroni_rest') };
+    const p = await rest(restTarget(ctx.inventory, leader), 'PATCH', '/config', { body: { postgresql: { parameters: { 'pgaudit.log': 'none' } } }, auth });
+    expect(p.status).toBe(200);
+    const broken = await waitUntil(async () => {
+      const x = await run(s5('s5.audit.logged'));
+      return x.verdict === 'fail' && (x.detail ?? '').split('\n').length === 3 ? x : undefined;
+    }, { timeoutMs: 30_000, everyMs: 1000 }, 'every member reloaded with pgaudit.log = none');
+    for (const h of ['db1', 'db2', 'db3']) expect(broken.detail).toContain(`${h}: pgaudit.log = 'none' leaves out DDL`);
+    const before = (await memberStatus(restTarget(ctx.inventory, leader))).timeline;
+    const fix = await sprint5Run();
+    expect(fix.code, fix.why).toBe(0);
+    expect(fix.doc.results.find((r) => r.id === 's5.audit.logged')?.verdict).toBe('pass');
+    // A reload, not a restart: the same leader on the same timeline.
+    expect((await currentLeader(ctx.inventory)).name).toBe(leader.name);
+    expect((await memberStatus(restTarget(ctx.inventory, leader))).timeline).toBe(before);
   });
 
   it('a grant too many (CREATE in public, INSERT for readonly_user, membership in the owner) fails both role criteria, naming each; a re-run repairs them', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { hbaRules, patroniHba } from '../../src/components/patroni.js';
+import { auditParameters, preloadList, withPreload } from '../../src/components/audit.js';
+import { desiredDynamicConfig, hbaRules, patroniHba } from '../../src/components/patroni.js';
 import { APP_ROLES, grantStatements, summarize } from '../../src/components/roles.js';
 
 describe('the application roles as declared', () => {
@@ -39,5 +40,32 @@ describe('pg_hba as rules', () => {
   it('the rendered rules are SCRAM everywhere but the postgres user on the socket', () => {
     const rules = patroniHba({ network: { allowed_cidrs: ['127.0.0.0/8'] } });
     expect(rules.filter((l) => !l.endsWith('scram-sha-256'))).toEqual(['local all postgres peer']);
+  });
+});
+
+describe('audit parameters', () => {
+  const pg = (settings: Record<string, string | number | boolean>) => ({ settings });
+
+  it('add pgaudit to the inventory’s own preload libraries, in their order, once', () => {
+    expect(withPreload(undefined)).toBe('pgaudit');
+    expect(withPreload('pg_stat_statements, auto_explain')).toBe('pg_stat_statements,auto_explain,pgaudit');
+    expect(withPreload('pgaudit,pg_stat_statements')).toBe('pgaudit,pg_stat_statements');
+    expect(preloadList('"pg_stat_statements" , pgaudit')).toEqual(['pg_stat_statements', 'pgaudit']);
+  });
+
+  it('default to DDL and ROLE, connections logged, a week of PostgreSQL’s own files; postgres.settings wins', () => {
+    const d = auditParameters(pg({}));
+    expect(d).toMatchObject({ 'pgaudit.log': 'ddl, role', log_connections: 'on', logging_collector: 'on', log_filename: 'postgresql-%a.log', shared_preload_libraries: 'pgaudit' });
+    const mine = auditParameters(pg({ 'pgaudit.log': 'ddl, role, write', log_disconnections: false, shared_preload_libraries: 'pg_stat_statements' }));
+    expect(mine).toMatchObject({ 'pgaudit.log': 'ddl, role, write', log_disconnections: 'off', shared_preload_libraries: 'pg_stat_statements,pgaudit' });
+  });
+
+  it('reach Patroni’s dynamic configuration only when asked, after the sized settings', () => {
+    const inv = { timings: { ttl: 30, loop_wait: 10, retry_timeout: 10 }, postgres: { settings: { shared_preload_libraries: 'pg_stat_statements' }, synchronous_node_count: 1, synchronous_commit: 'on', max_connections: 100 } } as unknown as Parameters<typeof desiredDynamicConfig>[0];
+    const sized = { shared_preload_libraries: 'pg_stat_statements', work_mem: '8MB' };
+    expect(desiredDynamicConfig(inv, { sized }).postgresql.parameters['shared_preload_libraries']).toBe('pg_stat_statements');
+    const withAudit = desiredDynamicConfig(inv, { sized, audit: true }).postgresql.parameters;
+    expect(withAudit['shared_preload_libraries']).toBe('pg_stat_statements,pgaudit');
+    expect(withAudit['work_mem']).toBe('8MB');
   });
 });
