@@ -42,10 +42,7 @@ export const sprint4: Sprint = {
     const node = (name: string) => ctx.pool.node(name);
     const repo = repoHost(inv);
     const hosts = [...ctx.pool.specs('postgres'), repo];
-    // One CA per run, opened (or created) on the control machine when the first certificate needs it.
-    let ca: Promise<CertificateAuthority> | undefined;
-    const theCa = () =>
-      (ca ??= CertificateAuthority.open(CertificateAuthority.controlHost({ dryRun: ctx.options.dryRun, logger: ctx.logger }), inv.file, inv.cluster, { mayCreate: true }).then((r) => r.ca));
+    const theCa = CertificateAuthority.lazy({ dryRun: ctx.options.dryRun, logger: ctx.logger, inventoryFile: inv.file, cluster: inv.cluster });
     const configChanged = new Map<string, boolean>();
     const wait = (title: string, host: string | undefined, apply: () => Promise<{ changed: boolean; note?: string }>) =>
       twoWay('wait', title, host, { apply, observe: async () => ({ changed: false, note: 'waits in a real run' }) });

@@ -1,5 +1,5 @@
 import { alertsReachPerson } from './alerting.js';
-import { caPathsFor, CertificateAuthority, certificatesIn, expiringCerts, parseCert, RENEW_BEFORE_DAYS } from '../components/ca.js';
+import { clusterCertificates, expiringCerts, nearestEnd, RENEW_BEFORE_DAYS } from '../components/ca.js';
 import { currentLeader } from '../components/cluster.js';
 import { lastDrills } from '../components/drill-log.js';
 import { pgbouncerAdmin, superuserOn } from '../components/endpoints.js';
@@ -218,21 +218,14 @@ export const certificatesValid: Check = {
   kind: 'state',
   async run(ctx) {
     const now = new Date();
-    const onHosts = await Promise.all(ctx.inventory.hosts.map(async (h) => {
-      const n = await ctx.pool.node(h.name);
-      return certificatesIn(n.host, n.paths.tlsDir);
-    }));
-    const caFile = caPathsFor(ctx.inventory.file).cert;
-    const control = CertificateAuthority.controlHost({ dryRun: false, logger: ctx.logger });
-    const caPem = await control.readFile(caFile);
-    const certs = [...onHosts.flat(), ...(caPem === undefined ? [] : [{ where: 'control machine', file: caFile, ...parseCert(caPem) }])];
+    const certs = await clusterCertificates(ctx.inventory, ctx.pool, ctx.logger);
     const threshold = `≥ ${RENEW_BEFORE_DAYS} days`;
     if (!certs.length) return fail('no certificate found: the cluster has no TLS yet', { threshold, remedy: 'Run `dpgc sprint 4` (pgBackRest’s TLS servers are the first certificates dpgc issues).' });
     const soon = expiringCerts(certs, now);
-    const nearest = Math.min(...certs.map((c) => c.notAfter?.getTime() ?? -Infinity));
-    const value = Number.isFinite(nearest) ? `nearest ${new Date(nearest).toISOString().slice(0, 10)}` : 'unreadable';
+    const nearest = nearestEnd(certs)?.notAfter;
+    const value = nearest ? `nearest ${nearest.toISOString().slice(0, 10)}` : 'unreadable';
     if (soon.length) {
-      return fail(soon.join('\n'), { value, threshold, remedy: 'Run the sprint that issued them again (`dpgc sprint 4` for pgBackRest’s): it re-issues any certificate within 30 days of its end, and the CA’s own.' });
+      return fail(soon.join('\n'), { value, threshold, remedy: 'Run the sprint that issued them again (`dpgc sprint 4` for pgBackRest’s, `dpgc sprint 5` for PostgreSQL’s): it re-issues any certificate within 30 days of its end, and the CA’s own.' });
     }
     return pass(`${certs.length} certificates, ${value}`, threshold);
   },

@@ -5,6 +5,8 @@ import type { Logger } from '../output/log.js';
 import { LocalHost } from '../hosts/local.js';
 import { assertOwnedPath } from '../hosts/owned.js';
 import type { Host } from '../hosts/types.js';
+import type { HostPool } from '../hosts/pool.js';
+import type { Inventory } from '../config/schema.js';
 
 /**
  * The cluster's certificate authority: one per cluster, its key on the
@@ -209,6 +211,15 @@ export class CertificateAuthority {
   }
 
   /**
+   * The CA for one run, opened (or created) when the first certificate needs
+   * it and then shared, so a sprint that issues none never touches it.
+   */
+  static lazy(o: { dryRun: boolean; logger: Logger; inventoryFile: string; cluster: string }): () => Promise<CertificateAuthority> {
+    let ca: Promise<CertificateAuthority> | undefined;
+    return () => (ca ??= CertificateAuthority.open(CertificateAuthority.controlHost(o), o.inventoryFile, o.cluster, { mayCreate: true }).then((r) => r.ca));
+  }
+
+  /**
    * Ensures `<dir>/<name>.key` (made on the host, mode 0600, owned by `owner`),
    * `<dir>/<name>.crt` signed by this CA for exactly `req`, and `<dir>/ca.crt`.
    * Unchanged when the certificate in place is valid, ours and matching.
@@ -281,6 +292,25 @@ export function parseCert(pem: string): { cn: string | undefined; notAfter: Date
   } catch {
     return { cn: undefined, notAfter: undefined };
   }
+}
+
+/** Every certificate dpgc keeps: each host's TLS directory, and the CA's own on the control machine. */
+export async function clusterCertificates(inv: Pick<Inventory, 'hosts' | 'file'>, pool: Pick<HostPool, 'node'>, logger: Logger): Promise<CertInPlace[]> {
+  const onHosts = await Promise.all(
+    inv.hosts.map(async (h) => {
+      const n = await pool.node(h.name);
+      return certificatesIn(n.host, n.paths.tlsDir);
+    }),
+  );
+  const caFile = caPathsFor(inv.file).cert;
+  const caPem = await CertificateAuthority.controlHost({ dryRun: false, logger }).readFile(caFile);
+  return [...onHosts.flat(), ...(caPem === undefined ? [] : [{ where: 'control machine', file: caFile, ...parseCert(caPem) }])];
+}
+
+/** Pure: the certificate that ends first (an unreadable one counts as ended), or undefined when there is none. */
+export function nearestEnd(certs: CertInPlace[]): CertInPlace | undefined {
+  const t = (c: CertInPlace) => c.notAfter?.getTime() ?? -Infinity;
+  return certs.reduce<CertInPlace | undefined>((a, c) => (a === undefined || t(c) < t(a) ? c : a), undefined);
 }
 
 /** Pure: certificates valid for fewer than `minDays` (or unreadable), soonest first, each said with where and when. */

@@ -9,6 +9,7 @@ import { clientEndpoints, endpointHealth, endpointStatus, etcdctlNode, memberLis
 import { showStat, type ServerStat } from './haproxy.js';
 import { writableHost } from './databases.js';
 import { settingsView, type SettingsView } from './sizing.js';
+import { clusterCertificates, expiringCerts, nearestEnd } from './ca.js';
 import { memberStatus, patroniView, restTarget, type ClusterMember } from './patroni.js';
 
 /**
@@ -67,6 +68,8 @@ export interface ClusterView {
   services: ServiceIssue[];
   /** PostgreSQL's key settings on the writable server, and where each came from. */
   settings?: SettingsView;
+  /** The certificates dpgc issued (and the CA's): how many, the one that ends first, those ending within 30 days. */
+  certificates: { count: number; nearest?: { where: string; file: string; notAfter?: string }; expiring: string[]; error?: string };
 }
 
 type Ctx = Pick<RunContext, 'inventory' | 'secrets' | 'pool'>;
@@ -197,16 +200,27 @@ export async function deadServices(ctx: Pick<RunContext, 'pool'>, which = HA_SER
   return out.sort((a, b) => `${a.host}/${a.service}`.localeCompare(`${b.host}/${b.service}`));
 }
 
-export async function clusterView(ctx: Ctx): Promise<ClusterView> {
-  const [m, e, h, p, services, settings] = await Promise.all([
+async function certificates(ctx: Ctx & Pick<RunContext, 'logger'>): Promise<ClusterView['certificates']> {
+  try {
+    const certs = await clusterCertificates(ctx.inventory, ctx.pool, ctx.logger);
+    const n = nearestEnd(certs);
+    return { count: certs.length, ...(n ? { nearest: { where: n.where, file: n.file, ...(n.notAfter ? { notAfter: n.notAfter.toISOString() } : {}) } } : {}), expiring: expiringCerts(certs, new Date()) };
+  } catch (e) {
+    return { count: 0, expiring: [], error: (e as Error).message };
+  }
+}
+
+export async function clusterView(ctx: Ctx & Pick<RunContext, 'logger'>): Promise<ClusterView> {
+  const [m, e, h, p, services, settings, certs] = await Promise.all([
     members(ctx),
     etcd(ctx),
     haproxy(ctx.pool),
     pgbouncer(ctx),
     deadServices(ctx),
     settingsView(ctx.inventory, ctx.secrets, ctx.pool, () => writableHost(ctx.inventory, ctx.secrets)),
+    certificates(ctx),
   ]);
-  return { at: new Date().toISOString(), scope: ctx.inventory.cluster, ...m, etcd: e, haproxy: h, pgbouncer: p, services, settings };
+  return { at: new Date().toISOString(), scope: ctx.inventory.cluster, ...m, etcd: e, haproxy: h, pgbouncer: p, services, settings, certificates: certs };
 }
 
 /** The host Patroni calls leader right now (throws with a remedy when there is none). */

@@ -31,6 +31,8 @@ export function viewProblems(v: ClusterView): StatusProblem[] {
   }
   const drift = v.settings?.rows.filter((r) => !r.ok) ?? [];
   if (drift.length) out.push({ what: `PostgreSQL runs ${drift.map((r) => `${r.name} ${r.value}, not ${r.want}`).join('; ')}`, remedy: 'Re-run the last sprint (`dpgc sprint 3` once Patroni runs, else `dpgc sprint 0`): it applies dpgc’s values and restarts where one needs it.' });
+  if (v.certificates.expiring.length)
+    out.push({ what: `certificates ending within 30 days: ${v.certificates.expiring.join('; ')}`, remedy: 'Run the sprint that issued them (`dpgc sprint 4` for pgBackRest’s, `dpgc sprint 5` for PostgreSQL’s): it re-issues them.' });
   for (const p of v.pgbouncer) if (p.error) out.push({ what: `PgBouncer on ${p.host}: ${p.error}`, remedy: `Run \`dpgc sprint 1\` to start PgBouncer on ${p.host}.` });
   return out;
 }
@@ -85,6 +87,9 @@ export function formatStatus(v: ClusterView): string {
       );
     }
   }
+  const c = v.certificates;
+  const end = c.nearest ? `, the first to end: ${c.nearest.file} on ${c.nearest.where}, ${c.nearest.notAfter?.slice(0, 10) ?? 'unreadable'}` : '';
+  lines.push('', c.error ? `Certificates: not read (${c.error})` : c.count ? `Certificates: ${c.count}${end}` : 'Certificates: none yet (sprint 4 issues the first)');
   const problems = viewProblems(v);
   lines.push('', problems.length ? chalk.red(`${problems.length} problem(s):`) : chalk.green('No problems found.'));
   for (const p of problems) lines.push(`  ${chalk.red('✖')} ${p.what}`, chalk.dim(`    → ${p.remedy}`));

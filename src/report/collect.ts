@@ -18,7 +18,7 @@ import type { BackupSection, DrillRow, LagSection, ReportData, Topology } from '
  * fetched on its own and a failure becomes that section's `error`: a report
  * about a broken cluster is when one is needed most.
  */
-type Ctx = Pick<RunContext, 'inventory' | 'secrets' | 'pool'>;
+type Ctx = Pick<RunContext, 'inventory' | 'secrets' | 'pool' | 'logger'>;
 
 const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '';
 

@@ -60,10 +60,16 @@ describe('viewProblems / formatStatus', () => {
     haproxy: [{ host: 'ctl', servers: [{ backend: 'primary', server: 'db1', status: 'UP', checkStatus: 'L7OK', currentSessions: 1, lastChangeS: 5 }] }],
     pgbouncer: [{ host: 'ctl', pools: [] }],
     services: [],
+    certificates: { count: 5, nearest: { where: 'db1', file: '/etc/dpgc/tls/postgres.crt', notAfter: '2027-12-01T00:00:00.000Z' }, expiring: [] },
   };
   it('finds nothing wrong with a healthy view', () => {
     expect(viewProblems(healthy)).toEqual([]);
     expect(formatStatus(healthy)).toContain('No problems found.');
+    expect(formatStatus(healthy)).toContain('Certificates: 5, the first to end: /etc/dpgc/tls/postgres.crt on db1, 2027-12-01');
+  });
+  it('names a certificate ending within 30 days as a problem, with the sprint that re-issues it', () => {
+    const v: ClusterView = { ...healthy, certificates: { ...healthy.certificates, expiring: ['db1: /etc/dpgc/tls/postgres.crt (CN db1) expires 2026-01-20, in 19 days'] } };
+    expect(viewProblems(v)).toEqual([{ what: 'certificates ending within 30 days: db1: /etc/dpgc/tls/postgres.crt (CN db1) expires 2026-01-20, in 19 days', remedy: expect.stringContaining('dpgc sprint 5') }]);
   });
   it('names a dead daemon with its host and remedy, a stray route and a lagging member', () => {
     const v: ClusterView = {
