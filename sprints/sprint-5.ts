@@ -1,6 +1,9 @@
 import { rolesDeclared, rolesEnforced, scramOnly } from '../src/checks/access.js';
 import { auditLogged } from '../src/checks/audit.js';
-import { pgauditPackage } from '../src/components/audit.js';
+import { pgTls } from '../src/checks/tls.js';
+import { CertificateAuthority } from '../src/components/ca.js';
+import { ensurePgCert, reloadIfServing, waitForTls } from '../src/components/postgres-tls.js';
+import { pgauditNotLoaded, pgauditPackage } from '../src/components/audit.js';
 import { ensurePackages } from '../src/components/ha-packages.js';
 import { convergeDynamicConfig, observeDynamicConfig } from '../src/components/patroni-cluster.js';
 import { rollingRestart, staleMembers } from '../src/components/patroni-upgrade.js';
@@ -16,19 +19,21 @@ import { onHost, parallel, perHost, sequence, twoWay, type Outcome } from '../sr
 import type { Sprint } from './types.js';
 
 /**
- * Sprint 5, first part: access control and audit. Applications get login
- * roles of their own (`app_user` writes rows, `readonly_user` reads; neither
- * can change the schema, and tables an owner creates later are covered),
- * routed by PgBouncer; every node authenticates with SCRAM only, and a pg_hba
- * rule added by hand is taken out again; pgaudit logs schema and role changes
- * and PostgreSQL logs connections, into its own files on every member.
+ * Sprint 5, first part: access control and audit. Every member serves TLS
+ * with a certificate from the cluster's CA. Applications get login roles of
+ * their own (`app_user` writes rows, `readonly_user` reads; neither can
+ * change the schema, and tables an owner creates later are covered), routed
+ * by PgBouncer; every node authenticates with SCRAM only, and a pg_hba rule
+ * added by hand is taken out again; pgaudit logs schema and role changes and
+ * PostgreSQL logs connections, into its own files on every member.
  *
- * Not here yet (issue 14): TLS on every connection, credential rotation, the
- * firewall and the security alerts.
+ * Not here yet (issue 14): TLS required (hostssl only, verify-full for
+ * replication and PgBouncer) and on etcd, Patroni's API and the exporters,
+ * credential rotation, the firewall and the security alerts.
  */
 export const sprint5: Sprint = {
   id: 5,
-  title: 'Access control and audit: application roles with least privilege, SCRAM only on every node, pgaudit',
+  title: 'Access control and audit: TLS on PostgreSQL, application roles with least privilege, SCRAM only on every node, pgaudit',
   roles: ['postgres', 'pgbouncer'],
 
   tasks(ctx) {
@@ -40,33 +45,55 @@ export const sprint5: Sprint = {
 
     // pgaudit where PostgreSQL runs: the members, and the backup host, whose scratch restores start from a member's configuration.
     let patched = false;
+    const notLoaded = (member: string) => pgauditNotLoaded(inv, ctx.secrets, member);
     const auditHosts = [...ctx.pool.specs('postgres'), ...ctx.pool.specs('backup').filter((h) => !h.roles.includes('postgres'))];
+
+    const theCa = CertificateAuthority.lazy({ dryRun: ctx.options.dryRun, logger: ctx.logger, inventoryFile: inv.file, cluster: inv.cluster });
+    const converge = (title: string, o: { tls: true } | { audit: true }) =>
+      twoWay('rest', title, undefined, {
+        apply: async () => {
+          const r = await convergeDynamicConfig(inv, ctx.secrets, o);
+          patched ||= r.changed;
+          return r;
+        },
+        observe: () => notYetReachable(() => observeDynamicConfig(inv, o)),
+      });
 
     return [
       perHost(inv)(
         'Packages: pgaudit',
         auditHosts.map((h) => onHost('package', `Install pgaudit for PostgreSQL ${inv.postgres.version} on ${h.name}`, h.name, async () => ensurePackages(await node(h.name), [pgauditPackage(inv.postgres.version)]))),
       ),
-      twoWay('rest', "Audit logging: pgaudit preloaded (DDL and ROLE classes), connections logged, PostgreSQL's own log files (Patroni's dynamic configuration)", undefined, {
-        apply: async () => {
-          const r = await convergeDynamicConfig(inv, ctx.secrets, { audit: true });
-          patched = r.changed;
-          return r;
-        },
-        observe: () => notYetReachable(() => observeDynamicConfig(inv, { audit: true })),
-      }),
+      parallel(
+        'PostgreSQL server certificates',
+        ctx.pool.specs('postgres').map((h) =>
+          onHost('file', `Issue ${h.name}'s PostgreSQL server certificate from the cluster CA (key made on ${h.name}, owned by postgres)`, h.name, async () => {
+            const r = await ensurePgCert(await theCa(), await node(h.name));
+            // A renewed certificate on a member already serving TLS is read on a reload only.
+            if (r.changed && !ctx.options.dryRun && (await reloadIfServing(inv, ctx.secrets, h))) return { ...r, note: `${r.note ?? 'issued'}; PostgreSQL reloaded` };
+            return r;
+          }),
+        ),
+      ),
+      converge("TLS for PostgreSQL: ssl on, TLS 1.2 at least, each member's own certificate (Patroni's dynamic configuration: a reload, no restart)", { tls: true }),
+      converge("Audit logging: pgaudit preloaded (DDL and ROLE classes), connections logged, PostgreSQL's own log files (Patroni's dynamic configuration)", { audit: true }),
       twoWay('service', 'Restart members that do not load pgaudit yet, one at a time (replicas, a switchover, the old leader)', undefined, {
         apply: async () => {
-          // Patroni applies a PATCH on its next loop; give it that loop before reading pending_restart
-          // (without a PATCH in this run, only a restart an interrupted run left pending is still to do).
+          // Patroni applies a PATCH on its next loop; give it that loop before reading pending_restart.
+          // A member is restarted when it does not load pgaudit (asked of the server itself), so one
+          // slow to apply the PATCH is not missed.
           if (patched) await new Promise((r) => setTimeout(r, (inv.timings.loop_wait + 1) * 1000));
-          return rollingRestart(inv, ctx.secrets, ctx.pool, await staleMembers(inv, ctx.pool));
+          return rollingRestart(inv, ctx.secrets, ctx.pool, await staleMembers(inv, ctx.pool, notLoaded));
         },
         observe: () =>
           notYetReachable(async () => {
-            const p = await staleMembers(inv, ctx.pool);
+            const p = await staleMembers(inv, ctx.pool, notLoaded);
             return p.why.length ? { changed: true, would: p.why } : { changed: false };
           }),
+      }),
+      twoWay('wait', 'Every member serves TLS', undefined, {
+        apply: () => waitForTls(inv, ctx.secrets, ctx.pool.specs('postgres')),
+        observe: async () => ({ changed: false, note: 'waits in a real run' }),
       }),
       sequence('Application roles', [
         ...APP_ROLE_LIST.map((r) => sql(`Create the login role ${r.user} (no superuser, no DDL, member of nothing)`, 'postgres', (c) => ensureAppRole(c, r, ctx.secrets))),
@@ -93,5 +120,5 @@ export const sprint5: Sprint = {
     ];
   },
 
-  criteria: [rolesDeclared, rolesEnforced, scramOnly, auditLogged],
+  criteria: [rolesDeclared, rolesEnforced, scramOnly, pgTls, auditLogged],
 };

@@ -1,4 +1,7 @@
 import type { Inventory } from '../config/schema.js';
+import type { Secrets } from '../config/secrets.js';
+import { withClient } from '../db/client.js';
+import { superuserOn } from './endpoints.js';
 
 /**
  * Audit logging (sprint 5): pgaudit preloaded on every member, logging the
@@ -57,4 +60,19 @@ export function auditParameters(pg: Pick<Inventory['postgres'], 'settings'>): Re
   }
   out['shared_preload_libraries'] = withPreload(own['shared_preload_libraries']);
   return out;
+}
+
+/**
+ * Why `member` must be restarted for audit logging, or undefined: it does not
+ * preload pgaudit yet. Read from the server itself rather than from Patroni's
+ * pending_restart, which a member sets only once it has applied the new
+ * configuration (a loop or two after the PATCH): a restart (Patroni stopped
+ * and started, reading the dynamic configuration afresh) is then certain to
+ * load it.
+ */
+export async function pgauditNotLoaded(inv: Pick<Inventory, 'hosts' | 'ports'>, secrets: Pick<Secrets, 'get'>, member: string): Promise<string | undefined> {
+  const host = inv.hosts.find((h) => h.name === member);
+  if (!host) return undefined;
+  const pre = await withClient(secrets, superuserOn(inv, host), async (c) => (await c.query<{ p: string }>("SELECT current_setting('shared_preload_libraries') AS p")).rows[0]?.p);
+  return preloadList(pre).includes(PGAUDIT) ? undefined : 'pgaudit is not loaded yet';
 }

@@ -9,15 +9,16 @@ import { sizedParameters } from './sizing.js';
 import { PGAUDIT, preloadList } from './audit.js';
 
 /**
- * What a sprint converges: the sized settings (sprint 3 on), WAL archiving (sprint 4 on) and audit logging
- * (sprint 5 on); what is not named is left as it is. Audit logging, once the live configuration preloads
- * pgaudit, is kept by every convergence: sized settings carrying the inventory's own
- * shared_preload_libraries would otherwise take pgaudit out again.
+ * What a sprint converges: the sized settings (sprint 3 on), WAL archiving (sprint 4 on), TLS and audit
+ * logging (sprint 5 on); what is not named is left as it is. TLS and audit logging, once the live
+ * configuration has them, are kept by every convergence: sized settings carrying the inventory's own
+ * shared_preload_libraries or ssl would otherwise take them out again.
  */
 export interface ConvergeOptions {
   sizing?: Pick<Sizing, 'settings'>;
   archiving?: boolean;
   audit?: boolean;
+  tls?: boolean;
 }
 
 /**
@@ -119,11 +120,12 @@ async function dynamicConfigDrift(inv: Inv, o: ConvergeOptions) {
   if (current.status !== 200) throw new HostError(`${t.name}: GET /config answered ${current.status}`);
   const params = (current.body?.['postgresql'] as { parameters?: Record<string, unknown> } | undefined)?.parameters;
   const audit = o.audit || preloadList(params?.['shared_preload_libraries']).includes(PGAUDIT);
+  const tls = o.tls || params?.['ssl'] === 'on' || params?.['ssl'] === true;
   return {
     target: t,
     patch: dynamicConfigPatch(
       current.body ?? {},
-      desiredDynamicConfig(inv, { ...(o.sizing ? { sized: sizedParameters(o.sizing) } : {}), ...(o.archiving ? { archiving: true } : {}), ...(audit ? { audit: true } : {}) }),
+      desiredDynamicConfig(inv, { ...(o.sizing ? { sized: sizedParameters(o.sizing) } : {}), ...(o.archiving ? { archiving: true } : {}), ...(audit ? { audit: true } : {}), ...(tls ? { tls: true } : {}) }),
     ),
   };
 }

@@ -10,6 +10,7 @@ import { clientEndpoints } from './etcd.js';
 import { firstPostgres, ROLES_DB } from './endpoints.js';
 import { waitUntil } from '../wait.js';
 import { auditParameters } from './audit.js';
+import { clusterTlsParameters } from './postgres-tls.js';
 
 /**
  * Patroni: its config file (pure rendering), its service, and its REST API.
@@ -67,6 +68,8 @@ export interface DynamicConfigOptions {
   archiving?: boolean;
   /** Include audit logging (sprint 5 on: src/components/audit.ts); without it, left as it is. */
   audit?: boolean;
+  /** Include PostgreSQL's TLS (sprint 5 on: src/components/postgres-tls.ts); without it, left as it is. */
+  tls?: boolean;
 }
 
 /** The dynamic (DCS-wide) configuration dpgc wants: what bootstrap.dcs seeds and PATCH /config converges. */
@@ -96,6 +99,7 @@ export function desiredDynamicConfig(inv: Pick<Inventory, 'timings' | 'postgres'
         synchronous_commit: p.synchronous_commit,
         ...o.sized,
         ...archive,
+        ...(o.tls ? clusterTlsParameters(inv) : {}),
         ...(o.audit ? auditParameters(p) : {}),
       } as Record<string, string | number>,
     },

@@ -126,6 +126,9 @@ export function scratchService(inv: Pick<Inventory, 'ports' | 'postgres'>, node:
       '-c', 'primary_conninfo=',
       '-c', 'cluster_name=dpgc-pitr-scratch',
       '-c', 'logging_collector=off',
+      // The members' ssl_*_file paths are relative to their data directory and their keys are postgres's:
+      // neither holds here. The copy listens on the repository host's address for dpgc's read-back only.
+      '-c', 'ssl=off',
     ],
     env: { PGBACKREST_CONFIG: node.paths.pgbackrestConf, LC_ALL: 'C.UTF-8' },
     cwd: dir,

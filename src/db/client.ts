@@ -20,7 +20,14 @@ export interface Endpoint {
 
 export type Client = pg.Client;
 
-export async function connect(secrets: Pick<Secrets, 'get'>, ep: Endpoint, opts: { timeoutMs?: number; applicationName?: string } = {}): Promise<pg.Client> {
+export interface ConnectOptions {
+  timeoutMs?: number;
+  applicationName?: string;
+  /** TLS, the server's certificate verified against this CA and the address dialled (libpq's verify-full). */
+  tls?: { ca: string };
+}
+
+export async function connect(secrets: Pick<Secrets, 'get'>, ep: Endpoint, opts: ConnectOptions = {}): Promise<pg.Client> {
   const client = new pg.Client({
     host: ep.address,
     port: ep.port,
@@ -31,6 +38,8 @@ export async function connect(secrets: Pick<Secrets, 'get'>, ep: Endpoint, opts:
     // loaded machine needs more than 5 s for a SCRAM login (spurious check failures were measured at 5 s).
     connectionTimeoutMillis: opts.timeoutMs ?? 10_000,
     application_name: opts.applicationName ?? 'dpgc',
+    // Node checks the certificate's SANs against the address dialled (an IP SAN for an address).
+    ...(opts.tls ? { ssl: { ca: opts.tls.ca, rejectUnauthorized: true } } : {}),
   });
   // An idle client whose server goes away emits 'error'; without a listener that would crash the process.
   client.on('error', () => {});
@@ -48,7 +57,7 @@ export async function connect(secrets: Pick<Secrets, 'get'>, ep: Endpoint, opts:
   return client;
 }
 
-export async function withClient<T>(secrets: Pick<Secrets, 'get'>, ep: Endpoint, fn: (c: pg.Client) => Promise<T>, opts?: { timeoutMs?: number }): Promise<T> {
+export async function withClient<T>(secrets: Pick<Secrets, 'get'>, ep: Endpoint, fn: (c: pg.Client) => Promise<T>, opts?: ConnectOptions): Promise<T> {
   const c = await connect(secrets, ep, opts);
   try {
     return await fn(c);

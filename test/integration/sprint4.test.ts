@@ -326,7 +326,7 @@ describe('backup alerts', () => {
  * whole: sprint 5's gate re-measures sprint 4 live. Before the schedule test,
  * which leaves a 30 s schedule behind.
  */
-describe('dpgc sprint 5: application roles, SCRAM only', () => {
+describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit', () => {
   const s5 = (id: string) => sprint5.criteria.find((c) => c.id === id)!;
   const sprint5Run = async () => {
     const started = Date.now();
@@ -345,7 +345,7 @@ describe('dpgc sprint 5: application roles, SCRAM only', () => {
     if (!state.sprints['4']?.passed) expect((await sprint4Run('sprint 4 (for sprint 5)')).passed).toBe(true);
     const first = await sprint5Run();
     expect(first.code, first.why).toBe(0);
-    expect(first.doc.results.map((r) => r.id).sort()).toEqual(['s5.audit.logged', 's5.auth.scram-only', 's5.roles.enforced', 's5.roles.privileges']);
+    expect(first.doc.results.map((r) => r.id).sort()).toEqual(['s5.audit.logged', 's5.auth.scram-only', 's5.roles.enforced', 's5.roles.privileges', 's5.tls.postgres']);
     const again = await sprint5Run();
     expect(again.code, again.why).toBe(0);
     expect(again.doc.tasks.changed).toBe(0);
@@ -366,6 +366,44 @@ describe('dpgc sprint 5: application roles, SCRAM only', () => {
     expect(fix.code, fix.why).toBe(0);
     expect(fix.doc.results.find((r) => r.id === 's5.audit.logged')?.verdict).toBe('pass');
     // A reload, not a restart: the same leader on the same timeline.
+    expect((await currentLeader(ctx.inventory)).name).toBe(leader.name);
+    expect((await memberStatus(restTarget(ctx.inventory, leader))).timeline).toBe(before);
+  });
+
+  it('a certificate the CA did not sign on one member, and ssl off in Patroni’s configuration, fail s5.tls.postgres naming each; a re-run re-issues and reloads, another turns TLS back on, neither restarts', async () => {
+    const leader = await currentLeader(ctx.inventory);
+    const replica = ctx.inventory.hosts.find((h) => h.roles.includes('postgres') && h.name !== leader.name)!;
+    // A self-signed certificate for the replica's own key: the name matches, only the issuer is wrong.
+    const n = await node(replica.name);
+    const [crt, key] = [`${n.paths.tlsDir}/postgres.crt`, `${n.paths.tlsDir}/postgres.key`];
+    await execa('openssl', ['req', '-x509', '-key', key, '-subj', `/CN=${replica.name}`, '-addext', `subjectAltName=DNS:${replica.name},IP:${replica.address}`, '-days', '400', '-out', crt]);
+    await asSuperuser(replica, 'postgres', 'SELECT pg_reload_conf()');
+    const forged = await waitUntil(async () => {
+      const x = await run(s5('s5.tls.postgres'));
+      return x.verdict === 'fail' ? x : undefined;
+    }, { timeoutMs: 10_000, everyMs: 500 }, `${replica.name} serving the forged certificate`);
+    expect(forged.detail).toMatch(new RegExp(`^${replica.name}: .*(self[- ]signed|unable to verify)`, 'm'));
+    expect(forged.detail!.split('\n')).toHaveLength(1);
+    // Re-issued while the member serves TLS: read on a reload, no restart.
+    const startedAt = () => withClient(ctx.secrets, superuserOn(ctx.inventory, replica), async (c) => (await c.query<{ t: string }>('SELECT pg_postmaster_start_time()::text AS t')).rows[0]!.t);
+    const up = await startedAt();
+    const reissued = await sprint5Run();
+    expect(reissued.code, reissued.why).toBe(0);
+    expect(reissued.doc.results.find((r) => r.id === 's5.tls.postgres')?.verdict).toBe('pass');
+    expect(await startedAt()).toBe(up);
+
+    const auth = { username: REST_USER, password: await ctx.secrets.get('patroni_rest') };
+    expect((await rest(restTarget(ctx.inventory, leader), 'PATCH', '/config', { body: { postgresql: { parameters: { ssl: 'off' } } }, auth })).status).toBe(200);
+    const off = await waitUntil(async () => {
+      const x = await run(s5('s5.tls.postgres'));
+      return x.verdict === 'fail' && (x.detail ?? '').split('\n').length === 3 && !/self[- ]signed|unable to verify/.test(x.detail ?? '') ? x : undefined;
+    }, { timeoutMs: 30_000, everyMs: 1000 }, 'every member reloaded with ssl = off');
+    for (const h of ['db1', 'db2', 'db3']) expect(off.detail).toMatch(new RegExp(`^${h}: .*does not support SSL`, 'm'));
+
+    const before = (await memberStatus(restTarget(ctx.inventory, leader))).timeline;
+    const fix = await sprint5Run();
+    expect(fix.code, fix.why).toBe(0);
+    expect(fix.doc.results.find((r) => r.id === 's5.tls.postgres')?.verdict).toBe('pass');
     expect((await currentLeader(ctx.inventory)).name).toBe(leader.name);
     expect((await memberStatus(restTarget(ctx.inventory, leader))).timeline).toBe(before);
   });

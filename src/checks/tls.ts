@@ -1,0 +1,70 @@
+import type { TLSSocket } from 'node:tls';
+import { caPathsFor, CertificateAuthority, RENEW_BEFORE_DAYS } from '../components/ca.js';
+import { superuserOn } from '../components/endpoints.js';
+import { withClient, type Client } from '../db/client.js';
+import { pgHosts } from './common.js';
+import { fail, pass, type Check } from './types.js';
+
+const REPAIR = 'Run `dpgc sprint 5` again: it issues any missing or ending certificate and puts TLS back into Patroni’s configuration (a reload, no restart).';
+const ACCEPTED = ['TLSv1.2', 'TLSv1.3'];
+
+/** The certificate the server presented on this connection (node-pg keeps its TLS socket as `connection.stream`). */
+function peerCertificate(c: Client): { validTo: Date } | undefined {
+  const stream = (c as unknown as { connection?: { stream?: Partial<TLSSocket> } }).connection?.stream;
+  const cert = stream?.getPeerCertificate?.();
+  return cert?.valid_to ? { validTo: new Date(cert.valid_to) } : undefined;
+}
+
+/**
+ * Every member serves TLS as a careful client demands it: a connection that
+ * verifies the server's certificate against the cluster's CA and the address
+ * it dialled (verify-full) logs in, negotiates TLS 1.2 or later, and the
+ * certificate presented is valid for 30 days or more; the server refuses
+ * anything older than TLS 1.2.
+ */
+export const pgTls: Check = {
+  id: 's5.tls.postgres',
+  title: 'Every member serves TLS 1.2+ with a certificate from the cluster’s CA, verified by name and valid ≥ 30 days',
+  sprint: 5,
+  kind: 'read',
+  async run(ctx) {
+    const caFile = caPathsFor(ctx.inventory.file).cert;
+    const ca = await CertificateAuthority.controlHost({ dryRun: false, logger: ctx.logger }).readFile(caFile);
+    if (ca === undefined) return fail(`the cluster's CA certificate ${caFile} does not exist`, { remedy: 'Run `dpgc sprint 4` (it creates the CA), then `dpgc sprint 5`.' });
+    const problems: string[] = [];
+    const seen: { host: string; version: string; validTo?: Date }[] = [];
+    await Promise.all(
+      pgHosts(ctx).map(async (h) => {
+        try {
+          await withClient(
+            ctx.secrets,
+            superuserOn(ctx.inventory, h),
+            async (c) => {
+              const r = (
+                await c.query<{ ssl: boolean | null; version: string | null; min: string }>(
+                  "SELECT s.ssl, s.version, current_setting('ssl_min_protocol_version') AS min FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()",
+                )
+              ).rows[0];
+              const cert = peerCertificate(c);
+              seen.push({ host: h.name, version: r?.version ?? '?', ...(cert ? { validTo: cert.validTo } : {}) });
+              if (!r?.ssl) problems.push(`${h.name}: the connection is not encrypted`);
+              else if (!ACCEPTED.includes(r.version ?? '')) problems.push(`${h.name}: negotiated ${r.version}, want TLS 1.2 or later`);
+              if (!ACCEPTED.includes(r?.min ?? '')) problems.push(`${h.name}: ssl_min_protocol_version is ${r?.min}, want TLSv1.2 or later`);
+              const days = cert ? (cert.validTo.getTime() - Date.now()) / 86_400_000 : undefined;
+              if (days !== undefined && days < RENEW_BEFORE_DAYS) problems.push(`${h.name}: its certificate ends ${cert!.validTo.toISOString().slice(0, 10)} (${Math.floor(days)} days)`);
+            },
+            { tls: { ca } },
+          );
+        } catch (e) {
+          // "The server does not support SSL connections", "self-signed certificate", "Hostname/IP does not match…".
+          problems.push(`${h.name}: ${(e as Error).message.replace(/^.*?: cannot connect to [^:]+:\d+\/\S+: /, '')}`);
+        }
+      }),
+    );
+    const threshold = `verify-full against the cluster CA, TLS 1.2+, ≥ ${RENEW_BEFORE_DAYS} days`;
+    if (problems.length) return fail(problems.sort().join('\n'), { value: `${problems.length} problem(s)`, threshold, remedy: REPAIR });
+    const nearest = Math.min(...seen.map((s) => s.validTo?.getTime() ?? Infinity));
+    const versions = [...new Set(seen.map((s) => s.version))].join(', ');
+    return pass(`${seen.length} members, ${versions}${Number.isFinite(nearest) ? `, nearest certificate end ${new Date(nearest).toISOString().slice(0, 10)}` : ''}`, threshold);
+  },
+};
