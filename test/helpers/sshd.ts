@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -114,7 +115,16 @@ export async function startSshd(o: SshdOptions): Promise<Sshd> {
       knownHostsLine: '',
       logPath,
       async dropConnections() {
-        if (child?.pid) for (const pid of (await descendants(child.pid)).reverse()) kill(pid);
+        if (!child?.pid) return;
+        // The connection's own sshd dies first, and is gone before the commands
+        // it ran are killed: a command killed first reaches the client as an
+        // exit by signal before the connection drops, which is another event.
+        const all = await descendants(child.pid);
+        const sessions = await children(child.pid);
+        for (const pid of sessions) kill(pid);
+        const deadline = Date.now() + 5000;
+        while (sessions.some(alive) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+        for (const pid of all.reverse()) kill(pid);
       },
       async regenerateHostKey() {
         await stopDaemon();
@@ -192,6 +202,21 @@ function answers(address: string, port: number): Promise<boolean> {
     sock.once('error', () => done(false));
     sock.once('data', (d) => done(d.toString('latin1').startsWith('SSH-')));
   });
+}
+
+async function children(pid: number): Promise<number[]> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  return text.split(' ').filter(Boolean).map(Number);
+}
+
+/** True while the process exists and is not yet a zombie. */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
 }
 
 async function descendants(root: number): Promise<number[]> {
