@@ -36,6 +36,9 @@ export async function withContext<T>(cmd: Command, fn: (ctx: RunContext) => Prom
       ...(existsSync(state) ? { clusterExists: { because: `the cluster was already set up (${state} records its sprints)` } } : {}),
     });
     await secrets.check();
+    // Light (node:crypto, no openssl), but only the commands that get this far load it.
+    const { caPathsFor, checkCaFiles } = await import('../components/ca.js');
+    await checkCaFiles(caPathsFor(inventory.file), inventory.cluster);
     const changes = o.changesHosts === true && !options.dryRun;
     // Before anything changes: a run from another machine may hold the cluster (src/lock-etcd.ts).
     const etcdLock = changes ? await (await import('../lock-etcd.js')).acquireEtcdRunLock(inventory, thisRun(commandLine()), logger) : undefined;

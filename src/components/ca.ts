@@ -1,4 +1,5 @@
-import { randomBytes, X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError, HostError } from '../errors.js';
 import type { Logger } from '../output/log.js';
@@ -7,6 +8,7 @@ import { assertOwnedPath } from '../hosts/owned.js';
 import type { Host } from '../hosts/types.js';
 import type { HostPool } from '../hosts/pool.js';
 import type { Inventory } from '../config/schema.js';
+import { readPrivateFile } from '../config/private-file.js';
 
 /**
  * The cluster's certificate authority: one per cluster, its key on the
@@ -43,6 +45,55 @@ function parseCertificate(pem: string): X509Certificate | undefined {
     return undefined;
   }
 }
+/**
+ * The CA's files on the control machine, checked before a command touches a
+ * host (cli/setup.ts), like the secrets file: its key private to the user
+ * running dpgc (a key others can read signs certificates for anyone), and the
+ * key, the certificate and the cluster fitting together. A CA dpgc made is
+ * renewed when it ends; an operator's own CA is theirs to renew, so an
+ * expired one is refused rather than replaced. No files: nothing to check (the
+ * sprint that needs the CA makes it).
+ */
+export async function checkCaFiles(paths: CaPaths, cluster: string, now = new Date()): Promise<void> {
+  const key = await readPrivateFile(paths.key, {
+    label: `the cluster CA's key ${paths.key}`,
+    ownerRisk: 'its owner could sign certificates the cluster trusts',
+    exposed: 'and treat the CA as exposed: move the CA directory away and re-run the sprints that issue certificates (4 and 5), which make a new CA and reissue every certificate.',
+    directoryHint: `Move the directory away: dpgc keeps the CA's key in that file, in ${paths.dir}.`,
+  });
+  const certPem = await readFile(paths.cert, 'utf8').catch(() => undefined);
+  if (certPem === undefined) return;
+  const cert = parseCertificate(certPem);
+  const own = cert !== undefined && isOwnCa(cert, cluster);
+  if (key === undefined) {
+    // dpgc would make a new key and a new self-signed certificate over the operator's.
+    if (own) return;
+    throw new ConfigError(`the CA certificate ${paths.cert} has no key beside it (${paths.key})`, {
+      hint: `Put the CA's private key at ${paths.key} (mode 0600): dpgc signs each host's certificate with it. To let dpgc make a CA of its own instead, move ${paths.dir} away.`,
+    });
+  }
+  if (!cert) throw new ConfigError(`${paths.cert} is not a PEM certificate`, { hint: `Put the CA's certificate there (PEM), or move ${paths.dir} away to let dpgc make a CA.` });
+  if (!cert.ca) throw new ConfigError(`${paths.cert} is not a CA certificate (basicConstraints CA:TRUE is missing)`, { hint: 'Give dpgc a CA certificate (an intermediate of your own PKI works): a leaf certificate cannot sign hosts\' certificates.' });
+  let publicKey: string;
+  try {
+    publicKey = createPublicKey(createPrivateKey(key)).export({ type: 'spki', format: 'pem' }).toString();
+  } catch (e) {
+    throw new ConfigError(`the cluster CA's key ${paths.key} cannot be read as an unencrypted private key (${(e as Error).message})`, {
+      hint: 'dpgc signs with openssl without a passphrase: give it the key in PEM without one (`openssl pkey -in KEY -out KEY.plain`), mode 0600.',
+    });
+  }
+  if (publicKey !== cert.publicKey.export({ type: 'spki', format: 'pem' }).toString()) {
+    throw new ConfigError(`the cluster CA's key ${paths.key} does not belong to its certificate ${paths.cert}`, {
+      hint: 'Put the key and the certificate of the same CA side by side: certificates signed with this key would not verify against that certificate.',
+    });
+  }
+  if (!own && Date.parse(cert.validTo) <= now.getTime()) {
+    throw new ConfigError(`the cluster CA's certificate ${paths.cert} (your own CA) expired on ${new Date(cert.validTo).toISOString().slice(0, 10)}`, {
+      hint: 'Renew it in your PKI and put the new certificate there (dpgc renews only a CA it made); then re-run the sprints, which reissue the hosts\' certificates.',
+    });
+  }
+}
+
 /** P-256: what every TLS stack in the cluster accepts (pgBackRest, PostgreSQL, Go's etcd, Python's Patroni). */
 const KEY_ALGORITHM = ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'];
 

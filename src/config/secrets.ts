@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
+import { mkdir, open, rename } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { isMap, isScalar, stringify } from 'yaml';
 import { ConfigError, type ConfigIssue } from '../errors.js';
@@ -7,6 +7,7 @@ import { registerSecret } from '../output/redact.js';
 import { yamlIssue } from './issues.js';
 import { closest, CONTROL_CHAR } from './messages.js';
 import { YamlSource } from './source.js';
+import { readPrivateFile } from './private-file.js';
 
 /**
  * Secrets live in `<inventory>.secrets.yaml` beside the inventory (mode 0600),
@@ -214,37 +215,13 @@ export class Secrets {
   }
 
   /** The file's text; undefined when there is none yet (it is generated on first need). */
-  private async readSafely(): Promise<string | undefined> {
-    try {
-      const st = await stat(this.file);
-      if (st.isDirectory()) {
-        throw new ConfigError(`secrets file ${this.file} is a directory, not a file`, {
-          hint: `Move the directory away: dpgc keeps the secrets of ${basename(this.file).replace(/\.secrets\.yaml$/, '')} in that file, beside the inventory.`,
-        });
-      }
-      if (!st.isFile()) {
-        throw new ConfigError(`secrets file ${this.file} is not a regular file (a pipe, socket or device); dpgc refuses to read it`, {
-          hint: 'Replace it with the secrets file itself (mode 0600, yours).',
-        });
-      }
-      const me = process.geteuid?.();
-      if (me !== undefined && st.uid !== me) {
-        throw new ConfigError(`secrets file ${this.file} belongs to uid ${st.uid}, not to the user running dpgc (uid ${me}); dpgc refuses it: its owner could change the passwords under you`, {
-          hint: `If it is yours, run \`chown ${me} ${this.file}\`; otherwise run dpgc as its owner.`,
-        });
-      }
-      if ((st.mode & 0o077) !== 0) {
-        throw new ConfigError(`secrets file ${this.file} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); dpgc refuses to use it`, {
-          hint: `Run \`chmod 600 ${this.file}\`, and rotate the secrets if others could have read them.`,
-        });
-      }
-      return await readFile(this.file, 'utf8');
-    } catch (e) {
-      if (e instanceof ConfigError) throw e;
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return undefined;
-      throw new ConfigError(`cannot read secrets file ${this.file}: ${code ?? 'unknown error'}`, { hint: 'Check its owner and permissions (it should be yours, mode 0600).' });
-    }
+  private readSafely(): Promise<string | undefined> {
+    return readPrivateFile(this.file, {
+      label: `secrets file ${this.file}`,
+      ownerRisk: 'its owner could change the passwords under you',
+      exposed: 'and rotate the secrets if others could have read them.',
+      directoryHint: `Move the directory away: dpgc keeps the secrets of ${basename(this.file).replace(/\.secrets\.yaml$/, '')} in that file, beside the inventory.`,
+    });
   }
 
   private parse(text: string): Partial<Record<SecretName, string>> {

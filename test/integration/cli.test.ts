@@ -1,4 +1,4 @@
-import { chmod, copyFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -307,6 +307,44 @@ describe('the secrets file: unsafe or malformed is refused, exit 3 (missing: tes
         `Unset it, or use one of: ${SECRET_NAMES.map((n) => `DPGC_SECRET_${n.toUpperCase()}`).join(', ')}.\n`,
     );
     expect(await readdir(dir)).toEqual(['dpgc.yaml']);
+  });
+});
+
+describe("the cluster CA's files: unsafe or mismatched is refused before any host is touched, exit 3", () => {
+  let dir: string;
+  let inv: string;
+  let caDir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmp, 'ca-'));
+    inv = join(dir, 'dpgc.yaml');
+    caDir = join(dir, 'dpgc.ca');
+    await copyFile(join(FIX, 'valid-minimal.yaml'), inv);
+    await writeFile(join(dir, 'dpgc.secrets.yaml'), 'replication: abcdefghijklmnop\n', { mode: 0o600 });
+    await mkdir(caDir, { mode: 0o700 });
+  });
+  const ossl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+  const newKey = (file: string) => ossl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file);
+
+  it('a key others can read: named, with the chmod, and the CA left as it was', async () => {
+    const key = join(caDir, 'ca.key');
+    newKey(key);
+    ossl('req', '-x509', '-new', '-key', key, '-days', '30', '-subj', '/O=dpgc/CN=dpgc main CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-out', join(caDir, 'ca.crt'));
+    await chmod(key, 0o644);
+    const before = await readdir(caDir);
+    const r = await run(['-c', inv, 'verify']);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(new RegExp(`^error: the cluster CA's key ${key} is readable by group or others \\(mode 644\\); dpgc refuses to use it\nRun \`chmod 600 ${key}\`, and treat the CA as exposed`));
+    expect(r.stderr).not.toContain('    at ');
+    expect(await readdir(caDir)).toEqual(before);
+  });
+
+  it('a key that is not the certificate’s', async () => {
+    const key = join(caDir, 'ca.key');
+    newKey(key);
+    await chmod(key, 0o600);
+    const r = await run(['-c', inv, 'status']);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr.split('\n')[0]).toBe(`error: the cluster CA's key ${key} does not belong to its certificate ${join(caDir, 'ca.crt')}`);
   });
 });
 
