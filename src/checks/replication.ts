@@ -1,6 +1,6 @@
 import { currentLeader } from '../components/cluster.js';
 import { DATABASES } from '../components/endpoints.js';
-import { dataFingerprint, measureReplicationLag, percentile, waitForReplay } from '../components/replication.js';
+import { dataFingerprint, measureReplicationLag, percentile, settleComparison, waitForReplay } from '../components/replication.js';
 import { fail, pass, warn, type Check } from './types.js';
 import { DBS, pgHosts } from './common.js';
 
@@ -87,31 +87,3 @@ export const dataIdentical: Check = {
     return pass(`${tables} tables × ${pgHosts(ctx).length} nodes`, 'identical to the leader');
   },
 };
-
-/**
- * One comparison of a database: the leader's fingerprint before and after the
- * replicas were read, and each replica's. A table or index the leader showed
- * the same both times must match on every replica (a difference is real); one
- * that changed in between is `busy`, to be compared again. `only`: the keys
- * still to compare (all on the first attempt).
- */
-export function settleComparison(
-  db: string,
-  before: Record<string, string>,
-  after: Record<string, string>,
-  replicas: Record<string, Record<string, string>>,
-  only?: string[],
-): { diffs: string[]; busy: string[] } {
-  const keys = new Set(only ?? [...Object.keys(before), ...Object.keys(after), ...Object.values(replicas).flatMap((r) => Object.keys(r))]);
-  const busy = [...keys].filter((k) => before[k] !== after[k]);
-  const stable = (fp: Record<string, string>) => Object.fromEntries(Object.entries(fp).filter(([k]) => keys.has(k) && !busy.includes(k)));
-  const diffs = Object.entries(replicas).flatMap(([name, fp]) => compareFingerprints(`${name}/${db}`, stable(before), stable(fp)));
-  return { diffs, busy };
-}
-
-export function compareFingerprints(where: string, want: Record<string, string>, got: Record<string, string>): string[] {
-  const out: string[] = [];
-  for (const [k, v] of Object.entries(want)) if (got[k] !== v) out.push(`${where}: ${k} is ${got[k] ?? 'missing'}, leader has ${v}`);
-  for (const k of Object.keys(got)) if (!(k in want)) out.push(`${where}: ${k} exists only here`);
-  return out;
-}

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { Inventory } from '../config/schema.js';
 import type { Secrets } from '../config/secrets.js';
-import { dataFingerprint } from './replication.js';
+import { dataFingerprint, settleComparison } from './replication.js';
 import { withClient } from '../db/client.js';
 import { HostError } from '../errors.js';
 import type { HostPool } from '../hosts/pool.js';
-import { sleep, waitUntil } from '../wait.js';
+import { becomes, sleep, waitUntil } from '../wait.js';
 import { currentLeader } from './cluster.js';
 import { DATABASES, superuserOn } from './endpoints.js';
 import { dropScratch, restoreScratch, scratchEndpoint, type ScratchInstance } from './pitr.js';
@@ -16,6 +16,13 @@ import { dropScratch, restoreScratch, scratchEndpoint, type ScratchInstance } fr
  * application tables exactly as they were at T. The markers live in the
  * `dpgc` schema of the `postgres` database, which the data fingerprints leave
  * out, so the drill never changes what it compares.
+ *
+ * The application may be writing all along (a production cluster, a bench
+ * writer): the drill never stops it. The leader's tables are fingerprinted
+ * just before T and just after; one the same both times was that at T, and
+ * must be that in the copy. One that changed in between was being written at
+ * T: what it held at T cannot be read back, so it is reported as not
+ * comparable rather than as a difference (as s3.data.identical does).
  */
 type Inv = Pick<Inventory, 'cluster' | 'hosts' | 'ports' | 'postgres' | 'network' | 'file'>;
 
@@ -24,6 +31,8 @@ const MARKERS = 5;
 export interface DrillResult {
   ok: boolean;
   problems: string[];
+  /** Application tables written while T was taken: not comparable, not wrong. */
+  busy: string[];
   target: string;
   scratch: ScratchInstance;
 }
@@ -64,17 +73,26 @@ export async function runPitrDrill(inv: Inv, pool: HostPool, secrets: Pick<Secre
   // Markers of drills more than a day old say nothing any more.
   await q("DELETE FROM dpgc.pitr_marker WHERE at < now() - interval '1 day'");
   await q(`INSERT INTO dpgc.pitr_marker (run, seq, phase) SELECT $1, g, 'before' FROM generate_series(1, ${MARKERS}) g`, [run]);
-  const atT: Record<string, Record<string, string>> = {};
-  for (const d of Object.values(DATABASES)) atT[d.name] = await dataFingerprint(secrets, inv, leader, d.name);
-  // T strictly between the two groups of commits, a clear second from each.
+  const fingerprints = async () => Object.fromEntries(await Promise.all(Object.values(DATABASES).map(async (d) => [d.name, await dataFingerprint(secrets, inv, leader, d.name)] as const)));
+  // T strictly between the two groups of marker commits, a clear second from each.
   await sleep(1100);
+  const before = await fingerprints();
   const t = (await q('SELECT clock_timestamp() AS t'))[0]!['t'] as Date;
   await sleep(1100);
+  // A commit is stamped with its time before it waits for the synchronous standby, and is visible only
+  // after: one stamped before T may still be invisible now, yet be in the copy. Those are waited out.
+  await becomes(
+    async () => Number((await q("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND xact_start <= $1", [t]))[0]!['n']) === 0,
+    { timeoutMs: 10_000, everyMs: 100 },
+    'commits from before T still waiting for the synchronous standby',
+  ).catch(() => undefined);
+  const after = await fingerprints();
   await q(`INSERT INTO dpgc.pitr_marker (run, seq, phase) SELECT $1, g, 'after' FROM generate_series(${MARKERS + 1}, ${2 * MARKERS}) g`, [run]);
   // Recovery to T needs WAL from past T in the repository, or it ends before reaching its target.
   await switchAndWaitArchived(inv, secrets);
   const scratch = await restoreScratch(inv, pool, secrets, { type: 'time', time: t, text: t.toISOString() });
   const problems: string[] = [];
+  const busy: string[] = [];
   try {
     const host = scratch.host;
     const rows = await withClient(secrets, scratchEndpoint(inv, host, 'postgres'), async (c) =>
@@ -85,12 +103,13 @@ export async function runPitrDrill(inv: Inv, pool: HostPool, secrets: Pick<Secre
     if (n('after') !== 0) problems.push(`${n('after')} markers written after T are in the restored copy`);
     for (const d of Object.values(DATABASES)) {
       const got = await dataFingerprint(secrets, { ports: { ...inv.ports, postgres: inv.ports.restore_scratch } }, host, d.name);
-      const diff = Object.keys({ ...atT[d.name], ...got }).filter((k) => atT[d.name]![k] !== got[k]);
-      if (diff.length) problems.push(`${d.name}: ${diff.slice(0, 3).map((k) => `${k} was ${atT[d.name]![k] ?? 'absent'} at T, restored ${got[k] ?? 'absent'}`).join('; ')}`);
+      const r = settleComparison(d.name, before[d.name]!, after[d.name]!, { restored: got }, undefined, 'at T it was');
+      problems.push(...r.diffs);
+      busy.push(...r.busy.map((k) => `${d.name}: ${k.replace(/^table /, '')}`));
     }
   } finally {
     await dropScratch(inv, pool);
   }
   if (!scratch) throw new HostError('no scratch instance');
-  return { ok: problems.length === 0, problems, target: t.toISOString(), scratch };
+  return { ok: problems.length === 0, problems, busy, target: t.toISOString(), scratch };
 }

@@ -3,6 +3,7 @@ import type { HostSpec, Inventory } from '../config/schema.js';
 import type { Secrets } from '../config/secrets.js';
 import { connect, withClient, type Client } from '../db/client.js';
 import { superuserOn } from './endpoints.js';
+import { DPGC_SCHEMAS } from '../db/schemas.js';
 import { becomes } from '../wait.js';
 
 /**
@@ -81,16 +82,18 @@ function until(timeoutMs: number, probe: () => Promise<boolean>, pauseMs = 50): 
 }
 
 /**
- * Per database: each user table's row count and an order-independent
- * checksum of its rows, and each index with its validity. Equal maps on two
- * nodes mean the same rows and the same indexes.
+ * Per database: each application table's row count and an order-independent
+ * checksum of its rows, and each index with its validity (dpgc's own schemas,
+ * db/schemas.ts, left out: its drills write there). Equal maps on two nodes
+ * mean the same rows and the same indexes.
  */
 export async function dataFingerprint(secrets: Pick<Secrets, 'get'>, inv: Pick<Inventory, 'ports'>, host: Pick<HostSpec, 'name' | 'address'>, db: string): Promise<Record<string, string>> {
   return withClient(secrets, superuserOn(inv, host, db), async (c) => {
     const out: Record<string, string> = {};
     const tables = (
       await c.query<{ t: string }>(
-        `SELECT format('%I.%I', schemaname, relname) AS t FROM pg_stat_user_tables WHERE schemaname NOT IN ('dpgc', 'pg_catalog', 'information_schema') ORDER BY 1`,
+        `SELECT format('%I.%I', schemaname, relname) AS t FROM pg_stat_user_tables WHERE schemaname <> ALL ($1::text[]) ORDER BY 1`,
+        [[...DPGC_SCHEMAS, 'pg_catalog', 'information_schema']],
       )
     ).rows.map((r) => r.t);
     for (const t of tables) {
@@ -99,11 +102,42 @@ export async function dataFingerprint(secrets: Pick<Secrets, 'get'>, inv: Pick<I
     }
     const idx = await c.query<{ i: string; valid: boolean }>(
       `SELECT format('%I.%I', n.nspname, ci.relname) AS i, x.indisvalid AS valid FROM pg_index x JOIN pg_class ci ON ci.oid = x.indexrelid JOIN pg_namespace n ON n.oid = ci.relnamespace
-        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'dpgc') ORDER BY 1`,
+        WHERE n.nspname <> ALL ($1::text[]) ORDER BY 1`,
+      [[...DPGC_SCHEMAS, 'pg_catalog', 'information_schema', 'pg_toast']],
     );
     for (const r of idx.rows) out[`index ${r.i}`] = r.valid ? 'valid' : 'INVALID';
     return out;
   });
+}
+
+/**
+ * One comparison of a database: the leader's fingerprint before and after the
+ * replicas (or a restored copy) were read, and each replica's. A table or index the leader showed
+ * the same both times must match on every replica (a difference is real); one
+ * that changed in between is `busy`, to be compared again. `only`: the keys
+ * still to compare (all on the first attempt).
+ */
+export function settleComparison(
+  db: string,
+  before: Record<string, string>,
+  after: Record<string, string>,
+  replicas: Record<string, Record<string, string>>,
+  only?: string[],
+  reference = 'leader has',
+): { diffs: string[]; busy: string[] } {
+  const keys = new Set(only ?? [...Object.keys(before), ...Object.keys(after), ...Object.values(replicas).flatMap((r) => Object.keys(r))]);
+  const busy = [...keys].filter((k) => before[k] !== after[k]);
+  const stable = (fp: Record<string, string>) => Object.fromEntries(Object.entries(fp).filter(([k]) => keys.has(k) && !busy.includes(k)));
+  const diffs = Object.entries(replicas).flatMap(([name, fp]) => compareFingerprints(`${name}/${db}`, stable(before), stable(fp), reference));
+  return { diffs, busy };
+}
+
+/** `reference` names where `want` comes from: the leader, or the leader at a time (the PITR drill). */
+export function compareFingerprints(where: string, want: Record<string, string>, got: Record<string, string>, reference = 'leader has'): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(want)) if (got[k] !== v) out.push(`${where}: ${k} is ${got[k] ?? 'missing'}, ${reference} ${v}`);
+  for (const k of Object.keys(got)) if (!(k in want)) out.push(`${where}: ${k} exists only here`);
+  return out;
 }
 
 /** Waits until a replica has replayed everything the primary had written when asked (so fingerprints compare like with like). */

@@ -178,6 +178,32 @@ describe('dpgc sprint 4', () => {
     expect(ok.verdict, ok.detail).toBe('pass');
     console.log(`PITR drill: ${ok.value}`);
   });
+
+  it('s4.pitr.drill with the application writing all along: no false difference; the table being written is named as not comparable, the markers and every other table exact', async () => {
+    const db = 'distributed_postgres_cluster';
+    const ep = superuserOn(ctx.inventory, await currentLeader(ctx.inventory), db);
+    await withClient(ctx.secrets, ep, (c) => c.query('CREATE TABLE IF NOT EXISTS public.pitr_writer_probe (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())'));
+    let stop = false;
+    let written = 0;
+    // An insert every few milliseconds, each its own transaction (as through PgBouncer), until the drill ends.
+    const writer = withClient(ctx.secrets, ep, async (c) => {
+      while (!stop) {
+        await c.query('INSERT INTO public.pitr_writer_probe DEFAULT VALUES');
+        written++;
+        await sleep(5);
+      }
+    });
+    try {
+      const r = await run(s4('s4.pitr.drill'));
+      expect(r.verdict, r.detail).toBe('warn');
+      expect(r.detail).toMatch(/^markers exact, every other table equal; not comparable, written while T was taken: distributed_postgres_cluster: public\.pitr_writer_probe \(target /);
+    } finally {
+      stop = true;
+      await writer;
+      await withClient(ctx.secrets, ep, (c) => c.query('DROP TABLE public.pitr_writer_probe'));
+    }
+    expect(written).toBeGreaterThan(100);
+  });
 });
 
 describe('dpgc backup and dpgc restore', () => {

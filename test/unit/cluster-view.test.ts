@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ClusterView } from '../../src/components/cluster.js';
 import { assessTopology } from '../../src/components/patroni-cluster.js';
-import { compareFingerprints, settleComparison } from '../../src/checks/replication.js';
+import { compareFingerprints, settleComparison } from '../../src/components/replication.js';
 import { hasLeaderKeyFix } from '../../src/components/patroni-package.js';
 import { percentile } from '../../src/components/replication.js';
 import { formatStatus, viewProblems } from '../../src/output/status.js';
@@ -115,5 +115,11 @@ describe('settleComparison (s3.data.identical on a cluster being written)', () =
   });
   it('a table only a replica has is a difference', () => {
     expect(settleComparison('d', fp(1), fp(1), { db2: fp(1, { 'table z': '1 rows' }) }).diffs).toEqual(['db2/d: table z exists only here']);
+  });  it('the PITR drill: the leader just before and just after T against the restored copy', () => {
+    // A table written at T is busy even when the copy holds one of its two states: which one T saw is unknown.
+    expect(settleComparison('d', fp(1), fp(2), { restored: { ...fp(1), 'table b': '6 rows' } }, undefined, 'at T it was')).toEqual({
+      diffs: ['restored/d: table b is 6 rows, at T it was 5 rows'],
+      busy: ['table a'],
+    });
   });
 });
