@@ -68,9 +68,10 @@ export const sprint5: Sprint = {
         'PostgreSQL server certificates',
         ctx.pool.specs('postgres').map((h) =>
           onHost('file', `Issue ${h.name}'s PostgreSQL server certificate from the cluster CA (key made on ${h.name}, owned by postgres)`, h.name, async () => {
-            const r = await ensurePgCert(await theCa(), await node(h.name));
+            const n = await node(h.name);
+            const r = await ensurePgCert(await theCa(), inv, n);
             // A renewed certificate on a member already serving TLS is read on a reload only.
-            if (r.changed && !ctx.options.dryRun && (await reloadIfServing(inv, ctx.secrets, h))) return { ...r, note: `${r.note ?? 'issued'}; PostgreSQL reloaded` };
+            if (r.changed && !ctx.options.dryRun && (await reloadIfServing(inv, n))) return { ...r, note: `${r.note ?? 'issued'}; PostgreSQL reloaded` };
             return r;
           }),
         ),

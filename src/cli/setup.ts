@@ -29,15 +29,15 @@ export async function withContext<T>(cmd: Command, fn: (ctx: RunContext) => Prom
     const logger = createLogger({ verbose: options.verbose });
     const inventory = await loadInventory(options.config);
     const state = statePathFor(inventory.file);
+    const { caPathsFor, checkCaFiles } = await import('../components/ca.js');
     const secrets = new Secrets(secretsPathFor(inventory.file), {
       dryRun: options.dryRun,
+      caCert: caPathsFor(inventory.file).cert,
       mayCreate: o.createsSecrets ?? false,
       command: `dpgc ${commandPath(cmd)}`,
       ...(existsSync(state) ? { clusterExists: { because: `the cluster was already set up (${state} records its sprints)` } } : {}),
     });
     await secrets.check();
-    // Light (node:crypto, no openssl), but only the commands that get this far load it.
-    const { caPathsFor, checkCaFiles } = await import('../components/ca.js');
     await checkCaFiles(caPathsFor(inventory.file), inventory.cluster);
     const changes = o.changesHosts === true && !options.dryRun;
     // Before anything changes: a run from another machine may hold the cluster (src/lock-etcd.ts).

@@ -11,6 +11,7 @@ import { firstPostgres, ROLES_DB } from './endpoints.js';
 import { waitUntil } from '../wait.js';
 import { auditParameters } from './audit.js';
 import { clusterTlsParameters } from './postgres-tls.js';
+import { localSql } from './postgres.js';
 
 /**
  * Patroni: its config file (pure rendering), its service, and its REST API.
@@ -145,7 +146,7 @@ export async function ensureHbaAsRendered(inv: Pick<Inventory, 'network' | 'port
   if (cur !== undefined && hbaRules(cur).join('\n') === want.join('\n')) return { changed: false };
   const extra = cur === undefined ? [] : hbaRules(cur).filter((l) => !want.includes(l));
   await node.host.writeFile(file, `${PATRONI_HBA_HEADER}${want.join('\n')}\n`, { mode: 0o600, owner: 'postgres' });
-  await node.host.exec([`${node.paths.pgBin}/psql`, '-X', '-q', '-h', node.paths.pgSocketDir, '-p', String(inv.ports.postgres), '-d', 'postgres', '-c', 'SELECT pg_reload_conf()'], { user: 'postgres' });
+  await localSql(inv, node, 'SELECT pg_reload_conf()');
   return { changed: true, note: extra.length ? `removed ${extra.map((l) => `"${l}"`).join(', ')}` : 'rewritten' };
 }
 

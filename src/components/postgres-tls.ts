@@ -7,6 +7,7 @@ import { withClient } from '../db/client.js';
 import { waitUntil } from '../wait.js';
 import type { CertificateAuthority, CertRequest } from './ca.js';
 import { superuserOn } from './endpoints.js';
+import { localSql } from './postgres.js';
 
 /**
  * PostgreSQL's TLS (sprint 5): every member serves a certificate from the
@@ -18,17 +19,26 @@ import { superuserOn } from './endpoints.js';
  * SCRAM, because not every client in the cluster speaks TLS yet (issue 14:
  * PgBouncer, the exporters, Patroni's replication with verify-full). libpq's
  * default `sslmode=prefer` already makes Patroni's replication and pg_rewind
- * use TLS once the server offers it; PgBouncer 1.18 (`server_tls_sslmode`
- * disable by default) and the PostgreSQL exporter (`sslmode=disable`) do not.
+ * use TLS once the server offers it, and dpgc's own connections verify it
+ * (db/client.ts); PgBouncer 1.18 (`server_tls_sslmode` disable by default)
+ * and the PostgreSQL exporter (`sslmode=disable`) do not.
  */
 export const PG_CERT = 'postgres';
 
-export function pgCertRequest(spec: Pick<HostSpec, 'name' | 'address'>): CertRequest {
-  return { name: PG_CERT, cn: spec.name, dns: [spec.name], ips: [spec.address], usage: ['server'] };
+/**
+ * The member's name and address, and those of the HAProxy hosts: HAProxy
+ * passes TLS through to whichever member is the leader (or a replica, on
+ * the read port), so a client that dialled HAProxy checks the member's
+ * certificate against HAProxy's address. Any member may become the leader,
+ * so every member names them.
+ */
+export function pgCertRequest(inv: Pick<Inventory, 'hosts'>, spec: Pick<HostSpec, 'name' | 'address'>): CertRequest {
+  const routers = inv.hosts.filter((h) => h.roles.includes('haproxy') && h.name !== spec.name);
+  return { name: PG_CERT, cn: spec.name, dns: [spec.name, ...routers.map((h) => h.name)], ips: [spec.address, ...routers.map((h) => h.address)], usage: ['server'] };
 }
 
-export async function ensurePgCert(ca: CertificateAuthority, node: Pick<Node, 'host' | 'paths' | 'spec'>): Promise<{ changed: boolean; note?: string }> {
-  const r = await ca.ensureHostCert(node.host, node.paths.tlsDir, pgCertRequest(node.spec), 'postgres');
+export async function ensurePgCert(ca: CertificateAuthority, inv: Pick<Inventory, 'hosts'>, node: Pick<Node, 'host' | 'paths' | 'spec'>): Promise<{ changed: boolean; note?: string }> {
+  const r = await ca.ensureHostCert(node.host, node.paths.tlsDir, pgCertRequest(inv, node.spec), 'postgres');
   return { changed: r.changed, ...(r.reason ? { note: `issued: ${r.reason}` } : {}) };
 }
 
@@ -57,21 +67,20 @@ export function clusterTlsParameters(inv: Pick<Inventory, 'postgres'>): Record<s
 
 type Ssl = Pick<Inventory, 'hosts' | 'ports' | 'postgres'>;
 
-/** `SHOW ssl` on one member ('on' or 'off'), over a plaintext login: what the server offers, not what a client needs. */
+/** `SHOW ssl` on one member ('on' or 'off'): what the server offers, asked over whatever the client can get. */
 export async function sslOn(inv: Ssl, secrets: Pick<Secrets, 'get'>, spec: HostSpec): Promise<boolean> {
   return withClient(secrets, superuserOn(inv, spec), async (c) => (await c.query<{ ssl: string }>('SHOW ssl')).rows[0]?.ssl === 'on');
 }
 
 /**
  * After a new certificate on a member that already serves TLS: PostgreSQL
- * reads its certificate files again on a reload only.
+ * reads its certificate files again on a reload only. Over the member's own
+ * socket, as postgres: a TCP client would check the certificate being
+ * replaced, and refuse it when it is the reason for the new one.
  */
-export async function reloadIfServing(inv: Ssl, secrets: Pick<Secrets, 'get'>, spec: HostSpec): Promise<boolean> {
-  return withClient(secrets, superuserOn(inv, spec), async (c) => {
-    if ((await c.query<{ ssl: string }>('SHOW ssl')).rows[0]?.ssl !== 'on') return false;
-    await c.query('SELECT pg_reload_conf()');
-    return true;
-  });
+export async function reloadIfServing(inv: Pick<Inventory, 'ports'>, node: Pick<Node, 'host' | 'paths'>): Promise<boolean> {
+  const r = await localSql(inv, node, "SELECT CASE WHEN current_setting('ssl') = 'on' THEN pg_reload_conf() ELSE false END");
+  return r === 't';
 }
 
 /** Until every member offers TLS: Patroni applies a PATCH on each member's next loop, as a reload. */
@@ -90,3 +99,4 @@ export async function waitForTls(inv: Ssl & Pick<Inventory, 'timings'>, secrets:
   );
   return { changed: false, note: `every member serves TLS (${((Date.now() - t0) / 1000).toFixed(1)} s after the change)` };
 }
+

@@ -53,6 +53,16 @@ export function withCreateClusterDisabled(text: string): string {
   return `${kept}${kept === '' || kept.endsWith('\n') ? '' : '\n'}# dpgc: never create a cluster on package install; dpgc initialises its own.\ncreate_main_cluster = false\n`;
 }
 
+/**
+ * One statement through the member's own socket, as postgres (peer): no
+ * password, no TLS, no pg_hba rule for TCP, so it works while any of those is
+ * what is being repaired. Returns psql's unaligned output, trimmed.
+ */
+export async function localSql(inv: Pick<Inventory, 'ports'>, node: Pick<Node, 'host' | 'paths'>, sql: string): Promise<string> {
+  const r = await node.host.exec([`${node.paths.pgBin}/psql`, '-X', '-q', '-At', '-h', node.paths.pgSocketDir, '-p', String(inv.ports.postgres), '-d', 'postgres', '-c', sql], { user: 'postgres' });
+  return r.stdout.trim();
+}
+
 export function postgresPackages(version: number): string[] {
   return [`postgresql-${version}`];
 }

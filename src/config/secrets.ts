@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename } from 'node:fs/promises';
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { isMap, isScalar, stringify } from 'yaml';
 import { ConfigError, type ConfigIssue } from '../errors.js';
@@ -68,6 +68,8 @@ export interface SecretsOptions {
   clusterExists?: { because: string };
   /** The command running, for messages (`dpgc verify`). */
   command?: string;
+  /** The cluster CA's certificate file (components/ca.ts caPathsFor), once there is one. */
+  caCert?: string;
 }
 
 export class Secrets {
@@ -78,6 +80,8 @@ export class Secrets {
   private envChecked = false;
   /** Set by check() when the file is missing where it must exist: nothing may be generated. */
   private noFileAllowed = false;
+  /** Read once found; looked for again until then (a sprint in this run may make it). */
+  private ca: string | undefined;
 
   constructor(
     readonly file: string,
@@ -104,6 +108,18 @@ export class Secrets {
       if (!fromEnv) throw this.missingFile();
     }
     await this.load();
+  }
+
+  /**
+   * The cluster CA's certificate, which every connection dpgc makes checks a
+   * server against (db/client.ts); undefined until a sprint has made the CA.
+   * Public, but kept with the passwords: a client needs both to trust the
+   * cluster and to be trusted by it.
+   */
+  async clusterCa(): Promise<string | undefined> {
+    if (!this.opts.caCert) return undefined;
+    this.ca ??= await readFile(this.opts.caCert, 'utf8').catch(() => undefined);
+    return this.ca;
   }
 
   /** The secret, from the environment, else the file, else (where allowed) newly generated and saved. */

@@ -23,11 +23,44 @@ export type Client = pg.Client;
 export interface ConnectOptions {
   timeoutMs?: number;
   applicationName?: string;
-  /** TLS, the server's certificate verified against this CA and the address dialled (libpq's verify-full). */
+  /**
+   * TLS against this CA, required: a server without TLS is an error (the
+   * check that proves TLS). Without it, the cluster CA (Secrets.clusterCa)
+   * is used when there is one, and a server that offers no TLS is reached
+   * in plaintext.
+   */
   tls?: { ca: string };
 }
 
-export async function connect(secrets: Pick<Secrets, 'get'>, ep: Endpoint, opts: ConnectOptions = {}): Promise<pg.Client> {
+/** What a connection needs from the control machine: passwords, and the CA once there is one. */
+export type Credentials = Pick<Secrets, 'get'> & Partial<Pick<Secrets, 'clusterCa'>>;
+
+/** node-pg's words when the server answers an SSLRequest with 'N'. */
+const NO_TLS = 'The server does not support SSL connections';
+
+/**
+ * libpq's `sslmode=prefer` with verification: TLS, the server's certificate
+ * verified against the cluster CA and the address dialled (Node checks an IP
+ * SAN against an address), whenever the server offers TLS; plaintext only
+ * when it offers none (a cluster before sprint 5, the PITR scratch instance,
+ * PgBouncer's client side). A certificate that does not verify is an error,
+ * never a reason to fall back.
+ */
+export async function connect(secrets: Credentials, ep: Endpoint, opts: ConnectOptions = {}): Promise<pg.Client> {
+  const ca = opts.tls?.ca ?? (await secrets.clusterCa?.());
+  if (ca === undefined) return open(secrets, ep, opts, undefined);
+  try {
+    return await open(secrets, ep, opts, ca);
+  } catch (e) {
+    if (opts.tls || !(e instanceof HostError) || !e.message.endsWith(NO_TLS)) throw e;
+    return open(secrets, ep, opts, undefined);
+  }
+}
+
+/** Node's codes for a certificate that does not verify (expired, unknown issuer, self-signed, wrong name). */
+const CERT_REJECTED = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS_CERT_ALTNAME_INVALID/;
+
+async function open(secrets: Credentials, ep: Endpoint, opts: ConnectOptions, ca: string | undefined): Promise<pg.Client> {
   const client = new pg.Client({
     host: ep.address,
     port: ep.port,
@@ -38,8 +71,7 @@ export async function connect(secrets: Pick<Secrets, 'get'>, ep: Endpoint, opts:
     // loaded machine needs more than 5 s for a SCRAM login (spurious check failures were measured at 5 s).
     connectionTimeoutMillis: opts.timeoutMs ?? 10_000,
     application_name: opts.applicationName ?? 'dpgc',
-    // Node checks the certificate's SANs against the address dialled (an IP SAN for an address).
-    ...(opts.tls ? { ssl: { ca: opts.tls.ca, rejectUnauthorized: true } } : {}),
+    ...(ca ? { ssl: { ca, rejectUnauthorized: true } } : {}),
   });
   // An idle client whose server goes away emits 'error'; without a listener that would crash the process.
   client.on('error', () => {});
@@ -47,17 +79,23 @@ export async function connect(secrets: Pick<Secrets, 'get'>, ep: Endpoint, opts:
     await client.connect();
   } catch (e) {
     await client.end().catch(() => {});
-    const refusedByHba = (e as { code?: string }).code === '28000' && /pg_hba/.test((e as Error).message);
+    const code = (e as { code?: string }).code ?? '';
+    const refusedByHba = code === '28000' && /pg_hba/.test((e as Error).message);
+    const certRejected = ca !== undefined && CERT_REJECTED.test(code);
     throw new HostError(
       `${ep.name}: cannot connect to ${ep.user}@${ep.address}:${ep.port}/${ep.database}: ${(e as Error).message}`,
       // dpgc connects from where it runs, like an application: that address must be allowed too.
-      refusedByHba ? { hint: 'Add the network of the machine dpgc runs on to network.allowed_cidrs in the inventory, then run `dpgc up` to update pg_hba on every node.' } : undefined,
+      refusedByHba
+        ? { hint: 'Add the network of the machine dpgc runs on to network.allowed_cidrs in the inventory, then run `dpgc up` to update pg_hba on every node.' }
+        : certRejected
+          ? { hint: `The server's certificate does not verify against the cluster's CA for ${ep.address}: \`dpgc sprint 5\` issues each member's certificate again (add --force if an earlier sprint's check fails on this same error).` }
+          : undefined,
     );
   }
   return client;
 }
 
-export async function withClient<T>(secrets: Pick<Secrets, 'get'>, ep: Endpoint, fn: (c: pg.Client) => Promise<T>, opts?: ConnectOptions): Promise<T> {
+export async function withClient<T>(secrets: Credentials, ep: Endpoint, fn: (c: pg.Client) => Promise<T>, opts?: ConnectOptions): Promise<T> {
   const c = await connect(secrets, ep, opts);
   try {
     return await fn(c);

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadInventory } from '../../src/config/load.js';
 import { Secrets, secretsPathFor } from '../../src/config/secrets.js';
+import { caPathsFor } from '../../src/components/ca.js';
 import type { RunContext } from '../../src/context.js';
 import { HostPool } from '../../src/hosts/pool.js';
 import { silentLogger } from '../../src/output/log.js';
@@ -36,7 +37,7 @@ export async function createLab(subnet: string, opts: { ssh?: boolean } = {}): P
     cli: (args, o = {}) => dpgc(['-c', config, ...args], o),
     async context() {
       const inventory = await loadInventory(config);
-      const secrets = new Secrets(secretsPathFor(inventory.file));
+      const secrets = new Secrets(secretsPathFor(inventory.file), { caCert: caPathsFor(inventory.file).cert });
       const pool = new HostPool(inventory, { dryRun: false, logger: silentLogger, acceptNewHostKeys: false });
       const ctx: RunContext = {
         inventory,

@@ -14,6 +14,8 @@ import { caPathsFor } from '../../src/components/ca.js';
 import { convergeDynamicConfig } from '../../src/components/patroni-cluster.js';
 import { memberStatus, rest, REST_USER, restTarget, switchover } from '../../src/components/patroni.js';
 import { superuserOn } from '../../src/components/endpoints.js';
+import { localSql } from '../../src/components/postgres.js';
+import type { HostError } from '../../src/errors.js';
 import { withClient } from '../../src/db/client.js';
 import { ensureDirectories, ensureServer, REPO_USER, SCHEDULE, serverService } from '../../src/components/pgbackrest.js';
 import type { RunContext } from '../../src/context.js';
@@ -375,6 +377,12 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit', () => {
     const again = await sprint5Run();
     expect(again.code, again.why).toBe(0);
     expect(again.doc.tasks.changed).toBe(0);
+    // dpgc's own connections now use TLS, verified, also through HAProxy (whose address every member's certificate names).
+    const haproxy = ctx.inventory.hosts.find((h) => h.roles.includes('haproxy'))!;
+    for (const ep of [superuserOn(ctx.inventory, await currentLeader(ctx.inventory)), { ...superuserOn(ctx.inventory, haproxy), port: ctx.inventory.ports.haproxy_primary }]) {
+      const tls = await withClient(ctx.secrets, ep, async (c) => (await c.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows[0]?.ssl);
+      expect(tls, `${ep.address}:${ep.port}`).toBe(true);
+    }
   });
 
   it('pgaudit.log set to none in Patroni’s configuration fails s5.audit.logged naming every member; a re-run puts the DDL class back without a restart', async () => {
@@ -410,8 +418,15 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit', () => {
     }, { timeoutMs: 10_000, everyMs: 500 }, `${replica.name} serving the forged certificate`);
     expect(forged.detail).toMatch(new RegExp(`^${replica.name}: .*(self[- ]signed|unable to verify)`, 'm'));
     expect(forged.detail!.split('\n')).toHaveLength(1);
-    // Re-issued while the member serves TLS: read on a reload, no restart.
-    const startedAt = () => withClient(ctx.secrets, superuserOn(ctx.inventory, replica), async (c) => (await c.query<{ t: string }>('SELECT pg_postmaster_start_time()::text AS t')).rows[0]!.t);
+    // dpgc's own connections check the certificate too, and say what repairs it.
+    const refused = await withClient(ctx.secrets, superuserOn(ctx.inventory, replica), async () => undefined).then(
+      () => undefined,
+      (e: unknown) => e as HostError,
+    );
+    expect(refused?.message).toMatch(/self[- ]signed/);
+    expect(refused?.hint).toContain('`dpgc sprint 5` issues each member');
+    // Re-issued while the member serves TLS: read on a reload, no restart. Asked over the socket: TCP refuses the forged certificate.
+    const startedAt = () => localSql(ctx.inventory, n, 'SELECT pg_postmaster_start_time()::text');
     const up = await startedAt();
     const reissued = await sprint5Run();
     expect(reissued.code, reissued.why).toBe(0);

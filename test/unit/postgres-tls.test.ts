@@ -25,10 +25,17 @@ describe("PostgreSQL's TLS parameters", () => {
     expect(p['ssl_cert_file']).toBe('../../../../../etc/dpgc/tls/postgres.crt');
   });
 
-  it('ask for a server certificate naming the host and its address', () => {
-    const req = pgCertRequest({ name: 'db1', address: '127.0.0.11' });
+  it('ask for a server certificate naming the host and its address, and the HAProxy hosts that route to it', () => {
+    const hosts = [
+      { name: 'ctl', address: '127.0.0.10', roles: ['haproxy', 'etcd'] },
+      { name: 'db1', address: '127.0.0.11', roles: ['postgres'] },
+      { name: 'db2', address: '127.0.0.12', roles: ['postgres', 'haproxy'] },
+    ] as unknown as Parameters<typeof pgCertRequest>[0]['hosts'];
+    const req = pgCertRequest({ hosts }, { name: 'db1', address: '127.0.0.11' });
     expect(requestProblem(req)).toBeUndefined();
     expect(extensionsFor(req)).toContain('extendedKeyUsage = serverAuth\n');
-    expect(extensionsFor(req)).toContain('subjectAltName = DNS:db1, IP:127.0.0.11');
+    expect(extensionsFor(req)).toContain('subjectAltName = DNS:ctl, DNS:db1, DNS:db2, IP:127.0.0.10, IP:127.0.0.11, IP:127.0.0.12');
+    // A member that runs HAProxy itself names itself once.
+    expect(pgCertRequest({ hosts }, { name: 'db2', address: '127.0.0.12' }).ips).toEqual(['127.0.0.12', '127.0.0.10']);
   });
 });
