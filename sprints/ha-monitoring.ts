@@ -15,7 +15,7 @@ export function haMonitoringTasks(ctx: RunContext, sprint: 2 | 3): PlanNode[] {
   const replicas = sprint === 3 ? ctx.pool.specs('postgres').filter((h) => h.name !== firstPostgres(inv).name) : [];
   return [
     ...replicas.map((h) =>
-      onHost('service', `Start postgres_exporter on ${h.name}`, h.name, async () => ensurePostgresExporter(inv, await node(h.name), ctx.secrets)),
+      onHost('service', `Start postgres_exporter on ${h.name}`, h.name, async () => ensurePostgresExporter(ctx, await node(h.name))),
     ),
     ...ctx.pool.specs('monitoring').map((h) =>
       onHost('file', `Add sprint ${sprint}'s scrape targets to Prometheus on ${h.name}`, h.name, async () => ensurePrometheus(inv, await node(h.name), await monitoredSprint(ctx, sprint))),

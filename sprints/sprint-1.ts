@@ -98,7 +98,7 @@ export const sprint1: Sprint = {
             return dir ? { ...r, changed: true } : r;
           }),
         ),
-        onHost('service', `Start postgres_exporter on ${base.name}`, base.name, async () => ensurePostgresExporter(inv, await node(base.name), ctx.secrets)),
+        onHost('service', `Start postgres_exporter on ${base.name}`, base.name, async () => ensurePostgresExporter(ctx, await node(base.name))),
         ...ctx.pool.specs('pgbouncer').map((h) =>
           onHost('service', `Start the PgBouncer exporter on ${h.name}`, h.name, async () => {
             const n = await node(h.name);

@@ -129,7 +129,7 @@ export const sprint4: Sprint = {
       parallel(
         'WAL archiver metrics',
         ctx.pool.specs('postgres').map((h) =>
-          onHost('service', `Update postgres_exporter's queries on ${h.name} (the archiver's state, for the backup alerts)`, h.name, async () => ensurePostgresExporter(inv, await node(h.name), ctx.secrets)),
+          onHost('service', `Update postgres_exporter's queries on ${h.name} (the archiver's state, for the backup alerts)`, h.name, async () => ensurePostgresExporter(ctx, await node(h.name))),
         ),
       ),
       ...ctx.pool.specs('monitoring').map((h) =>

@@ -1,14 +1,17 @@
 import { rolesDeclared, rolesEnforced, scramOnly } from '../src/checks/access.js';
 import { auditLogged } from '../src/checks/audit.js';
-import { pgTls } from '../src/checks/tls.js';
+import { pgTls, tlsSessions } from '../src/checks/tls.js';
 import { CertificateAuthority } from '../src/components/ca.js';
-import { ensurePgCert, reloadIfServing, waitForTls } from '../src/components/postgres-tls.js';
+import { describePlain, ensurePgCert, reloadIfServing, restreamOverTls, sessionsByTls, waitForTls } from '../src/components/postgres-tls.js';
+import { ensurePostgresExporter } from '../src/components/exporters.js';
+import { currentLeader } from '../src/components/cluster.js';
+import { becomes } from '../src/wait.js';
 import { pgauditNotLoaded, pgauditPackage } from '../src/components/audit.js';
 import { ensurePackages } from '../src/components/ha-packages.js';
 import { convergeDynamicConfig, observeDynamicConfig } from '../src/components/patroni-cluster.js';
 import { rollingRestart, staleMembers } from '../src/components/patroni-upgrade.js';
 import { writableHost } from '../src/components/databases.js';
-import { superuserOn } from '../src/components/endpoints.js';
+import { ROLES_DB, superuserOn } from '../src/components/endpoints.js';
 import { pgbouncerTargets } from '../src/components/haproxy.js';
 import { ensureHbaAsRendered } from '../src/components/patroni.js';
 import { ensurePgbouncer } from '../src/components/pgbouncer.js';
@@ -27,9 +30,14 @@ import type { Sprint } from './types.js';
  * added by hand is taken out again; pgaudit logs schema and role changes and
  * PostgreSQL logs connections, into its own files on every member.
  *
+ * PgBouncer's server side, postgres_exporter and replication then reach
+ * PostgreSQL over TLS (verify-full for the first two), and no TCP session on
+ * any member stays in plaintext.
+ *
  * Not here yet (issue 14): TLS required (hostssl only, verify-full for
- * replication and PgBouncer) and on etcd, Patroni's API and the exporters,
- * credential rotation, the firewall and the security alerts.
+ * replication) and on etcd, Patroni's API, PgBouncer's client side and the
+ * exporters' endpoints, credential rotation, the firewall and the security
+ * alerts.
  */
 export const sprint5: Sprint = {
   id: 5,
@@ -103,13 +111,48 @@ export const sprint5: Sprint = {
         ),
       ]),
       parallel(
-        'PgBouncer routes the application roles',
+        'PgBouncer routes the application roles, and reaches PostgreSQL over TLS',
         ctx.pool.specs('pgbouncer').map((h) =>
-          readsLive('file', `Add ${APP_ROLE_LIST.map((r) => r.user).join(' and ')} to PgBouncer's auth file on ${h.name} and reload it`, h.name, async () =>
+          readsLive('file', `Add ${APP_ROLE_LIST.map((r) => r.user).join(' and ')} to PgBouncer's auth file on ${h.name}, connect to PostgreSQL with TLS (verify-full), and reload it`, h.name, async () =>
             ensurePgbouncer(ctx, await node(h.name), await pgbouncerTargets(ctx)),
           ),
         ),
       ),
+      parallel(
+        'postgres_exporter reaches PostgreSQL over TLS',
+        ctx.pool.specs('postgres').map((h) =>
+          readsLive('service', `Connect postgres_exporter on ${h.name} with TLS (verify-full against the cluster CA) and restart it`, h.name, async () => ensurePostgresExporter(ctx, await node(h.name))),
+        ),
+      ),
+      twoWay('service', 'Replication streams that began in plaintext start again over TLS, one replica at a time', undefined, {
+        apply: async () => restreamOverTls(inv, ctx.secrets, await currentLeader(inv)),
+        observe: () =>
+          notYetReachable(async () => {
+            const leader = await currentLeader(inv);
+            const plain = (await sessionsByTls(inv, ctx.secrets, [leader])).plain.filter((p) => p.user === ROLES_DB.replication.user);
+            return plain.length ? { changed: true, would: plain.map(describePlain) } : { changed: false };
+          }),
+      }),
+      twoWay('wait', 'Every TCP session on every member is TLS', undefined, {
+        apply: async () => {
+          const members = ctx.pool.specs('postgres');
+          const t0 = Date.now();
+          let last = '';
+          // PgBouncer closes a server connection when it is next released; postgres_exporter reconnects on its next scrape.
+          // A client dpgc does not configure may stay in plaintext: s5.tls.sessions names it, this step only waits.
+          const allTls = await becomes(
+            async () => {
+              const s = await sessionsByTls(inv, ctx.secrets, members);
+              last = s.plain.map(describePlain).join('; ');
+              return !s.plain.length;
+            },
+            { timeoutMs: 30_000, everyMs: 500 },
+            'every session on the members using TLS',
+          );
+          return { changed: false, note: allTls ? `all TLS (${((Date.now() - t0) / 1000).toFixed(1)} s)` : `still plaintext after 30 s: ${last}` };
+        },
+        observe: async () => ({ changed: false, note: 'waits in a real run' }),
+      }),
       parallel(
         'SCRAM only on every node',
         ctx.pool.specs('postgres').map((h) =>
@@ -121,5 +164,5 @@ export const sprint5: Sprint = {
     ];
   },
 
-  criteria: [rolesDeclared, rolesEnforced, scramOnly, pgTls, auditLogged],
+  criteria: [rolesDeclared, rolesEnforced, scramOnly, pgTls, tlsSessions, auditLogged],
 };

@@ -1,6 +1,7 @@
 import type { TLSSocket } from 'node:tls';
 import { caPathsFor, CertificateAuthority, RENEW_BEFORE_DAYS } from '../components/ca.js';
 import { superuserOn } from '../components/endpoints.js';
+import { describePlain, sessionsByTls } from '../components/postgres-tls.js';
 import { withClient, type Client } from '../db/client.js';
 import { pgHosts } from './common.js';
 import { fail, pass, type Check } from './types.js';
@@ -66,5 +67,29 @@ export const pgTls: Check = {
     const nearest = Math.min(...seen.map((s) => s.validTo?.getTime() ?? Infinity));
     const versions = [...new Set(seen.map((s) => s.version))].join(', ');
     return pass(`${seen.length} members, ${versions}${Number.isFinite(nearest) ? `, nearest certificate end ${new Date(nearest).toISOString().slice(0, 10)}` : ''}`, threshold);
+  },
+};
+
+/**
+ * Nothing on the wire to a member is plaintext: every TCP session on every
+ * member (PgBouncer's server connections, postgres_exporter, the replicas'
+ * streams, dpgc itself) is encrypted. What a client can still do (pg_hba
+ * accepts plaintext until TLS is required) is not measured here; what every
+ * client in the cluster does, is.
+ */
+export const tlsSessions: Check = {
+  id: 's5.tls.sessions',
+  title: 'Every TCP session on every member is encrypted: PgBouncer, the exporters, replication, dpgc',
+  sprint: 5,
+  kind: 'read',
+  async run(ctx) {
+    const s = await sessionsByTls(ctx.inventory, ctx.secrets, pgHosts(ctx));
+    if (s.plain.length) {
+      return fail(s.plain.map(describePlain).join('\n'), {
+        value: `${s.plain.reduce((a, p) => a + p.n, 0)} plaintext of ${s.tls + s.plain.reduce((a, p) => a + p.n, 0)}`,
+        remedy: 'Run `dpgc sprint 5` again: it configures PgBouncer and postgres_exporter for TLS, reopens their connections, and restarts a plaintext replication stream over TLS.',
+      });
+    }
+    return pass(`${s.tls} sessions, all TLS`, 'no plaintext TCP session');
   },
 };

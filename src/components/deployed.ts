@@ -2,7 +2,8 @@ import type { Inventory } from '../config/schema.js';
 import { HostError } from '../errors.js';
 import type { HostPool } from '../hosts/pool.js';
 import { anyAccepts } from '../lock-etcd.js';
-import { patroniView } from './patroni.js';
+import { patroniView, rest, restTarget } from './patroni.js';
+import type { Credentials } from '../db/client.js';
 import { dcsInitializeKey } from './takeover.js';
 
 /**
@@ -47,4 +48,39 @@ export async function observeDeployed(inv: Inv, pool: HostPool): Promise<Deploye
 
 export async function liveSprint(ctx: { inventory: Inv; pool: HostPool }): Promise<number> {
   return deployedSprint(await observeDeployed(ctx.inventory, ctx.pool));
+}
+
+/**
+ * The cluster CA's certificate when the cluster's PostgreSQL serves TLS
+ * (sprint 5 put `ssl = on` into Patroni's dynamic configuration, one for
+ * every member), else undefined. Then every client dpgc configures inside
+ * the cluster (PgBouncer's server side, postgres_exporter) connects with TLS,
+ * verify-full against it, whichever sprint renders that client. Asked of the
+ * live cluster: a Patroni that runs the cluster but does not answer is an
+ * error, never a reason to render a client without TLS.
+ */
+export async function clientTls(ctx: { inventory: Inv; pool: HostPool; secrets: Credentials }): Promise<string | undefined> {
+  const inv = ctx.inventory;
+  if (!(await observeDeployed(inv, ctx.pool)).patroni) return undefined;
+  const members = inv.hosts.filter((h) => h.roles.includes('postgres'));
+  const config = await Promise.any(
+    members.map(async (h) => {
+      const r = await rest<{ postgresql?: { parameters?: Record<string, unknown> } }>(restTarget(inv, h), 'GET', '/config', { timeoutMs: 5000 });
+      if (r.status !== 200) throw new Error(`${h.name}: HTTP ${r.status}`);
+      return r.body;
+    }),
+  ).catch(() => {
+    throw new HostError(`cannot tell whether ${inv.cluster}'s PostgreSQL serves TLS: no Patroni member answers GET /config`, {
+      hint: 'Run `dpgc status` to see which daemons are down; dpgc will not configure a client without TLS on a guess.',
+    });
+  });
+  const ssl = config?.postgresql?.parameters?.['ssl'];
+  if (ssl !== 'on' && ssl !== true) return undefined;
+  const ca = await ctx.secrets.clusterCa?.();
+  if (ca === undefined) {
+    throw new HostError(`${inv.cluster}'s PostgreSQL serves TLS, but this machine has no cluster CA certificate to verify it with`, {
+      hint: 'Restore the CA directory beside the inventory (`<inventory>.ca/`) from the machine that set the cluster up.',
+    });
+  }
+  return ca;
 }

@@ -1,6 +1,8 @@
 import type { Inventory } from '../config/schema.js';
 import type { Secrets } from '../config/secrets.js';
-import type { Node } from '../hosts/pool.js';
+import type { HostPool, Node } from '../hosts/pool.js';
+import type { Credentials } from '../db/client.js';
+import { clientTls } from './deployed.js';
 import type { ServiceSpec } from '../hosts/services.js';
 import { templateText } from '../templates.js';
 import { ROLES_DB } from './endpoints.js';
@@ -17,6 +19,7 @@ export function exporterFiles(node: Pick<Node, 'paths'>) {
   return {
     postgresEnv: `${node.paths.envDir}/postgres-exporter.env`,
     postgresQueries: `${node.paths.prometheusDir}/postgres-exporter-queries.yml`,
+    postgresCa: `${node.paths.prometheusDir}/postgres-exporter-ca.crt`,
     pgbouncerEnv: `${node.paths.envDir}/pgbouncer-exporter.env`,
     pgbouncerScript: `${node.paths.root === '/' ? '' : node.paths.root}/usr/local/lib/dpgc/pgbouncer-exporter.py`,
   };
@@ -49,10 +52,16 @@ export function envFileText(vars: Record<string, string>): string {
     .join('\n')}\n`;
 }
 
-export async function postgresExporterEnv(inv: Pick<Inventory, 'ports'>, node: Pick<Node, 'spec'>, secrets: Pick<Secrets, 'get'>, sslmode = 'disable'): Promise<string> {
+/**
+ * `caFile`: PostgreSQL serves TLS (components/deployed.ts clientTls), and the
+ * exporter verifies it like libpq's verify-full (lib/pq checks an IP SAN
+ * against an address); without it, plaintext, as before sprint 5.
+ */
+export async function postgresExporterEnv(inv: Pick<Inventory, 'ports'>, node: Pick<Node, 'spec'>, secrets: Pick<Secrets, 'get'>, caFile?: string): Promise<string> {
   const m = ROLES_DB.monitoring;
+  const tls = caFile ? `sslmode=verify-full&sslrootcert=${encodeURIComponent(caFile)}` : 'sslmode=disable';
   return envFileText({
-    DATA_SOURCE_URI: `${node.spec.address}:${inv.ports.postgres}/postgres?sslmode=${sslmode}`,
+    DATA_SOURCE_URI: `${node.spec.address}:${inv.ports.postgres}/postgres?${tls}`,
     DATA_SOURCE_USER: m.user,
     DATA_SOURCE_PASS: await secrets.get(m.secret),
   });
@@ -124,11 +133,14 @@ export async function ensureTextfileDir(node: Node): Promise<boolean> {
   return true;
 }
 
-/** postgres_exporter on one PostgreSQL node: its 0600 env file, its queries, its service. */
-export async function ensurePostgresExporter(inv: Pick<Inventory, 'ports'>, node: Node, secrets: Pick<Secrets, 'get'>): Promise<{ changed: boolean; note?: string }> {
+/** postgres_exporter on one PostgreSQL node: its 0600 env file, its queries, the CA once PostgreSQL serves TLS, its service. */
+export async function ensurePostgresExporter(ctx: { inventory: Inventory; secrets: Credentials; pool: HostPool }, node: Node): Promise<{ changed: boolean; note?: string }> {
+  const inv = ctx.inventory;
   const f = exporterFiles(node);
+  const ca = await clientTls(ctx);
   return ensureExporter(node, postgresExporterService(inv, node), [
-    { path: f.postgresEnv, content: await postgresExporterEnv(inv, node, secrets), mode: 0o600 },
+    ...(ca === undefined ? [] : [{ path: f.postgresCa, content: ca, mode: 0o644 }]),
+    { path: f.postgresEnv, content: await postgresExporterEnv(inv, node, ctx.secrets, ca === undefined ? undefined : f.postgresCa), mode: 0o600 },
     { path: f.postgresQueries, content: postgresExporterQueries(), mode: 0o644 },
   ]);
 }

@@ -2,13 +2,14 @@ import { transitionCheckMs } from '../config/timings.js';
 import type { HostSpec, Inventory } from '../config/schema.js';
 import type { Secrets } from '../config/secrets.js';
 import type { HostPaths } from '../config/paths.js';
-import { withClient } from '../db/client.js';
+import { withClient, type Credentials } from '../db/client.js';
 import { writableHost } from './databases.js';
 import { HostError } from '../errors.js';
-import type { Node } from '../hosts/pool.js';
+import type { HostPool, Node } from '../hosts/pool.js';
 import type { ServiceSpec } from '../hosts/services.js';
 import { render } from '../templates.js';
-import { DATABASES, ROLES_DB, firstPostgres, superuserOn, type DatabaseKey } from './endpoints.js';
+import { DATABASES, ROLES_DB, firstPostgres, pgbouncerAdmin, superuserOn, type DatabaseKey } from './endpoints.js';
+import { clientTls } from './deployed.js';
 import { scramMatches, scramVerifier, parseScramVerifier } from './scram.js';
 import { APP_ROLE_LIST } from './roles.js';
 
@@ -35,14 +36,19 @@ export function baseInstanceBackends(inv: Pick<Inventory, 'hosts' | 'file' | 'po
 }
 
 export function pgbouncerFiles(paths: Pick<HostPaths, 'pgbouncerDir'>) {
-  return { ini: `${paths.pgbouncerDir}/pgbouncer.ini`, authFile: `${paths.pgbouncerDir}/userlist.txt` };
+  return { ini: `${paths.pgbouncerDir}/pgbouncer.ini`, authFile: `${paths.pgbouncerDir}/userlist.txt`, serverCa: `${paths.pgbouncerDir}/server-ca.crt` };
 }
 
+/**
+ * `serverTls`: PostgreSQL serves TLS (components/deployed.ts clientTls), so
+ * every server connection uses it, verify-full against the CA file.
+ */
 export function renderPgbouncerIni(
   inv: Pick<Inventory, 'pgbouncer' | 'ports' | 'timings'>,
   host: Pick<HostSpec, 'name' | 'address'>,
   paths: Pick<HostPaths, 'pgbouncerDir' | 'pgSocketDir'>,
   backends: PgbouncerBackend[],
+  o: { serverTls?: boolean } = {},
 ): string {
   const b = inv.pgbouncer;
   for (const d of backends) {
@@ -66,6 +72,7 @@ export function renderPgbouncerIni(
     // Retrying a server login faster than HAProxy re-checks a promoted
     // replica gains nothing; slower adds the difference to every failover.
     loginRetryS: transitionCheckMs(inv.timings) / 1000,
+    serverCa: o.serverTls ? pgbouncerFiles(paths).serverCa : undefined,
   });
 }
 
@@ -152,26 +159,38 @@ export async function authEntries(
  * changed (a reload keeps every client connection; a restart would drop them).
  */
 export async function ensurePgbouncer(
-  ctx: { inventory: Inventory; secrets: Pick<Secrets, 'get'> },
+  ctx: { inventory: Inventory; secrets: Credentials; pool: HostPool },
   node: Node,
   backends: PgbouncerBackend[],
 ): Promise<{ changed: boolean; note?: string }> {
   const inv = ctx.inventory;
   const files = pgbouncerFiles(node.paths);
-  const ini = renderPgbouncerIni(inv, node.spec, node.paths, backends);
+  const ca = await clientTls(ctx);
+  const ini = renderPgbouncerIni(inv, node.spec, node.paths, backends, { serverTls: ca !== undefined });
   const auth = renderAuthFile(await authEntries(inv, ctx.secrets, await node.host.readFile(files.authFile)));
+  const w0 = ca === undefined ? { changed: false } : await node.host.writeFile(files.serverCa, ca, { mode: 0o644, owner: 'root' });
+  const before = await node.host.readFile(files.ini);
   const w1 = await node.host.writeFile(files.ini, ini, { mode: 0o640, owner: 'root', group: 'postgres' });
   const w2 = await node.host.writeFile(files.authFile, auth, { mode: 0o600, owner: 'postgres' });
   const sock = await ensureDir(node, node.paths.pgSocketDir, 'postgres', '2775');
   const spec = pgbouncerService(inv, node, backends);
   const started = await node.services.start(spec);
   if (started.changed) return { changed: true, note: 'started' };
-  if (w1.changed || w2.changed) {
+  if (w0.changed || w1.changed || w2.changed) {
     await node.services.reload(spec);
+    // A reload applies server TLS settings to new server connections only: the open ones are closed
+    // as each is released (RECONNECT), so none stays in plaintext or on the old CA.
+    if (w0.changed || serverTlsLines(before) !== serverTlsLines(ini)) {
+      await withClient(ctx.secrets, pgbouncerAdmin(inv, node.spec), (c) => c.query('RECONNECT'));
+      return { changed: true, note: `reloaded; server connections reopened ${ca ? 'with TLS' : 'without TLS'}` };
+    }
     return { changed: true, note: 'reloaded' };
   }
   return { changed: sock };
 }
+
+/** The ini's server_tls_* lines: what a reload does not apply to open server connections. */
+const serverTlsLines = (ini: string | undefined): string => (ini ?? '').split('\n').filter((l) => l.startsWith('server_tls_')).join('\n');
 
 /** mkdir with owner and mode, reporting whether anything changed. */
 export async function ensureDir(node: Pick<Node, 'host'>, dir: string, owner: string, mode: string): Promise<boolean> {

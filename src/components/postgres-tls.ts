@@ -6,7 +6,7 @@ import type { Secrets } from '../config/secrets.js';
 import { withClient } from '../db/client.js';
 import { waitUntil } from '../wait.js';
 import type { CertificateAuthority, CertRequest } from './ca.js';
-import { superuserOn } from './endpoints.js';
+import { ROLES_DB, superuserOn } from './endpoints.js';
 import { localSql } from './postgres.js';
 
 /**
@@ -100,3 +100,75 @@ export async function waitForTls(inv: Ssl & Pick<Inventory, 'timings'>, secrets:
   return { changed: false, note: `every member serves TLS (${((Date.now() - t0) / 1000).toFixed(1)} s after the change)` };
 }
 
+/** Plaintext TCP sessions on one member, grouped by who holds them. */
+export interface PlainSessions {
+  host: string;
+  user: string;
+  from: string;
+  /** application_name, or the backend type (walsender) when there is none. */
+  what: string;
+  n: number;
+}
+
+/**
+ * Every TCP session on each member, encrypted or not (pg_stat_ssl beside
+ * pg_stat_activity; sockets, which never leave the host, left out). dpgc's
+ * own session asking is one of them, over TLS itself.
+ */
+export async function sessionsByTls(inv: Pick<Inventory, 'ports'>, secrets: Pick<Secrets, 'get'>, members: HostSpec[]): Promise<{ plain: PlainSessions[]; tls: number }> {
+  const per = await Promise.all(
+    members.map((m) =>
+      withClient(secrets, superuserOn(inv, m), async (c) =>
+        (
+          await c.query<{ user: string | null; from: string; what: string; ssl: boolean; n: number }>(
+            `SELECT a.usename AS user, host(a.client_addr) AS from, coalesce(nullif(a.application_name, ''), a.backend_type) AS what, s.ssl, count(*)::int AS n
+               FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.client_addr IS NOT NULL GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3`,
+          )
+        ).rows.map((r) => ({ ...r, host: m.name })),
+      ),
+    ),
+  );
+  const rows = per.flat();
+  return {
+    plain: rows.filter((r) => !r.ssl).map((r) => ({ host: r.host, user: r.user ?? '?', from: r.from, what: r.what, n: r.n })),
+    tls: rows.filter((r) => r.ssl).reduce((a, r) => a + r.n, 0),
+  };
+}
+
+export const describePlain = (p: PlainSessions): string => `${p.host}: ${p.n} plaintext session(s) of ${p.user} from ${p.from} (${p.what})`;
+
+/**
+ * A replica whose stream from the leader began before the leader served TLS
+ * keeps it in plaintext for as long as it lasts: the leader's WAL sender for
+ * it is ended, and the replica connects again, now over TLS (libpq's
+ * sslmode=prefer in Patroni's primary_conninfo), within half a second in the
+ * lab. One replica at a time, each streaming again before the next: a
+ * synchronous standby's commits wait for it meanwhile. (pg_terminate_backend
+ * refuses the replica's WAL receiver: it is not a backend.)
+ */
+export async function restreamOverTls(inv: Pick<Inventory, 'hosts' | 'ports' | 'timings'>, secrets: Pick<Secrets, 'get'>, leader: HostSpec): Promise<{ changed: boolean; note?: string }> {
+  const { plain } = await sessionsByTls(inv, secrets, [leader]);
+  // Patroni names each stream after its member (application_name in primary_conninfo); in the lab every
+  // stream comes from 127.0.0.1, so the name, not the address, says whose it is.
+  const replicas = inv.hosts.filter((h) => h.roles.includes('postgres') && h.name !== leader.name && plain.some((p) => isStreamOf(p, h.name)));
+  for (const r of replicas) {
+    await withClient(secrets, superuserOn(inv, leader), (c) =>
+      c.query("SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.backend_type = 'walsender' AND a.application_name = $1 AND NOT s.ssl", [r.name]),
+    );
+    await waitUntil(
+      async (seen) => {
+        const s = await sessionsByTls(inv, secrets, [leader]);
+        const still = s.plain.filter((p) => isStreamOf(p, r.name));
+        const streaming = await withClient(secrets, superuserOn(inv, leader), async (c) => (await c.query("SELECT 1 FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'", [r.name])).rowCount ?? 0);
+        if (!still.length && streaming > 0) return true;
+        seen(still.length ? still.map(describePlain).join('; ') : `${r.name} not streaming yet`);
+        return undefined;
+      },
+      { timeoutMs: (inv.timings.loop_wait + 20) * 1000, everyMs: 250, retryErrors: true },
+      `${r.name} streaming from ${leader.name} over TLS`,
+    );
+  }
+  return replicas.length ? { changed: true, note: `re-streamed over TLS: ${replicas.map((r) => r.name).join(', ')}` } : { changed: false };
+}
+
+const isStreamOf = (p: PlainSessions, member: string): boolean => p.user === ROLES_DB.replication.user && p.what === member;

@@ -8,12 +8,12 @@ import type { Check, CheckResult } from '../../src/checks/types.js';
 import { promGet, promQuery } from '../../src/checks/prom-api.js';
 import { ensureBackupMetrics, ensureNodeExporterReadsTextfiles } from '../../src/components/backup-metrics.js';
 import { alertThresholds, ensureSchedule, lastScheduledRun, waitForScheduledRun } from '../../src/components/backup-schedule.js';
-import { nodeExporterService } from '../../src/components/exporters.js';
+import { exporterFiles, nodeExporterService, postgresExporterEnv, postgresExporterService } from '../../src/components/exporters.js';
 import { prometheusUrl } from '../../src/components/prometheus.js';
 import { caPathsFor } from '../../src/components/ca.js';
 import { convergeDynamicConfig } from '../../src/components/patroni-cluster.js';
 import { memberStatus, rest, REST_USER, restTarget, switchover } from '../../src/components/patroni.js';
-import { superuserOn } from '../../src/components/endpoints.js';
+import { appViaPgbouncer, pgbouncerAdmin, superuserOn } from '../../src/components/endpoints.js';
 import { localSql } from '../../src/components/postgres.js';
 import type { HostError } from '../../src/errors.js';
 import { withClient } from '../../src/db/client.js';
@@ -356,9 +356,9 @@ describe('backup alerts', () => {
  */
 describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit', () => {
   const s5 = (id: string) => sprint5.criteria.find((c) => c.id === id)!;
-  const sprint5Run = async () => {
+  const sprint5Run = async (...extra: string[]) => {
     const started = Date.now();
-    const r = await lab.cli(['--yes', '--json', 'sprint', '5'], { timeoutMs: 600_000 });
+    const r = await lab.cli(['--yes', '--json', 'sprint', '5', ...extra], { timeoutMs: 600_000 });
     timings[`sprint 5 (${Object.keys(timings).filter((k) => k.startsWith('sprint 5')).length + 1})`] = (Date.now() - started) / 1000;
     const doc = JSON.parse(r.stdout) as { tasks: { changed: number }; results: { id: string; verdict: string; detail?: string }[] };
     return { code: r.code, doc, why: explain(r) };
@@ -373,7 +373,7 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit', () => {
     if (!state.sprints['4']?.passed) expect((await sprint4Run('sprint 4 (for sprint 5)')).passed).toBe(true);
     const first = await sprint5Run();
     expect(first.code, first.why).toBe(0);
-    expect(first.doc.results.map((r) => r.id).sort()).toEqual(['s5.audit.logged', 's5.auth.scram-only', 's5.roles.enforced', 's5.roles.privileges', 's5.tls.postgres']);
+    expect(first.doc.results.map((r) => r.id).sort()).toEqual(['s5.audit.logged', 's5.auth.scram-only', 's5.roles.enforced', 's5.roles.privileges', 's5.tls.postgres', 's5.tls.sessions']);
     const again = await sprint5Run();
     expect(again.code, again.why).toBe(0);
     expect(again.doc.tasks.changed).toBe(0);
@@ -404,7 +404,7 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit', () => {
     expect((await memberStatus(restTarget(ctx.inventory, leader))).timeline).toBe(before);
   });
 
-  it('a certificate the CA did not sign on one member, and ssl off in Patroni’s configuration, fail s5.tls.postgres naming each; a re-run re-issues and reloads, another turns TLS back on, neither restarts', async () => {
+  it('a certificate the CA did not sign on one member, and ssl off in Patroni’s configuration, fail s5.tls.postgres naming each; a re-run re-issues and reloads, another (--force) turns TLS back on and restarts a stream that began in plaintext over TLS, neither restarts a member', async () => {
     const leader = await currentLeader(ctx.inventory);
     const replica = ctx.inventory.hosts.find((h) => h.roles.includes('postgres') && h.name !== leader.name)!;
     // A self-signed certificate for the replica's own key: the name matches, only the issuer is wrong.
@@ -440,13 +440,46 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit', () => {
       return x.verdict === 'fail' && (x.detail ?? '').split('\n').length === 3 && !/self[- ]signed|unable to verify/.test(x.detail ?? '') ? x : undefined;
     }, { timeoutMs: 30_000, everyMs: 1000 }, 'every member reloaded with ssl = off');
     for (const h of ['db1', 'db2', 'db3']) expect(off.detail).toMatch(new RegExp(`^${h}: .*does not support SSL`, 'm'));
+    // A replica whose stream restarts now streams in plaintext, and stays so after TLS is back.
+    await asSuperuser(leader, 'postgres', `SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE application_name = '${replica.name}'`);
+    await waitUntil(async () => ((await run(s5('s5.tls.sessions'))).detail ?? '').includes(`(${replica.name})`) || undefined, { timeoutMs: 30_000, everyMs: 500 }, `${replica.name} streaming in plaintext`);
 
     const before = (await memberStatus(restTarget(ctx.inventory, leader))).timeline;
-    const fix = await sprint5Run();
+    // With TLS off every verify-full client fails (PgBouncer's server side, the exporters), and sprint 4's
+    // criteria that read the exporters may fail with them: --force is the way through the gate.
+    const fix = await sprint5Run('--force');
     expect(fix.code, fix.why).toBe(0);
     expect(fix.doc.results.find((r) => r.id === 's5.tls.postgres')?.verdict).toBe('pass');
+    expect(fix.doc.results.find((r) => r.id === 's5.tls.sessions')?.verdict, fix.why).toBe('pass');
     expect((await currentLeader(ctx.inventory)).name).toBe(leader.name);
     expect((await memberStatus(restTarget(ctx.inventory, leader))).timeline).toBe(before);
+  });
+
+  it('PgBouncer and postgres_exporter put back to plaintext fail s5.tls.sessions naming their sessions; a re-run reopens them over TLS', async () => {
+    const ctl = await node('ctl');
+    const leader = await currentLeader(ctx.inventory);
+    const ini = `${ctl.paths.pgbouncerDir}/pgbouncer.ini`;
+    await ctl.host.writeFile(ini, ((await ctl.host.readFile(ini)) ?? '').replace('server_tls_sslmode = verify-full', 'server_tls_sslmode = disable'), { mode: 0o640, owner: 'root', group: 'postgres' });
+    const admin = pgbouncerAdmin(ctx.inventory, ctl.spec);
+    await withClient(ctx.secrets, admin, async (c) => {
+      await c.query('RELOAD');
+      await c.query('RECONNECT');
+    });
+    // Traffic through PgBouncer opens server connections, now in plaintext.
+    await withClient(ctx.secrets, appViaPgbouncer(ctx.inventory, ctl.spec, 'project'), (c) => c.query('SELECT 1'));
+    const ln = await node(leader.name);
+    await ln.host.writeFile(exporterFiles(ln).postgresEnv, await postgresExporterEnv(ctx.inventory, ln, ctx.secrets), { mode: 0o600 });
+    await ln.services.restart(postgresExporterService(ctx.inventory, ln));
+    const broken = await waitUntil(async () => {
+      const x = await run(s5('s5.tls.sessions'));
+      return x.verdict === 'fail' && /dpgc_monitor/.test(x.detail ?? '') && /dpg_cluster/.test(x.detail ?? '') ? x : undefined;
+    }, { timeoutMs: 30_000, everyMs: 1000 }, 'plaintext sessions from PgBouncer and the exporter');
+    expect(broken.detail).toMatch(new RegExp(`^${leader.name}: \\d+ plaintext session\\(s\\) of dpgc_monitor from `, 'm'));
+    expect(broken.detail).toMatch(new RegExp(`^${leader.name}: \\d+ plaintext session\\(s\\) of dpg_cluster from `, 'm'));
+    const fix = await sprint5Run();
+    expect(fix.code, fix.why).toBe(0);
+    expect(fix.doc.results.find((r) => r.id === 's5.tls.sessions')?.verdict, fix.why).toBe('pass');
+    expect(fix.doc.tasks.changed).toBeGreaterThanOrEqual(2);
   });
 
   it('a grant too many (CREATE in public, INSERT for readonly_user, membership in the owner) fails both role criteria, naming each; a re-run repairs them', async () => {

@@ -74,6 +74,14 @@ describe('pgbouncer.ini', () => {
     expect(t).toContain('max_client_conn = 2000\n');
   });
 
+  it('reaches PostgreSQL over TLS, verify-full against the CA beside it, once the cluster serves TLS (and not before)', () => {
+    expect(ini).not.toContain('server_tls');
+    const tls = renderPgbouncerIni(inv, ctl, hostPaths(inv, ctl), baseInstanceBackends(inv), { serverTls: true });
+    expect(tls).toContain('server_tls_sslmode = verify-full\n');
+    expect(tls).toContain(`server_tls_ca_file = ${hostPaths(inv, ctl).pgbouncerDir}/server-ca.crt\n`);
+    expect(tls).toContain('server_tls_protocols = secure\n');
+  });
+
   it('refuses a backend that would need quoting', () => {
     expect(() => renderPgbouncerIni(inv, ctl, hostPaths(inv, ctl), [{ alias: 'x y', host: 'h', port: 1, dbname: 'd' }])).toThrow(/quoted/);
   });
