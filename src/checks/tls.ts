@@ -1,5 +1,5 @@
 import type { TLSSocket } from 'node:tls';
-import { caPathsFor, CertificateAuthority, RENEW_BEFORE_DAYS } from '../components/ca.js';
+import { caPathsFor, RENEW_BEFORE_DAYS } from '../components/ca.js';
 import { superuserOn } from '../components/endpoints.js';
 import { describePlain, sessionsByTls } from '../components/postgres-tls.js';
 import { withClient, type Client } from '../db/client.js';
@@ -29,9 +29,8 @@ export const pgTls: Check = {
   sprint: 5,
   kind: 'read',
   async run(ctx) {
-    const caFile = caPathsFor(ctx.inventory.file).cert;
-    const ca = await CertificateAuthority.controlHost({ dryRun: false, logger: ctx.logger }).readFile(caFile);
-    if (ca === undefined) return fail(`the cluster's CA certificate ${caFile} does not exist`, { remedy: 'Run `dpgc sprint 4` (it creates the CA), then `dpgc sprint 5`.' });
+    const ca = await ctx.secrets.clusterCa();
+    if (ca === undefined) return fail(`the cluster's CA certificate ${caPathsFor(ctx.inventory.file).cert} does not exist`, { remedy: 'Run `dpgc sprint 4` (it creates the CA), then `dpgc sprint 5`.' });
     const problems: string[] = [];
     const seen: { host: string; version: string; validTo?: Date }[] = [];
     await Promise.all(

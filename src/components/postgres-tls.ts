@@ -15,13 +15,13 @@ import { localSql } from './postgres.js';
  * TLS 1.2 at least. The key is made on the member, owned by postgres, and
  * never leaves it.
  *
- * Offered, not yet required: pg_hba still accepts a plaintext TCP login with
- * SCRAM, because not every client in the cluster speaks TLS yet (issue 14:
- * PgBouncer, the exporters, Patroni's replication with verify-full). libpq's
- * default `sslmode=prefer` already makes Patroni's replication and pg_rewind
- * use TLS once the server offers it, and dpgc's own connections verify it
- * (db/client.ts); PgBouncer 1.18 (`server_tls_sslmode` disable by default)
- * and the PostgreSQL exporter (`sslmode=disable`) do not.
+ * Used by every client dpgc configures, not yet required: dpgc's own
+ * connections verify it (db/client.ts), PgBouncer's server side and
+ * postgres_exporter connect verify-full once the cluster serves it
+ * (deployed.ts clientTls), and Patroni's replication and pg_rewind use it
+ * through libpq's default `sslmode=prefer`. pg_hba still accepts a plaintext
+ * TCP login with SCRAM, for clients of the operator's own (issue 14: hostssl
+ * only, and verify-full for replication, come next).
  */
 export const PG_CERT = 'postgres';
 
@@ -157,11 +157,11 @@ export async function restreamOverTls(inv: Pick<Inventory, 'hosts' | 'ports' | '
     );
     await waitUntil(
       async (seen) => {
-        const s = await sessionsByTls(inv, secrets, [leader]);
-        const still = s.plain.filter((p) => isStreamOf(p, r.name));
-        const streaming = await withClient(secrets, superuserOn(inv, leader), async (c) => (await c.query("SELECT 1 FROM pg_stat_replication WHERE application_name = $1 AND state = 'streaming'", [r.name])).rowCount ?? 0);
-        if (!still.length && streaming > 0) return true;
-        seen(still.length ? still.map(describePlain).join('; ') : `${r.name} not streaming yet`);
+        const ssl = await withClient(secrets, superuserOn(inv, leader), async (c) =>
+          (await c.query<{ ssl: boolean }>("SELECT s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) WHERE r.application_name = $1 AND r.state = 'streaming'", [r.name])).rows[0]?.ssl,
+        );
+        if (ssl === true) return true;
+        seen(ssl === false ? `${r.name} streaming in plaintext` : `${r.name} not streaming yet`);
         return undefined;
       },
       { timeoutMs: (inv.timings.loop_wait + 20) * 1000, everyMs: 250, retryErrors: true },
