@@ -57,6 +57,9 @@ export const sprint5: Sprint = {
     const auditHosts = [...ctx.pool.specs('postgres'), ...ctx.pool.specs('backup').filter((h) => !h.roles.includes('postgres'))];
 
     const theCa = CertificateAuthority.lazy({ dryRun: ctx.options.dryRun, logger: ctx.logger, inventoryFile: inv.file, cluster: inv.cluster });
+    // The PgBouncer and exporter steps come after TLS is on (the steps before them turn it on and wait for
+    // it), so they are told to use TLS rather than asking the cluster: a plan made before then shows them too.
+    const clusterCa = async (): Promise<string> => (await theCa()).certPem;
     const converge = (title: string, o: { tls: true } | { audit: true }) =>
       twoWay('rest', title, undefined, {
         apply: async () => {
@@ -114,14 +117,14 @@ export const sprint5: Sprint = {
         'PgBouncer routes the application roles, and reaches PostgreSQL over TLS',
         ctx.pool.specs('pgbouncer').map((h) =>
           readsLive('file', `Add ${APP_ROLE_LIST.map((r) => r.user).join(' and ')} to PgBouncer's auth file on ${h.name}, connect to PostgreSQL with TLS (verify-full), and reload it`, h.name, async () =>
-            ensurePgbouncer(ctx, await node(h.name), await pgbouncerTargets(ctx)),
+            ensurePgbouncer(ctx, await node(h.name), await pgbouncerTargets(ctx), { tlsCa: await clusterCa() }),
           ),
         ),
       ),
       parallel(
         'postgres_exporter reaches PostgreSQL over TLS',
         ctx.pool.specs('postgres').map((h) =>
-          readsLive('service', `Connect postgres_exporter on ${h.name} with TLS (verify-full against the cluster CA) and restart it`, h.name, async () => ensurePostgresExporter(ctx, await node(h.name))),
+          readsLive('service', `Connect postgres_exporter on ${h.name} with TLS (verify-full against the cluster CA) and restart it`, h.name, async () => ensurePostgresExporter(ctx, await node(h.name), { tlsCa: await clusterCa() })),
         ),
       ),
       twoWay('service', 'Replication streams that began in plaintext start again over TLS, one replica at a time', undefined, {

@@ -51,6 +51,14 @@ export async function liveSprint(ctx: { inventory: Inv; pool: HostPool }): Promi
 }
 
 /**
+ * `tlsCa`: the sprint that turns TLS on (5) says so itself, so its plan shows
+ * the clients it will move to TLS, before the live cluster serves it.
+ */
+export interface ClientTlsChoice {
+  tlsCa?: string;
+}
+
+/**
  * The cluster CA's certificate when the cluster's PostgreSQL serves TLS
  * (sprint 5 put `ssl = on` into Patroni's dynamic configuration, one for
  * every member), else undefined. Then every client dpgc configures inside

@@ -2,7 +2,7 @@ import type { Inventory } from '../config/schema.js';
 import type { Secrets } from '../config/secrets.js';
 import type { HostPool, Node } from '../hosts/pool.js';
 import type { Credentials } from '../db/client.js';
-import { clientTls } from './deployed.js';
+import { clientTls, type ClientTlsChoice } from './deployed.js';
 import type { ServiceSpec } from '../hosts/services.js';
 import { templateText } from '../templates.js';
 import { ROLES_DB } from './endpoints.js';
@@ -134,10 +134,10 @@ export async function ensureTextfileDir(node: Node): Promise<boolean> {
 }
 
 /** postgres_exporter on one PostgreSQL node: its 0600 env file, its queries, the CA once PostgreSQL serves TLS, its service. */
-export async function ensurePostgresExporter(ctx: { inventory: Inventory; secrets: Credentials; pool: HostPool }, node: Node): Promise<{ changed: boolean; note?: string }> {
+export async function ensurePostgresExporter(ctx: { inventory: Inventory; secrets: Credentials; pool: HostPool }, node: Node, o: ClientTlsChoice = {}): Promise<{ changed: boolean; note?: string }> {
   const inv = ctx.inventory;
   const f = exporterFiles(node);
-  const ca = await clientTls(ctx);
+  const ca = o.tlsCa ?? (await clientTls(ctx));
   return ensureExporter(node, postgresExporterService(inv, node), [
     ...(ca === undefined ? [] : [{ path: f.postgresCa, content: ca, mode: 0o644 }]),
     { path: f.postgresEnv, content: await postgresExporterEnv(inv, node, ctx.secrets, ca === undefined ? undefined : f.postgresCa), mode: 0o600 },

@@ -9,7 +9,7 @@ import type { HostPool, Node } from '../hosts/pool.js';
 import type { ServiceSpec } from '../hosts/services.js';
 import { render } from '../templates.js';
 import { DATABASES, ROLES_DB, firstPostgres, pgbouncerAdmin, superuserOn, type DatabaseKey } from './endpoints.js';
-import { clientTls } from './deployed.js';
+import { clientTls, type ClientTlsChoice } from './deployed.js';
 import { scramMatches, scramVerifier, parseScramVerifier } from './scram.js';
 import { APP_ROLE_LIST } from './roles.js';
 
@@ -162,10 +162,11 @@ export async function ensurePgbouncer(
   ctx: { inventory: Inventory; secrets: Credentials; pool: HostPool },
   node: Node,
   backends: PgbouncerBackend[],
+  o: ClientTlsChoice = {},
 ): Promise<{ changed: boolean; note?: string }> {
   const inv = ctx.inventory;
   const files = pgbouncerFiles(node.paths);
-  const ca = await clientTls(ctx);
+  const ca = o.tlsCa ?? (await clientTls(ctx));
   const ini = renderPgbouncerIni(inv, node.spec, node.paths, backends, { serverTls: ca !== undefined });
   const auth = renderAuthFile(await authEntries(inv, ctx.secrets, await node.host.readFile(files.authFile)));
   const w0 = ca === undefined ? { changed: false } : await node.host.writeFile(files.serverCa, ca, { mode: 0o644, owner: 'root' });
