@@ -2,7 +2,7 @@ import { rolesDeclared, rolesEnforced, scramOnly } from '../src/checks/access.js
 import { auditLogged } from '../src/checks/audit.js';
 import { pgTls, tlsSessions } from '../src/checks/tls.js';
 import { CertificateAuthority } from '../src/components/ca.js';
-import { describePlain, ensurePgCert, reloadIfServing, restreamOverTls, sessionsByTls, waitForTls } from '../src/components/postgres-tls.js';
+import { describePlain, ensurePgCert, plaintextStreams, reloadIfServing, restreamOverTls, sessionsByTls, waitForTls } from '../src/components/postgres-tls.js';
 import { ensurePostgresExporter } from '../src/components/exporters.js';
 import { currentLeader } from '../src/components/cluster.js';
 import { becomes } from '../src/wait.js';
@@ -11,7 +11,7 @@ import { ensurePackages } from '../src/components/ha-packages.js';
 import { convergeDynamicConfig, observeDynamicConfig } from '../src/components/patroni-cluster.js';
 import { rollingRestart, staleMembers } from '../src/components/patroni-upgrade.js';
 import { writableHost } from '../src/components/databases.js';
-import { ROLES_DB, superuserOn } from '../src/components/endpoints.js';
+import { superuserOn } from '../src/components/endpoints.js';
 import { pgbouncerTargets } from '../src/components/haproxy.js';
 import { ensureHbaAsRendered } from '../src/components/patroni.js';
 import { ensurePgbouncer } from '../src/components/pgbouncer.js';
@@ -131,9 +131,8 @@ export const sprint5: Sprint = {
         apply: async () => restreamOverTls(inv, ctx.secrets, await currentLeader(inv)),
         observe: () =>
           notYetReachable(async () => {
-            const leader = await currentLeader(inv);
-            const plain = (await sessionsByTls(inv, ctx.secrets, [leader])).plain.filter((p) => p.user === ROLES_DB.replication.user);
-            return plain.length ? { changed: true, would: plain.map(describePlain) } : { changed: false };
+            const streams = await plaintextStreams(inv, ctx.secrets, await currentLeader(inv));
+            return streams.length ? { changed: true, would: streams.map((x) => describePlain(x.session)) } : { changed: false };
           }),
       }),
       twoWay('wait', 'Every TCP session on every member is TLS', undefined, {

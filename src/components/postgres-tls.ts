@@ -147,10 +147,7 @@ export const describePlain = (p: PlainSessions): string => `${p.host}: ${p.n} pl
  * refuses the replica's WAL receiver: it is not a backend.)
  */
 export async function restreamOverTls(inv: Pick<Inventory, 'hosts' | 'ports' | 'timings'>, secrets: Pick<Secrets, 'get'>, leader: HostSpec): Promise<{ changed: boolean; note?: string }> {
-  const { plain } = await sessionsByTls(inv, secrets, [leader]);
-  // Patroni names each stream after its member (application_name in primary_conninfo); in the lab every
-  // stream comes from 127.0.0.1, so the name, not the address, says whose it is.
-  const replicas = inv.hosts.filter((h) => h.roles.includes('postgres') && h.name !== leader.name && plain.some((p) => isStreamOf(p, h.name)));
+  const replicas = (await plaintextStreams(inv, secrets, leader)).map((p) => p.replica);
   for (const r of replicas) {
     await withClient(secrets, superuserOn(inv, leader), (c) =>
       c.query("SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.backend_type = 'walsender' AND a.application_name = $1 AND NOT s.ssl", [r.name]),
@@ -171,4 +168,16 @@ export async function restreamOverTls(inv: Pick<Inventory, 'hosts' | 'ports' | '
   return replicas.length ? { changed: true, note: `re-streamed over TLS: ${replicas.map((r) => r.name).join(', ')}` } : { changed: false };
 }
 
-const isStreamOf = (p: PlainSessions, member: string): boolean => p.user === ROLES_DB.replication.user && p.what === member;
+/**
+ * The replicas streaming from the leader in plaintext, with their sessions.
+ * Patroni names each stream after its member (application_name in
+ * primary_conninfo); in the lab every stream comes from 127.0.0.1, so the
+ * name, not the address, says whose it is.
+ */
+export async function plaintextStreams(inv: Pick<Inventory, 'hosts' | 'ports'>, secrets: Pick<Secrets, 'get'>, leader: HostSpec): Promise<{ replica: HostSpec; session: PlainSessions }[]> {
+  const { plain } = await sessionsByTls(inv, secrets, [leader]);
+  return inv.hosts.flatMap((h) => {
+    const session = h.roles.includes('postgres') && h.name !== leader.name ? plain.find((p) => p.user === ROLES_DB.replication.user && p.what === h.name) : undefined;
+    return session ? [{ replica: h, session }] : [];
+  });
+}

@@ -14,6 +14,7 @@ import { ensureLabSshd, LAB_SSH_PORT, labSshFiles } from '../../src/lab/ssh.js';
 import { silentLogger } from '../../src/output/log.js';
 import { dpgc } from '../helpers/cli.js';
 import { createLab, type TestLab } from '../helpers/lab.js';
+import { alive } from '../helpers/proc.js';
 
 /**
  * The lab over SSH (127.0.50.x): `lab init --ssh` starts one supervised sshd
@@ -52,12 +53,6 @@ function answers(address: string, port: number): Promise<boolean> {
     s.once('error', () => done(false));
     s.once('connect', () => done(true));
   });
-}
-
-/** A zombie counts as gone: it has exited and waits only for its new parent (PID 1 here) to reap it. */
-async function alive(pid: number): Promise<boolean> {
-  const st = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  return st !== '' && st.slice(st.lastIndexOf(')') + 2)[0] !== 'Z';
 }
 
 /** Processes whose command line mentions `text` (the lab directory), this test's own excluded. */
@@ -207,7 +202,7 @@ describe('the lab over SSH', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('Stopped sshd on ctl');
     expect(existsSync(labDir)).toBe(false);
-    expect(await alive(pid)).toBe(false);
+    expect(alive(pid)).toBe(false);
     for (const a of ADDRESSES) expect(await answers(a, LAB_SSH_PORT), a).toBe(false);
     // Sessions close with their clients; give the last one a moment.
     for (let i = 0; i < 20 && (await processesMentioning(labDir)).length; i++) await new Promise((res) => setTimeout(res, 250));

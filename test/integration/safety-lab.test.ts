@@ -13,6 +13,7 @@ import { MARKER } from '../../src/lab/marker.js';
 import { runLockKey } from '../../src/lock-etcd.js';
 import { lockPathFor, processStartTime } from '../../src/lock.js';
 import { silentLogger } from '../../src/output/log.js';
+import { alive } from '../helpers/proc.js';
 import { BIN, dpgc } from '../helpers/cli.js';
 import { createLab, type TestLab } from '../helpers/lab.js';
 
@@ -31,16 +32,6 @@ async function ctlServices() {
   const inv = await loadInventory(lab.config);
   const ctl = inv.hosts.find((h) => h.name === 'ctl')!;
   return serviceManager(new LocalHost({ name: 'ctl', address: ctl.address, dryRun: false, logger: silentLogger }), { services: 'supervised' }, hostPaths(inv, ctl));
-}
-
-/** Running, and not a zombie waiting for its parent (kill -0 succeeds on those). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(') ') + 2, stat.lastIndexOf(') ') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 let webPid: number;
