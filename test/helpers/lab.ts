@@ -14,7 +14,8 @@ import { dpgc, type CliResult } from './cli.js';
  * developer's own lab on 127.0.0.x) never collide. Subnets in use:
  * 127.0.10 sprint 0, 127.0.20 sprint 1, 127.0.30 sprints 2-3, 127.0.40 drills, 127.0.50 ssh,
  * 127.0.60 services, 127.0.80 interrupt, 127.0.120 safety-lab, 127.0.130 sprint 4, 127.0.160 init wizard;
- * bench/failover uses 127.0.70.
+ * bench/failover uses 127.0.70. DPGC_TEST_SUBNET moves a run to another subnet, so two checkouts
+ * can run the same file at once (a developer's worktree beside CI-like runs).
  */
 export interface TestLab {
   dir: string;
@@ -25,7 +26,8 @@ export interface TestLab {
   down(): Promise<void>;
 }
 
-export async function createLab(subnet: string, opts: { ssh?: boolean } = {}): Promise<TestLab> {
+export async function createLab(fileSubnet: string, opts: { ssh?: boolean } = {}): Promise<TestLab> {
+  const subnet = process.env['DPGC_TEST_SUBNET'] ?? fileSubnet;
   const dir = await mkdtemp(join('/tmp', `dpgc-test-${subnet.replace(/\./g, '-')}-`));
   // mkdtemp makes it 0700; daemons run as their own users (postgres, etcd…) and must reach their directories below it.
   await chmod(dir, 0o755);

@@ -169,11 +169,11 @@ describe('dpgc sprint 4', () => {
     const port = ctx.inventory.ports.restore_scratch;
     // A listener dpgc does not track, on the scratch instance's address and port.
     // Why sh: the listener runs in the background and its pid is what the test stops later.
-    const pid = (await ctl.host.exec(['sh', '-c', 'timeout 120 python3 -c "$1" >/dev/null 2>&1 & echo $!', 'sh', `import socket,time;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('127.0.130.10',${port}));s.listen();time.sleep(120)`])).stdout.trim();
+    const pid = (await ctl.host.exec(['sh', '-c', 'timeout 120 python3 -c "$1" >/dev/null 2>&1 & echo $!', 'sh', `import socket,time;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('${ctl.spec.address}',${port}));s.listen();time.sleep(120)`])).stdout.trim();
     await sleep(1000);
     const r = await run(s4('s4.pitr.drill'));
     expect(r.verdict).toBe('fail');
-    expect(r.detail).toContain(`127.0.130.10:${port} is already taken`);
+    expect(r.detail).toContain(`${ctl.spec.address}:${port} is already taken`);
     await ctl.host.exec(['kill', pid]);
     await sleep(1000);
     const ok = await run(s4('s4.pitr.drill'));
@@ -320,7 +320,7 @@ describe('backup alerts', () => {
     timings['backup failing with the repository TLS server down'] = (Date.now() - t0) / 1000;
     expect(r.code, r.stderr).toBe(4);
     expect(r.stderr).toMatch(/error: ctl: the incr backup failed \(pgBackRest error \d+\)/);
-    expect(r.stderr).toContain(`pgBackRest's TLS server on the repository host ctl (127.0.130.10:${ctx.inventory.ports.pgbackrest}) is not running`);
+    expect(r.stderr).toContain(`pgBackRest's TLS server on the repository host ctl (${ctx.inventory.hosts.find((h) => h.name === 'ctl')!.address}:${ctx.inventory.ports.pgbackrest}) is not running`);
     const alerts = ['BackupFailed', 'WalArchivingFailing', 'WalArchiveLagAboveRpo'];
     timings['BackupFailed and archiving alerts firing after the failure'] = await waitAlerts(alerts, true, 150_000);
     // Repair with the product's own step, then the next backup.
