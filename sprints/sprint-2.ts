@@ -7,7 +7,8 @@ import { clientEndpoints, configureEtcd, endpointHealth, installEtcd, startEtcd,
 import { configureHaproxy, ensureHaproxyRouting, ensureHaproxyRunning, installHaproxy } from '../src/components/haproxy.js';
 import { installPatroni } from '../src/components/patroni-package.js';
 import { ensureWatchdog } from '../src/components/watchdog.js';
-import { configurePatroni, patroniCredentials, patroniService } from '../src/components/patroni.js';
+import { ensurePatroniConfig, patroniCredentials } from '../src/components/patroni.js';
+import { tlsRequired } from '../src/components/deployed.js';
 import { notYetReachable } from '../src/plan/sql.js';
 import { onHost, parallel, perHost, sequence, twoWay } from '../src/plan/step.js';
 import { haMonitoringTasks } from './ha-monitoring.js';
@@ -28,6 +29,8 @@ export const sprint2: Sprint = {
 
   tasks(ctx) {
     const inv = ctx.inventory;
+    let tls: ReturnType<typeof tlsRequired> | undefined;
+    const peerTls = () => (tls ??= tlsRequired(ctx));
     const node = (name: string) => ctx.pool.node(name);
     const etcdHosts = ctx.pool.specs('etcd');
     const pgHosts = ctx.pool.specs('postgres');
@@ -76,17 +79,10 @@ export const sprint2: Sprint = {
       parallel(
         'Patroni configuration',
         pgHosts.map((h) =>
-          onHost('file', `Write and validate the Patroni configuration on ${h.name}`, h.name, async () => {
-            const n = await node(h.name);
-            const changed = await configurePatroni(inv, n, await patroniCredentials(ctx.secrets));
-            // Once Patroni runs (sprint 3 done), a changed file must reach it: SIGHUP re-reads it.
-            const svc = patroniService(inv, n);
-            if (changed && (await n.services.status(svc)).running) {
-              await n.services.reload(svc);
-              return { changed, note: 'Patroni reloaded' };
-            }
-            return changed;
-          }),
+          onHost('file', `Write and validate the Patroni configuration on ${h.name}`, h.name, async () =>
+            // Once Patroni runs (sprint 3 done), a changed file reaches it by a reload; TLS stays required once sprint 5 turned it on.
+            ensurePatroniConfig(inv, await node(h.name), await patroniCredentials(ctx.secrets), await peerTls()),
+          ),
         ),
       ),
 

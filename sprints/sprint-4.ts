@@ -5,7 +5,8 @@ import { CertificateAuthority } from '../src/components/ca.js';
 import { ensurePostgresExporter } from '../src/components/exporters.js';
 import { ensurePackages } from '../src/components/ha-packages.js';
 import { convergeDynamicConfig, observeDynamicConfig } from '../src/components/patroni-cluster.js';
-import { configurePatroni, patroniCredentials, PATRONI_SERVICE } from '../src/components/patroni.js';
+import { ensurePatroniConfig, patroniCredentials } from '../src/components/patroni.js';
+import { tlsRequired } from '../src/components/deployed.js';
 import { rollingRestart, staleMembers } from '../src/components/patroni-upgrade.js';
 import {
   ensureConf,
@@ -43,6 +44,8 @@ export const sprint4: Sprint = {
     const repo = repoHost(inv);
     const hosts = [...ctx.pool.specs('postgres'), repo];
     const theCa = CertificateAuthority.lazy({ dryRun: ctx.options.dryRun, logger: ctx.logger, inventoryFile: inv.file, cluster: inv.cluster });
+    let tls: ReturnType<typeof tlsRequired> | undefined;
+    const peerTls = () => (tls ??= tlsRequired(ctx));
     const configChanged = new Map<string, boolean>();
     const wait = (title: string, host: string | undefined, apply: () => Promise<{ changed: boolean; note?: string }>) =>
       twoWay('wait', title, host, { apply, observe: async () => ({ changed: false, note: 'waits in a real run' }) });
@@ -92,12 +95,9 @@ export const sprint4: Sprint = {
       parallel(
         'Patroni restores replicas from the repository',
         ctx.pool.specs('postgres').map((h) =>
-          onHost('file', `Add the pgbackrest replica method to Patroni's config on ${h.name}`, h.name, async () => {
-            const n = await node(h.name);
-            const changed = await configurePatroni(inv, n, await patroniCredentials(ctx.secrets));
-            if (changed && (await n.services.status({ name: PATRONI_SERVICE })).running) await n.services.reload({ name: PATRONI_SERVICE });
-            return changed;
-          }),
+          onHost('file', `Add the pgbackrest replica method to Patroni's config on ${h.name}`, h.name, async () =>
+            ensurePatroniConfig(inv, await node(h.name), await patroniCredentials(ctx.secrets), await peerTls()),
+          ),
         ),
       ),
       twoWay('rest', `Archive WAL to the repository: archive_mode, archive_command, archive_timeout ${inv.backup.archive_timeout} s (Patroni's dynamic configuration)`, undefined, {

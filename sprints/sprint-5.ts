@@ -1,8 +1,8 @@
 import { rolesDeclared, rolesEnforced, scramOnly } from '../src/checks/access.js';
 import { auditLogged } from '../src/checks/audit.js';
-import { pgTls, tlsSessions } from '../src/checks/tls.js';
+import { pgTls, plaintextRefused, tlsSessions } from '../src/checks/tls.js';
 import { CertificateAuthority } from '../src/components/ca.js';
-import { describePlain, ensurePgCert, plaintextStreams, reloadIfServing, restreamOverTls, sessionsByTls, waitForTls } from '../src/components/postgres-tls.js';
+import { describePlain, ensurePgCert, plaintextStreams, reloadIfServing, restreamOverTls, sessionsByTls, waitForTls, waitForVerifiedStreams } from '../src/components/postgres-tls.js';
 import { ensurePostgresExporter } from '../src/components/exporters.js';
 import { currentLeader } from '../src/components/cluster.js';
 import { becomes } from '../src/wait.js';
@@ -13,7 +13,7 @@ import { rollingRestart, staleMembers } from '../src/components/patroni-upgrade.
 import { writableHost } from '../src/components/databases.js';
 import { superuserOn } from '../src/components/endpoints.js';
 import { pgbouncerTargets } from '../src/components/haproxy.js';
-import { ensureHbaAsRendered } from '../src/components/patroni.js';
+import { ensureHbaAsRendered, ensurePatroniConfig, patroniCredentials } from '../src/components/patroni.js';
 import { ensurePgbouncer } from '../src/components/pgbouncer.js';
 import { APP_DATABASES, APP_ROLE_LIST, ensureAppRole, ensureGrants } from '../src/components/roles.js';
 import type { Client } from '../src/db/client.js';
@@ -32,16 +32,16 @@ import type { Sprint } from './types.js';
  *
  * PgBouncer's server side, postgres_exporter and replication then reach
  * PostgreSQL over TLS (verify-full for the first two), and no TCP session on
- * any member stays in plaintext.
+ * any member stays in plaintext. Only then is TLS required: pg_hba takes
+ * hostssl only and rejects plaintext TCP by name, replication and pg_rewind
+ * verify-full, and PgBouncer requires TLS of its clients.
  *
- * Not here yet (issue 14): TLS required (hostssl only, verify-full for
- * replication) and on etcd, Patroni's API, PgBouncer's client side and the
- * exporters' endpoints, credential rotation, the firewall and the security
- * alerts.
+ * Not here yet (issue 14): TLS on etcd, Patroni's API and the exporters'
+ * endpoints, credential rotation, the firewall and the security alerts.
  */
 export const sprint5: Sprint = {
   id: 5,
-  title: 'Access control and audit: TLS on PostgreSQL, application roles with least privilege, SCRAM only on every node, pgaudit',
+  title: 'Access control and audit: TLS required by PostgreSQL and PgBouncer, application roles with least privilege, SCRAM only on every node, pgaudit',
   roles: ['postgres', 'pgbouncer'],
 
   tasks(ctx) {
@@ -155,16 +155,29 @@ export const sprint5: Sprint = {
         },
         observe: async () => ({ changed: false, note: 'waits in a real run' }),
       }),
+      // Every client dpgc configures uses TLS by now (the wait above): only then is plaintext refused.
       parallel(
-        'SCRAM only on every node',
+        'TLS required on every member',
         ctx.pool.specs('postgres').map((h) =>
-          onHost('file', `Keep pg_hba on ${h.name} exactly as rendered (SCRAM; peer for postgres on the socket) and reload it if a rule was added by hand`, h.name, async () =>
-            ensureHbaAsRendered(inv, await node(h.name)),
+          onHost('file', `Require TLS in Patroni's configuration on ${h.name}: pg_hba hostssl only (plaintext TCP rejected), streaming and pg_rewind verify-full against the cluster CA; Patroni reloaded`, h.name, async () =>
+            ensurePatroniConfig(inv, await node(h.name), await patroniCredentials(ctx.secrets), { requireTls: true }),
           ),
         ),
       ),
+      parallel(
+        'SCRAM only on every node',
+        ctx.pool.specs('postgres').map((h) =>
+          onHost('file', `Keep pg_hba on ${h.name} exactly as rendered (SCRAM over TLS; peer for postgres on the socket) and reload it if a rule was added by hand`, h.name, async () =>
+            ensureHbaAsRendered(inv, await node(h.name), { requireTls: true }),
+          ),
+        ),
+      ),
+      twoWay('wait', 'Every replica streams with verify-full', undefined, {
+        apply: async () => waitForVerifiedStreams(inv, ctx.secrets, ctx.pool.specs('postgres')),
+        observe: async () => ({ changed: false, note: 'waits in a real run' }),
+      }),
     ];
   },
 
-  criteria: [rolesDeclared, rolesEnforced, scramOnly, pgTls, tlsSessions, auditLogged],
+  criteria: [rolesDeclared, rolesEnforced, scramOnly, pgTls, tlsSessions, plaintextRefused, auditLogged],
 };

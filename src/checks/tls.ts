@@ -1,8 +1,8 @@
 import type { TLSSocket } from 'node:tls';
 import { caPathsFor, RENEW_BEFORE_DAYS } from '../components/ca.js';
-import { superuserOn } from '../components/endpoints.js';
-import { describePlain, sessionsByTls } from '../components/postgres-tls.js';
-import { withClient, type Client } from '../db/client.js';
+import { pgbouncerAdmin, ROLES_DB, superuserOn } from '../components/endpoints.js';
+import { describePlain, replicaStreams, sessionsByTls, streamProblem } from '../components/postgres-tls.js';
+import { withClient, type Client, type ConnectOptions, type Endpoint } from '../db/client.js';
 import { pgHosts } from './common.js';
 import { fail, pass, type Check } from './types.js';
 
@@ -90,5 +90,67 @@ export const tlsSessions: Check = {
       });
     }
     return pass(`${s.tls} sessions, all TLS`, 'no plaintext TCP session');
+  },
+};
+
+/**
+ * What each server says when it refuses a plaintext login for being
+ * plaintext: PostgreSQL's pg_hba ("… no encryption"), PgBouncer's
+ * client_tls_sslmode=require ("SSL required"). Any other failure (a server
+ * down, a wrong password) proves nothing, and is reported as such.
+ */
+const PLAINTEXT_REFUSED = { postgres: /no encryption/, pgbouncer: /SSL required/ };
+
+/**
+ * TLS is required, not only offered: a plaintext login to every member (an
+ * ordinary one and a replication one, as a standby opens) and to every
+ * PgBouncer is refused, and every replica streams from the leader with
+ * verify-full against the cluster CA.
+ */
+export const plaintextRefused: Check = {
+  id: 's5.tls.required',
+  title: 'Plaintext is refused: a login without TLS to any member (replication too) or to PgBouncer fails; every replica streams verify-full',
+  sprint: 5,
+  kind: 'read',
+  async run(ctx) {
+    const inv = ctx.inventory;
+    const tries: { what: string; ep: Endpoint; opts: ConnectOptions; refused: RegExp }[] = [
+      ...pgHosts(ctx).flatMap((h) => [
+        { what: `${h.name} (${h.address}:${inv.ports.postgres})`, ep: superuserOn(inv, h), opts: {}, refused: PLAINTEXT_REFUSED.postgres },
+        {
+          what: `${h.name} (${h.address}:${inv.ports.postgres}, replication)`,
+          ep: { ...superuserOn(inv, h), user: ROLES_DB.replication.user, secret: ROLES_DB.replication.secret },
+          opts: { replication: true },
+          refused: PLAINTEXT_REFUSED.postgres,
+        },
+      ]),
+      ...inv.hosts
+        .filter((h) => h.roles.includes('pgbouncer'))
+        // The admin console: PgBouncer answers it itself, so what is measured is PgBouncer's client side alone.
+        .map((h) => ({ what: `PgBouncer on ${h.name} (${h.address}:${inv.ports.pgbouncer})`, ep: pgbouncerAdmin(inv, h), opts: {}, refused: PLAINTEXT_REFUSED.pgbouncer })),
+    ];
+    const problems = (
+      await Promise.all(
+        tries.map(async (t) => {
+          try {
+            await withClient(ctx.secrets, t.ep, async () => {}, { ...t.opts, tls: false, timeoutMs: 15_000 });
+            return `${t.what} accepts a login without TLS`;
+          } catch (e) {
+            const msg = (e as Error).message;
+            return t.refused.test(msg) ? undefined : `${t.what}: cannot tell, the plaintext login failed for another reason: ${msg.replace(/^.*?: cannot connect to [^:]+:\d+\/\S+: /, '')}`;
+          }
+        }),
+      )
+    ).filter((x): x is string => x !== undefined);
+    const streams = await replicaStreams(inv, ctx.secrets, pgHosts(ctx));
+    problems.push(...streams.map(streamProblem).filter((x): x is string => x !== undefined));
+    if (problems.length) {
+      return fail(problems.join('\n'), {
+        value: `${problems.length} problem(s)`,
+        threshold: 'plaintext refused everywhere',
+        remedy: 'Run `dpgc sprint 5` again: it writes pg_hba (hostssl only), Patroni\'s verify-full replication and PgBouncer\'s client TLS back as rendered, and reloads them.',
+      });
+    }
+    return pass(`${tries.length} plaintext logins refused; ${streams.filter((x) => x.recovery).length} replicas stream verify-full`, 'plaintext refused everywhere');
   },
 };

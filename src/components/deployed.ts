@@ -92,3 +92,12 @@ export async function clientTls(ctx: { inventory: Inv; pool: HostPool; secrets: 
   }
   return ca;
 }
+
+/**
+ * Whether the members' own configuration requires TLS (components/patroni.ts
+ * PatroniTls): exactly when the cluster serves it, so the sprint that renders
+ * Patroni's file (2, 4 or 5) never takes it back to plaintext.
+ */
+export async function tlsRequired(ctx: { inventory: Inv; pool: HostPool; secrets: Credentials }, o: ClientTlsChoice = {}): Promise<{ requireTls: boolean }> {
+  return { requireTls: (o.tlsCa ?? (await clientTls(ctx))) !== undefined };
+}

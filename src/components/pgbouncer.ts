@@ -12,6 +12,8 @@ import { DATABASES, ROLES_DB, firstPostgres, pgbouncerAdmin, superuserOn, type D
 import { clientTls, type ClientTlsChoice } from './deployed.js';
 import { scramMatches, scramVerifier, parseScramVerifier } from './scram.js';
 import { APP_ROLE_LIST } from './roles.js';
+import { CertificateAuthority, type CertRequest } from './ca.js';
+import type { Logger } from '../output/log.js';
 
 const APP_ROLE_USERS = APP_ROLE_LIST.map((r) => r.user);
 
@@ -39,14 +41,27 @@ export function pgbouncerFiles(paths: Pick<HostPaths, 'pgbouncerDir'>) {
   return { ini: `${paths.pgbouncerDir}/pgbouncer.ini`, authFile: `${paths.pgbouncerDir}/userlist.txt`, serverCa: `${paths.pgbouncerDir}/server-ca.crt` };
 }
 
+/** PgBouncer's own certificate, for its clients: in the host's TLS directory, beside PostgreSQL's on a member. */
+export const PGBOUNCER_CERT = 'pgbouncer';
+export function pgbouncerCertFiles(paths: Pick<HostPaths, 'tlsDir'>) {
+  return { cert: `${paths.tlsDir}/${PGBOUNCER_CERT}.crt`, key: `${paths.tlsDir}/${PGBOUNCER_CERT}.key` };
+}
+
+/** Its host's name and address: applications dial PgBouncer directly. */
+export function pgbouncerCertRequest(spec: Pick<HostSpec, 'name' | 'address'>): CertRequest {
+  return { name: PGBOUNCER_CERT, cn: spec.name, dns: [spec.name], ips: [spec.address], usage: ['server'] };
+}
+
 /**
  * `serverTls`: PostgreSQL serves TLS (components/deployed.ts clientTls), so
- * every server connection uses it, verify-full against the CA file.
+ * every server connection uses it, verify-full against the CA file. Then
+ * PgBouncer requires TLS of its own clients too (`clientTls`, its
+ * certificate's files): the cluster takes TLS only, end to end.
  */
 export function renderPgbouncerIni(
   inv: Pick<Inventory, 'pgbouncer' | 'ports' | 'timings'>,
   host: Pick<HostSpec, 'name' | 'address'>,
-  paths: Pick<HostPaths, 'pgbouncerDir' | 'pgSocketDir'>,
+  paths: Pick<HostPaths, 'pgbouncerDir' | 'pgSocketDir' | 'tlsDir'>,
   backends: PgbouncerBackend[],
   o: { serverTls?: boolean } = {},
 ): string {
@@ -73,6 +88,7 @@ export function renderPgbouncerIni(
     // replica gains nothing; slower adds the difference to every failover.
     loginRetryS: transitionCheckMs(inv.timings) / 1000,
     serverCa: o.serverTls ? pgbouncerFiles(paths).serverCa : undefined,
+    clientTls: o.serverTls ? pgbouncerCertFiles(paths) : undefined,
   });
 }
 
@@ -159,7 +175,7 @@ export async function authEntries(
  * changed (a reload keeps every client connection; a restart would drop them).
  */
 export async function ensurePgbouncer(
-  ctx: { inventory: Inventory; secrets: Credentials; pool: HostPool },
+  ctx: { inventory: Inventory; secrets: Credentials; pool: HostPool; logger: Logger; options: { dryRun: boolean } },
   node: Node,
   backends: PgbouncerBackend[],
   o: ClientTlsChoice = {},
@@ -169,6 +185,11 @@ export async function ensurePgbouncer(
   const ca = o.tlsCa ?? (await clientTls(ctx));
   const ini = renderPgbouncerIni(inv, node.spec, node.paths, backends, { serverTls: ca !== undefined });
   const auth = renderAuthFile(await authEntries(inv, ctx.secrets, await node.host.readFile(files.authFile)));
+  // Whichever sprint renders PgBouncer on a cluster with TLS makes sure the certificate its ini names is there (and current).
+  const cert =
+    ca === undefined
+      ? { changed: false }
+      : await (await CertificateAuthority.lazy({ dryRun: ctx.options.dryRun, logger: ctx.logger, inventoryFile: inv.file, cluster: inv.cluster })()).ensureHostCert(node.host, node.paths.tlsDir, pgbouncerCertRequest(node.spec), 'postgres');
   const w0 = ca === undefined ? { changed: false } : await node.host.writeFile(files.serverCa, ca, { mode: 0o644, owner: 'root' });
   const before = await node.host.readFile(files.ini);
   const w1 = await node.host.writeFile(files.ini, ini, { mode: 0o640, owner: 'root', group: 'postgres' });
@@ -177,7 +198,8 @@ export async function ensurePgbouncer(
   const spec = pgbouncerService(inv, node, backends);
   const started = await node.services.start(spec);
   if (started.changed) return { changed: true, note: 'started' };
-  if (w0.changed || w1.changed || w2.changed) {
+  if (cert.changed || w0.changed || w1.changed || w2.changed) {
+    // Client TLS settings and a new certificate take effect on a reload too, for clients that connect from then on.
     await node.services.reload(spec);
     // A reload applies server TLS settings to new server connections only: the open ones are closed
     // as each is released (RECONNECT), so none stays in plaintext or on the old CA.

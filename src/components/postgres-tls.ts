@@ -15,13 +15,12 @@ import { localSql } from './postgres.js';
  * TLS 1.2 at least. The key is made on the member, owned by postgres, and
  * never leaves it.
  *
- * Used by every client dpgc configures, not yet required: dpgc's own
- * connections verify it (db/client.ts), PgBouncer's server side and
- * postgres_exporter connect verify-full once the cluster serves it
- * (deployed.ts clientTls), and Patroni's replication and pg_rewind use it
- * through libpq's default `sslmode=prefer`. pg_hba still accepts a plaintext
- * TCP login with SCRAM, for clients of the operator's own (issue 14: hostssl
- * only, and verify-full for replication, come next).
+ * Used by every client dpgc configures: dpgc's own connections verify it
+ * (db/client.ts), PgBouncer's server side and postgres_exporter connect
+ * verify-full once the cluster serves it (deployed.ts clientTls). Then it is
+ * required: Patroni's file gets hostssl-only pg_hba and verify-full for
+ * replication and pg_rewind (patroni.ts PatroniTls), and PgBouncer requires
+ * it of its clients.
  */
 export const PG_CERT = 'postgres';
 
@@ -180,4 +179,56 @@ export async function plaintextStreams(inv: Pick<Inventory, 'hosts' | 'ports'>, 
     const session = h.roles.includes('postgres') && h.name !== leader.name ? plain.find((p) => p.user === ROLES_DB.replication.user && p.what === h.name) : undefined;
     return session ? [{ replica: h, session }] : [];
   });
+}
+
+/** One member's WAL receiver, as the member itself reports it (pg_stat_wal_receiver; the leader has none). */
+export interface ReplicaStream {
+  member: string;
+  /** 'streaming', another receiver state, or undefined on the leader and on a replica with no receiver. */
+  status?: string;
+  recovery: boolean;
+  /** The receiver's connection names sslmode=verify-full (the password in it is shown as ********). */
+  verifyFull: boolean;
+}
+
+export async function replicaStreams(inv: Pick<Inventory, 'ports'>, secrets: Pick<Secrets, 'get'>, members: HostSpec[]): Promise<ReplicaStream[]> {
+  return Promise.all(
+    members.map((m) =>
+      withClient(secrets, superuserOn(inv, m), async (c) => {
+        const r = (
+          await c.query<{ recovery: boolean; status: string | null; conninfo: string | null }>(
+            'SELECT pg_is_in_recovery() AS recovery, w.status, w.conninfo FROM (SELECT 1) one LEFT JOIN pg_stat_wal_receiver w ON true',
+          )
+        ).rows[0]!;
+        return { member: m.name, recovery: r.recovery, verifyFull: /(^|\s)sslmode=verify-full(\s|$)/.test(r.conninfo ?? ''), ...(r.status ? { status: r.status } : {}) };
+      }),
+    ),
+  );
+}
+
+/** What is wrong with a replica's stream once TLS is required: not streaming, or streaming without verify-full. */
+export function streamProblem(s: ReplicaStream): string | undefined {
+  if (!s.recovery) return undefined;
+  if (s.status !== 'streaming') return `${s.member}: not streaming from the leader (${s.status ?? 'no WAL receiver'})`;
+  return s.verifyFull ? undefined : `${s.member}: streams from the leader without sslmode=verify-full`;
+}
+
+/**
+ * Until every replica streams with verify-full: Patroni re-reads its file on
+ * the reload, on its next loop, and writes the new primary_conninfo with a
+ * PostgreSQL reload; the WAL receiver then connects again.
+ */
+export async function waitForVerifiedStreams(inv: Pick<Inventory, 'ports' | 'timings'>, secrets: Pick<Secrets, 'get'>, members: HostSpec[]): Promise<{ changed: boolean; note: string }> {
+  const t0 = Date.now();
+  await waitUntil(
+    async (seen) => {
+      const problems = (await replicaStreams(inv, secrets, members)).map(streamProblem).filter((x): x is string => x !== undefined);
+      if (!problems.length) return true;
+      seen(problems.join('; '));
+      return undefined;
+    },
+    { timeoutMs: (3 * inv.timings.loop_wait + 20) * 1000, everyMs: 500, retryErrors: true },
+    'every replica streaming with verify-full',
+  );
+  return { changed: false, note: `every replica streams with verify-full (${((Date.now() - t0) / 1000).toFixed(1)} s)` };
 }

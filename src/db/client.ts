@@ -25,11 +25,14 @@ export interface ConnectOptions {
   applicationName?: string;
   /**
    * TLS against this CA, required: a server without TLS is an error (the
-   * check that proves TLS). Without it, the cluster CA (Secrets.clusterCa)
-   * is used when there is one, and a server that offers no TLS is reached
-   * in plaintext.
+   * check that proves TLS). `false`: plaintext only (the check that proves a
+   * server refuses it). Without it, the cluster CA (Secrets.clusterCa) is
+   * used when there is one, and a server that offers no TLS is reached in
+   * plaintext.
    */
-  tls?: { ca: string };
+  tls?: { ca: string } | false;
+  /** A physical replication connection (`replication=true`), as a standby's WAL receiver opens. */
+  replication?: boolean;
 }
 
 /** What a connection needs from the control machine: passwords, and the CA once there is one. */
@@ -47,6 +50,7 @@ const NO_TLS = 'The server does not support SSL connections';
  * never a reason to fall back.
  */
 export async function connect(secrets: Credentials, ep: Endpoint, opts: ConnectOptions = {}): Promise<pg.Client> {
+  if (opts.tls === false) return open(secrets, ep, opts, undefined);
   const ca = opts.tls?.ca ?? (await secrets.clusterCa?.());
   if (ca === undefined) return open(secrets, ep, opts, undefined);
   try {
@@ -72,6 +76,7 @@ async function open(secrets: Credentials, ep: Endpoint, opts: ConnectOptions, ca
     connectionTimeoutMillis: opts.timeoutMs ?? 10_000,
     application_name: opts.applicationName ?? 'dpgc',
     ...(ca ? { ssl: { ca, rejectUnauthorized: true } } : {}),
+    ...(opts.replication ? { replication: 'true' } : {}),
   });
   // An idle client whose server goes away emits 'error'; without a listener that would crash the process.
   client.on('error', () => {});
@@ -81,11 +86,15 @@ async function open(secrets: Credentials, ep: Endpoint, opts: ConnectOptions, ca
     await client.end().catch(() => {});
     const code = (e as { code?: string }).code ?? '';
     const refusedByHba = code === '28000' && /pg_hba/.test((e as Error).message);
+    // PostgreSQL's words for a plaintext login that a `hostnossl … reject` rule (or no hostssl rule) refused.
+    const tlsRequired = refusedByHba && /no encryption/.test((e as Error).message);
     const certRejected = ca !== undefined && CERT_REJECTED.test(code);
     throw new HostError(
       `${ep.name}: cannot connect to ${ep.user}@${ep.address}:${ep.port}/${ep.database}: ${(e as Error).message}`,
       // dpgc connects from where it runs, like an application: that address must be allowed too.
-      refusedByHba
+      tlsRequired && ca === undefined && opts.tls !== false
+        ? { hint: 'The cluster takes TCP logins over TLS only (sprint 5), and this machine has no cluster CA certificate to verify it with: restore the CA directory beside the inventory (`<inventory>.ca/`) from the machine that set the cluster up.' }
+        : refusedByHba && !tlsRequired
         ? { hint: 'Add the network of the machine dpgc runs on to network.allowed_cidrs in the inventory, then run `dpgc up` to update pg_hba on every node.' }
         : certRejected
           ? { hint: `The server's certificate does not verify against the cluster's CA for ${ep.address}: \`dpgc sprint 5\` issues each member's certificate again (add --force if an earlier sprint's check fails on this same error).` }

@@ -39,7 +39,7 @@ beforeAll(async () => {
     pgbouncer: { pool_mode: 'transaction' as const, max_client_conn: 10000, default_pool_size: 25, reserve_pool_size: 5, reserve_pool_timeout: 3 },
     timings: resolveTimings({ profile: 'balanced', rto_budget_s: 30 }),
   };
-  const ini = renderPgbouncerIni({ ...inv, ports: { ...(inv.ports as object), pgbouncer: PORT } as never }, { name: 'scratch', address: ADDR }, { pgbouncerDir: join(dir, 'etc'), pgSocketDir: join(dir, 'sock') }, [
+  const ini = renderPgbouncerIni({ ...inv, ports: { ...(inv.ports as object), pgbouncer: PORT } as never }, { name: 'scratch', address: ADDR }, { pgbouncerDir: join(dir, 'etc'), pgSocketDir: join(dir, 'sock'), tlsDir: join(dir, 'tls') }, [
     { alias: 'app', host: '127.0.20.61', port: 5432, dbname: 'app' },
   ]);
   await host.writeFile(join(dir, 'etc/pgbouncer.ini'), ini, { mode: 0o640, owner: 'root', group: 'postgres' });

@@ -70,6 +70,7 @@ const EXPECTED: [string, string][] = [
   ["s5.auth.scram-only", "Every PostgreSQL node authenticates with SCRAM only: no trust, md5 or password rule, no md5 verifier"],
   ["s5.tls.postgres", "Every member serves TLS 1.2+ with a certificate from the cluster’s CA, verified by name and valid ≥ 30 days"],
   ["s5.tls.sessions", "Every TCP session on every member is encrypted: PgBouncer, the exporters, replication, dpgc"],
+  ["s5.tls.required", "Plaintext is refused: a login without TLS to any member (replication too) or to PgBouncer fails; every replica streams verify-full"],
   ["s5.audit.logged", "pgaudit is loaded on every member, and a DDL statement run now appears as an AUDIT line in the leader’s log"],
 ];
 

@@ -90,6 +90,27 @@ describe('renderPatroniConfig', () => {
     ]);
     expect(rendered('db1')).not.toMatch(/\b(md5|trust|password)\b\s*"?$/m);
   });
+
+  it('once TLS is required: plaintext TCP rejected by name (replication too, which `all` does not match), hostssl only, the members\' own connections verify-full', () => {
+    expect(patroniHba(labInv(), { requireTls: true })).toEqual([
+      'local all postgres peer',
+      'local all all scram-sha-256',
+      'hostnossl all all all reject',
+      'hostnossl replication all all reject',
+      'hostssl replication replicator 127.0.0.0/8 scram-sha-256',
+      'hostssl all all 127.0.0.0/8 scram-sha-256',
+    ]);
+    const inv = labInv();
+    const h = inv.hosts.find((x) => x.name === 'db2')!;
+    const y = parse(renderPatroniConfig(inv, h, hostPaths(inv, h), creds, { requireTls: true })) as { postgresql: { authentication: Record<string, Record<string, string>>; pg_hba: string[] } };
+    const ca = `${hostPaths(inv, h).tlsDir}/ca.crt`;
+    expect(y.postgresql.authentication['replication']).toEqual({ username: 'replicator', password: 'repl#pw', sslmode: 'verify-full', sslrootcert: ca });
+    expect(y.postgresql.authentication['rewind']).toEqual({ username: 'rewind_user', password: '{not-a-map}', sslmode: 'verify-full', sslrootcert: ca });
+    // Patroni reaches its own server over the socket, where libpq ignores sslmode: the superuser is left alone.
+    expect(y.postgresql.authentication['superuser']).toEqual({ username: 'postgres', password: 'off' });
+    expect(y.postgresql.pg_hba).toEqual(patroniHba(inv, { requireTls: true }));
+    expect(parse(rendered('db2')).postgresql.authentication.replication).not.toHaveProperty('sslmode');
+  });
 });
 
 describe('dynamicConfigPatch', () => {

@@ -112,8 +112,12 @@ const CASES: Record<string, Case> = {
   'pgbouncer/pgbouncer.ini.eta': {
     format: 'word',
     roundTrip: (v, inv) => {
-      const ini = parseIni(renderPgbouncerIni(inv, ctl(inv), { pgbouncerDir: v, pgSocketDir: v }, baseInstanceBackends(inv)));
-      return [[ini['pgbouncer']!['unix_socket_dir'], ini['pgbouncer']!['auth_file']], [v, `${v}/userlist.txt`]];
+      const ini = parseIni(renderPgbouncerIni(inv, ctl(inv), { pgbouncerDir: v, pgSocketDir: v, tlsDir: v }, baseInstanceBackends(inv), { serverTls: true }));
+      const p = ini['pgbouncer']!;
+      return [
+        [p['unix_socket_dir'], p['auth_file'], p['server_tls_ca_file'], p['client_tls_cert_file'], p['client_tls_key_file']],
+        [v, `${v}/userlist.txt`, `${v}/server-ca.crt`, `${v}/pgbouncer.crt`, `${v}/pgbouncer.key`],
+      ];
     },
   },
   'haproxy/haproxy.cfg.eta': {
