@@ -35,6 +35,7 @@ const out = args.out ?? join(root, 'bench', 'pool-capacity.md');
 
 const { loadInventory } = await import(join(root, 'dist/src/config/load.js'));
 const { Secrets, secretsPathFor } = await import(join(root, 'dist/src/config/secrets.js'));
+const { caPathsFor } = await import(join(root, 'dist/src/components/ca.js'));
 const { HostPool } = await import(join(root, 'dist/src/hosts/pool.js'));
 const { silentLogger } = await import(join(root, 'dist/src/output/log.js'));
 const { poolTest } = await import(join(root, 'dist/src/pooltest/run.js'));
@@ -55,7 +56,7 @@ try {
   dpgc(['-c', config, '--yes', 'sprint', '0']);
   dpgc(['-c', config, '--yes', 'sprint', '1']);
   const inventory = await loadInventory(config);
-  const ctx = { inventory, secrets: new Secrets(secretsPathFor(inventory.file)), pool: new HostPool(inventory, { dryRun: false, logger: silentLogger }) };
+  const ctx = { inventory, secrets: new Secrets(secretsPathFor(inventory.file), { caCert: caPathsFor(inventory.file).cert }), pool: new HostPool(inventory, { dryRun: false, logger: silentLogger }) };
   for (const thinkMs of thinks) {
     for (const agents of levels) {
       log(`bench: ${agents} agents, think ${thinkMs} ms, ${durationS} s`);

@@ -27,7 +27,9 @@ const { currentLeader } = await import(new URL('components/cluster.js', dist));
 const { repoNode, stanzaInfo } = await import(new URL('components/pgbackrest.js', dist));
 
 const inventory = await loadInventory(config);
-const secrets = new Secrets(secretsPathFor(inventory.file));
+const { caPathsFor } = await import(new URL('components/ca.js', dist));
+// The cluster CA, once sprint 5 made TLS required: without it a plaintext login is refused.
+const secrets = new Secrets(secretsPathFor(inventory.file), { caCert: caPathsFor(inventory.file).cert });
 const pool = new HostPool(inventory, { dryRun: false, logger: silentLogger });
 const leader = await currentLeader(inventory);
 const password = await secrets.get('postgres_superuser');

@@ -16,7 +16,9 @@ const { connect } = await import(join(root, 'dist/src/db/client.js'));
 const { appViaPgbouncer } = await import(join(root, 'dist/src/components/endpoints.js'));
 
 const inv = await loadInventory(config);
-const secrets = new Secrets(secretsPathFor(config), { mayCreate: false });
+// The cluster CA, once sprint 5 made TLS required: without it a plaintext login is refused.
+const { caPathsFor } = await import(join(root, 'dist/src/components/ca.js'));
+const secrets = new Secrets(secretsPathFor(config), { mayCreate: false, caCert: caPathsFor(inv.file).cert });
 const ctl = inv.hosts.find((h) => h.roles.includes('pgbouncer'));
 const ep = appViaPgbouncer(inv, ctl, 'project');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

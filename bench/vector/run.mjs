@@ -50,6 +50,7 @@ const K = 10;
 
 const { loadInventory } = await import(join(root, 'dist/src/config/load.js'));
 const { Secrets, secretsPathFor } = await import(join(root, 'dist/src/config/secrets.js'));
+const { caPathsFor } = await import(join(root, 'dist/src/components/ca.js'));
 const { HostPool } = await import(join(root, 'dist/src/hosts/pool.js'));
 const { silentLogger } = await import(join(root, 'dist/src/output/log.js'));
 const { connect, withClient } = await import(join(root, 'dist/src/db/client.js'));
@@ -239,7 +240,7 @@ try {
   // --force: the gate's load-bound re-checks are not what this bench measures, and this machine is shared.
   dpgc(['--yes', 'sprint', '1', '--force']);
   const inventory = await loadInventory(config);
-  ctx = { inventory, secrets: new Secrets(secretsPathFor(inventory.file)), pool: new HostPool(inventory, { dryRun: false, logger: silentLogger }) };
+  ctx = { inventory, secrets: new Secrets(secretsPathFor(inventory.file), { caCert: caPathsFor(inventory.file).cert }), pool: new HostPool(inventory, { dryRun: false, logger: silentLogger }) };
 
   log(`generating ${ROWS} x ${DIM} (seed ${SEED}, ${CLUSTERS} clusters) and ${QUERIES} queries`);
   const next = mixture(SEED);
