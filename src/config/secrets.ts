@@ -41,10 +41,24 @@ export type SecretName = (typeof SECRET_NAMES)[number] | ReceiverSecretName;
 const RECEIVER_SECRET = /^receiver_[a-z][a-z0-9_]{0,39}$/;
 export const isReceiverSecret = (name: string): name is ReceiverSecretName => RECEIVER_SECRET.test(name);
 const isSecretName = (name: string): name is SecretName => (SECRET_NAMES as readonly string[]).includes(name) || isReceiverSecret(name);
+/**
+ * A rotation's new value, recorded before anything changes (`dpgc rotate`,
+ * src/components/rotation.ts): an interrupted rotation is completed with
+ * the same value by the next run, and until then dpgc's own logins try it
+ * first (db/client.ts). Only dpgc's generated secrets rotate.
+ */
+export type PendingName = `pending_${(typeof SECRET_NAMES)[number]}`;
+const PENDING = 'pending_';
+export const pendingName = (name: (typeof SECRET_NAMES)[number]): PendingName => `${PENDING}${name}`;
+const isPendingName = (name: string): name is PendingName => name.startsWith(PENDING) && (SECRET_NAMES as readonly string[]).includes(name.slice(PENDING.length));
+type Stored = Partial<Record<SecretName | PendingName, string>>;
 
 /** Shorter than this is guessable; generated secrets are 32 characters. */
 export const MIN_SECRET_LENGTH = 12;
 const ENV_PREFIX = 'DPGC_SECRET_';
+
+/** 32 characters of a URL- and config-safe alphabet: secrets end up in YAML, ini and pgpass files. */
+const generate = (): string => randomBytes(24).toString('base64url');
 
 export function secretsPathFor(inventoryFile: string): string {
   const base = basename(inventoryFile).replace(/\.ya?ml$/, '');
@@ -75,7 +89,7 @@ export interface SecretsOptions {
 export class Secrets {
   // One load and one writer per instance: concurrent tasks asking for a new
   // secret at once must all get the same value, and saves must not interleave.
-  private loaded: Promise<Partial<Record<SecretName, string>>> | undefined;
+  private loaded: Promise<Stored> | undefined;
   private saving: Promise<void> = Promise.resolve();
   private envChecked = false;
   /** Set by check() when the file is missing where it must exist: nothing may be generated. */
@@ -135,9 +149,7 @@ export class Secrets {
     if (!v) {
       // Another dpgc process may have generated secrets since this one read the file: merge
       // them in before generating, or saving would overwrite them with new values.
-      const text = await this.readSafely();
-      const onDisk = text === undefined ? {} : this.parse(text);
-      for (const [k, val] of Object.entries(onDisk) as [SecretName, string][]) all[k] ??= val;
+      await this.mergeFromDisk(all);
       v = all[name];
     }
     if (!v && isReceiverSecret(name)) throw this.missingReceiverSecret(name);
@@ -145,8 +157,7 @@ export class Secrets {
     if (!v && name === 'grafana_admin') throw this.missingGrafanaAdmin();
     if (!v && !this.mayCreate) throw this.missingSecret(name);
     if (!v) {
-      // URL- and config-safe alphabet: these end up in YAML, ini and pgpass files.
-      v = randomBytes(24).toString('base64url');
+      v = generate();
       all[name] = v;
       if (!this.opts.dryRun) await this.save(all);
     }
@@ -154,11 +165,67 @@ export class Secrets {
     return v;
   }
 
+  /** Another dpgc process may have written the file since this one read it: keep what it added. */
+  private async mergeFromDisk(all: Stored): Promise<void> {
+    const text = await this.readSafely();
+    const onDisk = text === undefined ? {} : this.parse(text);
+    for (const [k, val] of Object.entries(onDisk) as [keyof Stored, string][]) all[k] ??= val;
+  }
+
   /** Replace a secret (credential rotation). */
   async set(name: SecretName, value: string): Promise<void> {
     const all = await this.load();
     all[name] = value;
     registerSecret(value);
+    if (!this.opts.dryRun) await this.save(all);
+  }
+
+  /** The value a rotation of `name` is putting in place, when one was begun and not completed. */
+  async pending(name: SecretName): Promise<string | undefined> {
+    if (isReceiverSecret(name)) return undefined;
+    return (await this.load())[pendingName(name)];
+  }
+
+  /** The secrets whose rotation was begun and not completed. */
+  async pendingNames(): Promise<(typeof SECRET_NAMES)[number][]> {
+    const all = await this.load();
+    return SECRET_NAMES.filter((n) => all[pendingName(n)] !== undefined);
+  }
+
+  /**
+   * The new value of a rotation, saved (fsync'd) as pending before the caller
+   * changes anything: a run that is interrupted later is completed by the next
+   * one with this same value. `resumed`: it was already pending.
+   */
+  async beginRotation(name: (typeof SECRET_NAMES)[number]): Promise<{ value: string; resumed: boolean }> {
+    this.checkEnv();
+    const env = `${ENV_PREFIX}${name.toUpperCase()}`;
+    if (this.env()[env]) {
+      throw new ConfigError(`${env} is set, so dpgc takes ${name} from the environment and cannot rotate it`, {
+        hint: `Rotate it where ${env} comes from, or unset ${env} to let dpgc keep ${name} in ${this.file} and rotate it there.`,
+      });
+    }
+    const all = await this.load();
+    await this.mergeFromDisk(all);
+    if (!all[name]) throw this.missingSecret(name);
+    const key = pendingName(name);
+    const had = all[key];
+    if (had) return { value: had, resumed: true };
+    const value = generate();
+    all[key] = value;
+    registerSecret(value);
+    if (!this.opts.dryRun) await this.save(all);
+    return { value, resumed: false };
+  }
+
+  /** The pending value becomes the secret; the old one is gone from the file. */
+  async completeRotation(name: (typeof SECRET_NAMES)[number]): Promise<void> {
+    const all = await this.load();
+    const key = pendingName(name);
+    const v = all[key];
+    if (v === undefined) return;
+    all[name] = v;
+    delete all[key];
     if (!this.opts.dryRun) await this.save(all);
   }
 
@@ -188,7 +255,7 @@ export class Secrets {
     this.envChecked = true;
   }
 
-  private load(): Promise<Partial<Record<SecretName, string>>> {
+  private load(): Promise<Stored> {
     this.loaded ??= this.readSafely().then((text) => (text === undefined ? {} : this.parse(text)));
     // A failed load (bad mode, bad YAML) is retried next time rather than remembered.
     this.loaded.catch(() => (this.loaded = undefined));
@@ -240,10 +307,10 @@ export class Secrets {
     });
   }
 
-  private parse(text: string): Partial<Record<SecretName, string>> {
+  private parse(text: string): Stored {
     const src = new YamlSource(text);
     const issues: ConfigIssue[] = [];
-    const out: Partial<Record<SecretName, string>> = {};
+    const out: Stored = {};
     const firstError = src.errors[0];
     if (firstError) issues.push(yamlIssue(firstError, src, this.file));
     else if (src.doc.contents !== null && !isMap(src.doc.contents)) {
@@ -252,13 +319,13 @@ export class Secrets {
       for (const pair of src.doc.contents.items) {
         const key = isScalar(pair.key) ? String(pair.key.value) : '';
         const v = isScalar(pair.value) ? pair.value.value : undefined;
-        if (!isSecretName(key)) {
+        if (!isSecretName(key) && !isPendingName(key)) {
           const near = closest(key, SECRET_NAMES);
           issues.push({
             file: this.file,
             ...src.at([key], 'key'),
             path: key,
-            message: `unknown secret "${key}"; ${near ? `did you mean "${near}"? ` : ''}known secrets: ${SECRET_NAMES.join(', ')}, and receiver_<name> for each alert receiver`,
+            message: `unknown secret "${key}"; ${near ? `did you mean "${near}"? ` : ''}known secrets: ${SECRET_NAMES.join(', ')}, receiver_<name> for each alert receiver, and pending_<name> for a rotation under way`,
           });
           continue;
         }
@@ -289,7 +356,7 @@ export class Secrets {
     return out;
   }
 
-  private save(all: Partial<Record<SecretName, string>>): Promise<void> {
+  private save(all: Stored): Promise<void> {
     const text = `# dpgc secrets: generated, mode 0600, never commit this file.\n${stringify(all)}`;
     const next = this.saving.then(() => this.write(text));
     this.saving = next.catch(() => undefined);

@@ -35,8 +35,29 @@ export interface ConnectOptions {
   replication?: boolean;
 }
 
-/** What a connection needs from the control machine: passwords, and the CA once there is one. */
-export type Credentials = Pick<Secrets, 'get'> & Partial<Pick<Secrets, 'clusterCa'>>;
+/**
+ * What a connection needs from the control machine: passwords, and the CA once there is one.
+ * `pending`: a rotation's new password (config/secrets.ts), tried first while a rotation is under way.
+ */
+export type Credentials = Pick<Secrets, 'get'> & Partial<Pick<Secrets, 'clusterCa' | 'pending'>>;
+
+/**
+ * The passwords to try, in order. While a rotation of the secret is under
+ * way (or was interrupted) the server may hold either: the new one first,
+ * then the one in force, so dpgc is never locked out of its own cluster
+ * between a rotation's steps.
+ */
+async function passwords(secrets: Credentials, ep: Endpoint): Promise<string[]> {
+  const current = await secrets.get(ep.secret);
+  const next = await secrets.pending?.(ep.secret);
+  return next && next !== current ? [next, current] : [current];
+}
+
+/** PostgreSQL's invalid_password, and PgBouncer's words for a SCRAM or password exchange it refused. */
+export function isAuthFailure(e: unknown): boolean {
+  const m = e instanceof Error ? e.message : String(e);
+  return (e as { code?: string }).code === '28P01' || /password authentication failed|SASL authentication failed/.test(m);
+}
 
 /** node-pg's words when the server answers an SSLRequest with 'N'. */
 const NO_TLS = 'The server does not support SSL connections';
@@ -50,27 +71,58 @@ const NO_TLS = 'The server does not support SSL connections';
  * never a reason to fall back.
  */
 export async function connect(secrets: Credentials, ep: Endpoint, opts: ConnectOptions = {}): Promise<pg.Client> {
-  if (opts.tls === false) return open(secrets, ep, opts, undefined);
+  const tries = await passwords(secrets, ep);
+  for (const [i, password] of tries.entries()) {
+    try {
+      return await connectWith(secrets, ep, password, opts);
+    } catch (e) {
+      if (i === tries.length - 1 || !isAuthFailure(e)) throw e;
+    }
+  }
+  throw new Error('unreachable: no password to try');
+}
+
+async function connectWith(secrets: Credentials, ep: Endpoint, password: string, opts: ConnectOptions & { authOnly?: boolean }): Promise<pg.Client> {
+  if (opts.tls === false) return open(ep, password, opts, undefined);
   const ca = opts.tls?.ca ?? (await secrets.clusterCa?.());
-  if (ca === undefined) return open(secrets, ep, opts, undefined);
+  if (ca === undefined) return open(ep, password, opts, undefined);
   try {
-    return await open(secrets, ep, opts, ca);
+    return await open(ep, password, opts, ca);
   } catch (e) {
     if (opts.tls || !(e instanceof HostError) || !e.message.endsWith(NO_TLS)) throw e;
-    return open(secrets, ep, opts, undefined);
+    return open(ep, password, opts, undefined);
   }
+}
+
+/**
+ * Whether the server accepts this password, without waiting for a session:
+ * resolves once it has sent its SCRAM final message (or, for a server that
+ * needs no SCRAM, once the login completes), then leaves. A paused PgBouncer
+ * accepts a login, and keeps the client's SCRAM keys for its own logins to
+ * PostgreSQL, before it can hand out a session (src/components/rotation.ts).
+ * Throws the connection's HostError when the password is refused.
+ */
+export async function passwordAccepted(secrets: Credentials, ep: Endpoint, password: string, opts: ConnectOptions = {}): Promise<void> {
+  const c = await connectWith(secrets, ep, password, { ...opts, authOnly: true });
+  abandonClient(c);
+}
+
+/** Close without waiting for the server: it may never answer (a paused PgBouncer, a frozen host). */
+export function abandonClient(c: pg.Client): void {
+  (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+  void c.end().catch(() => {});
 }
 
 /** Node's codes for a certificate that does not verify (expired, unknown issuer, self-signed, wrong name). */
 const CERT_REJECTED = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS_CERT_ALTNAME_INVALID/;
 
-async function open(secrets: Credentials, ep: Endpoint, opts: ConnectOptions, ca: string | undefined): Promise<pg.Client> {
+async function open(ep: Endpoint, password: string, opts: ConnectOptions & { authOnly?: boolean }, ca: string | undefined): Promise<pg.Client> {
   const client = new pg.Client({
     host: ep.address,
     port: ep.port,
     database: ep.database,
     user: ep.user,
-    password: await secrets.get(ep.secret),
+    password,
     // A refused or reset connection fails at once; this bounds only a host that does not answer, and a
     // loaded machine needs more than 5 s for a SCRAM login (spurious check failures were measured at 5 s).
     connectionTimeoutMillis: opts.timeoutMs ?? 10_000,
@@ -80,8 +132,16 @@ async function open(secrets: Credentials, ep: Endpoint, opts: ConnectOptions, ca
   });
   // An idle client whose server goes away emits 'error'; without a listener that would crash the process.
   client.on('error', () => {});
+  const connected = client.connect();
   try {
-    await client.connect();
+    if (opts.authOnly) {
+      // node-pg checks the server's signature on this message (a server that knows the password sent it).
+      const accepted = new Promise<void>((resolve) => (client as unknown as { connection: { once(ev: string, f: () => void): void } }).connection.once('authenticationSASLFinal', () => setImmediate(resolve)));
+      connected.catch(() => {});
+      await Promise.race([connected.then(() => undefined), accepted]);
+    } else {
+      await connected;
+    }
   } catch (e) {
     await client.end().catch(() => {});
     const code = (e as { code?: string }).code ?? '';

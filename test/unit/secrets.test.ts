@@ -90,7 +90,7 @@ describe('the secrets file', () => {
     const e = await refusal(new Secrets(file, { env: {} }).check());
     expect(e.message).toBe(
       `secrets file ${file} is not valid (3 problems):\n` +
-        `  ${file}:3:1: rewnd: unknown secret "rewnd"; did you mean "rewind"? known secrets: ${SECRET_NAMES.join(', ')}, and receiver_<name> for each alert receiver\n` +
+        `  ${file}:3:1: rewnd: unknown secret "rewnd"; did you mean "rewind"? known secrets: ${SECRET_NAMES.join(', ')}, receiver_<name> for each alert receiver, and pending_<name> for a rotation under way\n` +
         `  ${file}:4:13: monitoring: the value is 7 characters long; a secret needs at least 12 characters. Delete the line and dpgc generates a strong one\n` +
         `  ${file}:5:15: patroni_rest: the value is not text (quote it); a secret needs at least 12 characters. Delete the line and dpgc generates a strong one`,
     );
@@ -200,5 +200,44 @@ describe('only commands that set hosts up create secrets (issue 10)', () => {
     const e = await refusal(new Secrets(file, { env: {} }).check());
     expect(e.message).toBe(`secrets file ${file} belongs to uid 65534, not to the user running dpgc (uid 0); dpgc refuses it: its owner could change the passwords under you`);
     expect(e.hint).toBe(`If it is yours, run \`chown 0 ${file}\`; otherwise run dpgc as its owner.`);
+  });
+});
+
+describe('a rotation in the secrets file', () => {
+  it('records the new value as pending before anything else, gives the same value to a re-run, and makes it the secret only when completed', async () => {
+    const file = freshFile();
+    const a = new Secrets(file, { env: {} });
+    const old = await a.get('app_user');
+    const begun = await a.beginRotation('app_user');
+    expect(begun.resumed).toBe(false);
+    expect(begun.value).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(begun.value).not.toBe(old);
+    // Saved at once: another process (a re-run after a kill) reads the same pending value, and the old secret is still in force.
+    const b = new Secrets(file, { env: {} });
+    expect(await b.get('app_user')).toBe(old);
+    expect(await b.pending('app_user')).toBe(begun.value);
+    expect(await b.pendingNames()).toEqual(['app_user']);
+    expect(await b.beginRotation('app_user')).toEqual({ value: begun.value, resumed: true });
+    await b.completeRotation('app_user');
+    const c = new Secrets(file, { env: {} });
+    expect(await c.get('app_user')).toBe(begun.value);
+    expect(await c.pending('app_user')).toBeUndefined();
+    expect(await readFile(file, 'utf8')).not.toContain(old);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+  });
+
+  it('refuses to rotate a secret taken from the environment, naming the variable', async () => {
+    const file = freshFile();
+    await writeFile(file, `app_user: ${'a'.repeat(20)}\n`, { mode: 0o600 });
+    const e = await refusal(new Secrets(file, { env: { DPGC_SECRET_APP_USER: 'b'.repeat(20) } }).beginRotation('app_user'));
+    expect(e.message).toBe('DPGC_SECRET_APP_USER is set, so dpgc takes app_user from the environment and cannot rotate it');
+  });
+
+  it('a pending line for a name dpgc does not know is refused like any unknown secret', async () => {
+    const file = freshFile();
+    await writeFile(file, `pending_app_usr: ${'a'.repeat(20)}\npending_app_user: ${'b'.repeat(20)}\n`, { mode: 0o600 });
+    const e = await refusal(new Secrets(file, { env: {} }).check());
+    expect(e.message).toContain(`${file}:1:1: pending_app_usr: unknown secret "pending_app_usr"`);
+    expect(e.message).not.toContain('pending_app_user:');
   });
 });
