@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { ConfigError, DpgcError, ExitCode, UsageError } from '../errors.js';
-import { interruption } from '../interrupt.js';
+import { interruption, undoHeld } from '../interrupt.js';
 import { emitJson, jsonEmitted } from '../output/json.js';
 import { redact } from '../output/redact.js';
 
@@ -13,7 +13,14 @@ export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   let interrupted = false;
   const onSigint = () => {
-    if (interrupted) process.exit(ExitCode.interrupted);
+    if (interrupted) {
+      // Aborting at once still undoes what must not outlive the run (a paused PgBouncer).
+      void undoHeld(10_000).then((done) => {
+        if (done.length) process.stderr.write(`Aborted once it was safe to: ${done.join('; ')}.\n`);
+        process.exit(ExitCode.interrupted);
+      });
+      return;
+    }
     interrupted = true;
     process.stderr.write('\nInterrupted: finishing the current step, then stopping. Press Ctrl-C again to abort at once.\n');
     process.exitCode = ExitCode.interrupted;
@@ -254,6 +261,18 @@ export function buildProgram(): Command {
     'dpgc restore --target-name before-migration-42 --scratch',
     'dpgc restore --target-time 2026-12-02T08:15:00Z --in-place --yes',
   ).action(lazy(async () => (await import('./commands/restore.js')).restoreCommand));
+
+  example(
+    program
+      .command('rotate')
+      .description('new passwords, applied without refusing a client')
+      .option('--role <name...>', 'a role (or its secret) to rotate: app_user, readonly_user, dpg_cluster, shared_user, dpgc_monitor, pgbouncer_admin, replicator, rewind_user, postgres, patroni (REST)')
+      .option('--all', 'every password dpgc generated and can rotate')
+      .option('--pause-timeout <seconds>', 'longest wait for open transactions before PgBouncer is paused (then nothing changes)', positiveInt('--pause-timeout', 10), 10)
+      .addHelpText('after', '\nThe new password is recorded as pending in the secrets file first: an interrupted rotation is completed\nby the next `dpgc rotate`, with the same value. See README "Rotating credentials" for the order of each.'),
+    'dpgc rotate --role app_user',
+    'dpgc rotate --all --json',
+  ).action(lazy(async () => (await import('./commands/rotate.js')).rotateCommand));
 
   example(
     program

@@ -12,6 +12,7 @@ import { createLogger } from '../output/log.js';
 import { redact } from '../output/redact.js';
 import { statePathFor } from '../state.js';
 import { globals } from './globals.js';
+import { UsageError } from '../errors.js';
 
 /**
  * Load inventory, secrets and hosts for a command; always closes connections.
@@ -38,6 +39,7 @@ export async function withContext<T>(cmd: Command, fn: (ctx: RunContext) => Prom
       ...(existsSync(state) ? { clusterExists: { because: `the cluster was already set up (${state} records its sprints)` } } : {}),
     });
     await secrets.check();
+    if (o.createsSecrets && !options.dryRun) await refuseDuringRotation(secrets);
     await checkCaFiles(caPathsFor(inventory.file), inventory.cluster);
     const changes = o.changesHosts === true && !options.dryRun;
     // Before anything changes: a run from another machine may hold the cluster (src/lock-etcd.ts).
@@ -58,6 +60,20 @@ export async function withContext<T>(cmd: Command, fn: (ctx: RunContext) => Prom
     }
   };
   return o.changesHosts ? withHostsLock(cmd, run) : run();
+}
+
+/**
+ * A sprint renders every credential from the secrets file's values in force:
+ * run between a rotation's steps, it would put the old password back beside
+ * the new one (PgBouncer then holds SCRAM keys that match neither). The
+ * rotation is completed first.
+ */
+async function refuseDuringRotation(secrets: Secrets): Promise<void> {
+  const pending = await secrets.pendingNames();
+  if (!pending.length) return;
+  throw new UsageError(`a password rotation was begun and not completed (${pending.join(', ')} pending in ${secrets.file})`, {
+    hint: `Run \`dpgc rotate --role ${pending[0]}\` first: it completes every rotation left pending, with the value recorded then.`,
+  });
 }
 
 /**
