@@ -266,7 +266,7 @@ export function buildProgram(): Command {
     program
       .command('rotate')
       .description('new passwords, applied without refusing a client')
-      .option('--role <name...>', 'a role (or its secret) to rotate: app_user, readonly_user, dpg_cluster, shared_user, dpgc_monitor, pgbouncer_admin, replicator, rewind_user, postgres, patroni (REST)')
+      .option('--role <name...>', 'a role (or its secret) to rotate: app_user, readonly_user, dpg_cluster, shared_user, dpgc_monitor, pgbouncer_admin, replicator, rewind_user, postgres, patroni (REST), haproxy_stats')
       .option('--all', 'every password dpgc generated and can rotate')
       .option('--pause-timeout <seconds>', 'longest wait for open transactions before PgBouncer is paused (then nothing changes)', positiveInt('--pause-timeout', 10), 10)
       .addHelpText('after', '\nThe new password is recorded as pending in the secrets file first: an interrupted rotation is completed\nby the next `dpgc rotate`, with the same value. See README "Rotating credentials" for the order of each.'),

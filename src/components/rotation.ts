@@ -15,6 +15,7 @@ import { pauseDatabases, pgbouncerDatabases, reloadPgbouncer, resumeDatabases } 
 import { APP_ROLES } from './roles.js';
 import { scramMatches, scramVerifier } from './scram.js';
 import { quoteIdent } from './vector.js';
+import { configureHaproxy, ensureHaproxyRunning, STATS_USER } from './haproxy.js';
 
 /**
  * Password rotation without downtime (`dpgc rotate`). Each credential is
@@ -36,7 +37,9 @@ export type RotationKind =
   /** A role Patroni logs in as (superuser, replication, rewind): patroni.yml on every member. */
   | 'patroni'
   /** Patroni's REST API password: patroni.yml on every member. */
-  | 'patroni-rest';
+  | 'patroni-rest'
+  /** HAProxy's stats page: haproxy.cfg, reloaded (its old workers keep their connections). */
+  | 'haproxy-stats';
 
 export interface Rotatable {
   secret: GeneratedSecret;
@@ -60,11 +63,11 @@ export const ROTATABLE: readonly Rotatable[] = [
   { secret: ROLES_DB.rewind.secret, user: ROLES_DB.rewind.user, kind: 'patroni' },
   { secret: ROLES_DB.superuser.secret, user: ROLES_DB.superuser.user, kind: 'patroni' },
   { secret: 'patroni_rest', user: REST_USER, kind: 'patroni-rest' },
+  { secret: 'haproxy_stats', user: STATS_USER, kind: 'haproxy-stats' },
 ];
 
 /** Secrets `dpgc rotate` leaves alone, and why (the command and README say so). */
 export const NOT_ROTATED: Partial<Record<GeneratedSecret, string>> = {
-  haproxy_stats: 'HAProxy\'s stats page: not rotated by dpgc yet (set a new value in the secrets file and run `dpgc sprint 2`; HAProxy reloads without dropping connections)',
   pgbackrest_cipher: 'the backup repository\'s encryption key: every backup is encrypted with it, so a new one means a new repository, not a rotation',
   grafana_admin: "Grafana's own admin password: the operator's, changed in Grafana",
 };
@@ -339,13 +342,85 @@ export async function changePgbouncerAdmin(ctx: RotationCtx, r: Rotatable, next:
 export async function changePatroniRole(ctx: RotationCtx, r: Rotatable, next: string): Promise<Change> {
   const set = await setServerPassword(ctx, r, next);
   const lagging = await waitReplayed(ctx, set.leader, r.user, 30_000);
-  const reloaded = await renderPatroniEverywhere(ctx, r, next);
-  return { changed: set.changed || reloaded.length > 0, note: notes(set, lagging, reloaded.length ? `patroni.yml written and Patroni reloaded on ${reloaded.join(', ')}` : undefined) };
+  const p = await renderPatroniEverywhere(ctx, r, next);
+  return { changed: set.changed || p.changed, note: notes(set, lagging, p.note) };
+}
+
+/**
+ * A replica's stream logs in with primary_conninfo's passfile. Patroni 4.0
+ * rewrites that file on a reload from the recovery parameters it built
+ * before the reload, so with the old password, and compares it with its
+ * configuration only once the WAL receiver has stopped (postgresql/config.py,
+ * _check_primary_conninfo): the stream's next reconnect would fail its first
+ * logins. Once Patroni has reloaded (the file's mtime moved), the replication
+ * user's lines get the new password here, in Patroni's own format, which is
+ * what Patroni's next comparison wants to find.
+ */
+async function refreshPassfiles(ctx: RotationCtx, user: string, password: string, reloaded: { name: string; passfileAt: string }[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const h of members(ctx.inventory)) {
+    const n = await ctx.pool.node(h.name);
+    const before = reloaded.find((x) => x.name === h.name)?.passfileAt;
+    if (before !== undefined) await becomes(async () => (await passfileAt(n)) !== before, { timeoutMs: 15_000, everyMs: 200 }, `Patroni on ${h.name} reloading`);
+    const text = await n.host.readFile(n.paths.pgpass);
+    if (text === undefined) continue;
+    const want = withPassword(text, user, password);
+    if (want === text) continue;
+    await n.host.writeFile(n.paths.pgpass, want, { mode: 0o600, owner: 'postgres' });
+    out.push(h.name);
+  }
+  return out;
+}
+
+const passfileAt = async (n: Awaited<ReturnType<RotationCtx['pool']['node']>>): Promise<string> =>
+  (await n.host.exec(['stat', '-c', '%y', '--', n.paths.pgpass], { mutates: false, allowFailure: true })).stdout.trim();
+
+/** A pgpass file with `user`'s lines carrying `password` (escaped as libpq and Patroni do); other lines as they were. */
+export function withPassword(pgpass: string, user: string, password: string): string {
+  const field = String.raw`(?:[^:\\]|\\.)*`;
+  const line = new RegExp(`^(${field}:${field}:${field}:)(${field}):(.*)$`);
+  const esc = (v: string) => v.replace(/([:\\])/g, '\\$1');
+  return pgpass
+    .split('\n')
+    .map((l) => {
+      const m = line.exec(l);
+      return m && m[2] === esc(user) ? `${m[1]}${m[2]}:${esc(password)}` : l;
+    })
+    .join('\n');
+}
+
+/**
+ * patroni.yml with the new password on every member, Patroni reloaded where
+ * it changed; then every replica's passfile holds the replication password
+ * in force (any reload of Patroni puts back the one it started with: see
+ * refreshPassfiles), whichever credential this rotation is about.
+ */
+async function renderPatroniEverywhere(ctx: RotationCtx, r: Rotatable, next: string): Promise<{ changed: boolean; note?: string }> {
+  const secrets = withNew(ctx.secrets, r, next);
+  const creds = await patroniCredentials(secrets);
+  const reloaded: { name: string; passfileAt: string }[] = [];
+  for (const h of members(ctx.inventory)) {
+    const n = await ctx.pool.node(h.name);
+    const passfile = await passfileAt(n);
+    if (await configurePatroni(ctx.inventory, n, creds)) {
+      await n.services.reload({ name: PATRONI_SERVICE });
+      reloaded.push({ name: h.name, passfileAt: passfile });
+    }
+  }
+  const refreshed = await refreshPassfiles(ctx, ROLES_DB.replication.user, await secrets.get(ROLES_DB.replication.secret), reloaded);
+  const said = [reloaded.length ? `patroni.yml written and Patroni reloaded on ${reloaded.map((x) => x.name).join(', ')}` : '', refreshed.length ? `replication passfile refreshed on ${refreshed.join(', ')}` : ''].filter(Boolean);
+  return { changed: said.length > 0, ...(said.length ? { note: said.join('; ') } : {}) };
+}
+
+function notes(set: { leader: HostSpec; changed: boolean }, lagging: string[], then?: string): string {
+  return [set.changed ? `ALTER ROLE on ${set.leader.name}` : undefined, lagging.length ? `not replayed yet on ${lagging.join(', ')} (they replay it when back)` : undefined, then]
+    .filter(Boolean)
+    .join('; ') || 'already in place';
 }
 
 /** Patroni's REST password: each member's patroni.yml and a reload; done on a member once it accepts the new password. */
 export async function changePatroniRest(ctx: RotationCtx, r: Rotatable, next: string): Promise<Change> {
-  const reloaded = await renderPatroniEverywhere(ctx, r, next);
+  const p = await renderPatroniEverywhere(ctx, r, next);
   for (const h of members(ctx.inventory)) {
     await waitUntil(
       async (seen) => {
@@ -357,26 +432,7 @@ export async function changePatroniRest(ctx: RotationCtx, r: Rotatable, next: st
       `Patroni on ${h.name} accepting the new REST password`,
     );
   }
-  return reloaded.length ? { changed: true, note: `patroni.yml written and Patroni reloaded on ${reloaded.join(', ')}` } : { changed: false, note: 'already in place' };
-}
-
-async function renderPatroniEverywhere(ctx: RotationCtx, r: Rotatable, next: string): Promise<string[]> {
-  const creds = await patroniCredentials(withNew(ctx.secrets, r, next));
-  const out: string[] = [];
-  for (const h of members(ctx.inventory)) {
-    const n = await ctx.pool.node(h.name);
-    if (await configurePatroni(ctx.inventory, n, creds)) {
-      await n.services.reload({ name: PATRONI_SERVICE });
-      out.push(h.name);
-    }
-  }
-  return out;
-}
-
-function notes(set: { leader: HostSpec; changed: boolean }, lagging: string[], then?: string): string {
-  return [set.changed ? `ALTER ROLE on ${set.leader.name}` : undefined, lagging.length ? `not replayed yet on ${lagging.join(', ')} (they replay it when back)` : undefined, then]
-    .filter(Boolean)
-    .join('; ') || 'already in place';
+  return p.changed ? { changed: true, note: p.note ?? '' } : { changed: false, note: 'already in place' };
 }
 
 /** Logins with the new password on every member (and the old one refused on the leader). */
@@ -416,3 +472,35 @@ export async function verifyRest(ctx: RotationCtx, old: string): Promise<Change>
   return { changed: false, note: 'every member refuses the old REST password' };
 }
 
+
+// ---------------------------------------------------------------- HAProxy's stats page
+
+/** haproxy.cfg with the new password, validated, and a reload: new workers take it, old ones finish their connections. */
+export async function changeHaproxyStats(ctx: RotationCtx, r: Rotatable, next: string): Promise<Change> {
+  const creds = withNew(ctx.secrets, r, next);
+  const done: string[] = [];
+  for (const h of ctx.inventory.hosts.filter((x) => x.roles.includes('haproxy'))) {
+    const n = await ctx.pool.node(h.name);
+    const changed = await configureHaproxy(ctx.inventory, n, creds);
+    await ensureHaproxyRunning(ctx.inventory, n, changed);
+    if (changed) done.push(h.name);
+  }
+  return done.length ? { changed: true, note: `haproxy.cfg written and HAProxy reloaded on ${done.join(', ')}` } : { changed: false, note: 'already in place' };
+}
+
+/** The stats page answers the new password and refuses the old one on every HAProxy. */
+export async function verifyHaproxyStats(ctx: RotationCtx, r: Rotatable, next: string, old: string): Promise<Change> {
+  const hosts = ctx.inventory.hosts.filter((x) => x.roles.includes('haproxy'));
+  for (const h of hosts) {
+    const status = (password: string) =>
+      fetch(`http://${h.address}:${ctx.inventory.ports.haproxy_stats}/stats;csv`, {
+        headers: { authorization: `Basic ${Buffer.from(`${r.user}:${password}`).toString('base64')}` },
+        signal: AbortSignal.timeout(3000),
+      }).then((x) => x.status, () => 0);
+    // The reload is asynchronous: the new workers answer once they are up.
+    await waitUntil(async (seen) => ((s: number) => (seen(`HTTP ${s}`), s === 200 || undefined))(await status(next)), { timeoutMs: 15_000, everyMs: 250 }, `HAProxy on ${h.name} accepting the new stats password`);
+    const before = await status(old);
+    if (before !== 401) throw new HostError(`${h.name}: HAProxy's stats page answered ${before} to the old password (want 401)`, { hint: 'Run `dpgc rotate` again: the rotation is still pending and completes on a re-run.' });
+  }
+  return { changed: false, note: `the stats page takes the new password on ${hosts.map((h) => h.name).join(', ')}; the old one is refused` };
+}

@@ -4,6 +4,7 @@ import { writableHost } from '../../components/databases.js';
 import { pgbouncerDatabases } from '../../components/pgbouncer-pause.js';
 import {
   changeExporterRole,
+  changeHaproxyStats,
   changePatroniRest,
   changePatroniRole,
   changePgbouncerAdmin,
@@ -12,6 +13,7 @@ import {
   NOT_ROTATED,
   ROTATABLE,
   verifyDirect,
+  verifyHaproxyStats,
   verifyPgbouncerAdmin,
   verifyRest,
   verifyRouted,
@@ -112,7 +114,7 @@ async function preflight(ctx: RunContext, targets: Rotatable[], o: { all: boolea
   }
   const leader = await writableHost(inv, ctx.secrets);
   const roles = await withClient(ctx.secrets, superuserOn(inv, leader), async (c) => (await c.query<{ r: string }>('SELECT rolname AS r FROM pg_roles')).rows.map((x) => x.r));
-  const exists = (r: Rotatable) => r.kind === 'patroni-rest' || r.kind === 'pgbouncer-admin' || roles.includes(r.user);
+  const exists = (r: Rotatable) => !['routed', 'exporter', 'patroni'].includes(r.kind) || roles.includes(r.user);
   const missing = targets.filter((r) => !exists(r));
   if (missing.length && !o.all) {
     throw new UsageError(`${missing.map((r) => r.user).join(', ')} does not exist on ${leader.name} yet, so there is no password to rotate`, { hint: 'The application roles come with sprint 5: run `dpgc up` first.' });
@@ -162,6 +164,7 @@ const CHANGE: Record<Rotatable['kind'], (ctx: RunContext, r: Rotatable, next: st
   'pgbouncer-admin': changePgbouncerAdmin,
   patroni: changePatroniRole,
   'patroni-rest': changePatroniRest,
+  'haproxy-stats': changeHaproxyStats,
 };
 
 const VERIFY: Record<Rotatable['kind'], (ctx: RunContext, r: Rotatable, next: string, old: string) => Promise<Change>> = {
@@ -170,6 +173,7 @@ const VERIFY: Record<Rotatable['kind'], (ctx: RunContext, r: Rotatable, next: st
   'pgbouncer-admin': verifyPgbouncerAdmin,
   patroni: verifyDirect,
   'patroni-rest': (ctx, _r, _next, old) => verifyRest(ctx, old),
+  'haproxy-stats': verifyHaproxyStats,
 };
 
 const HOW: Record<Rotatable['kind'], { kind: StepKind; change: (r: Rotatable) => string; verify: (r: Rotatable) => string }> = {
@@ -198,5 +202,10 @@ const HOW: Record<Rotatable['kind'], { kind: StepKind; change: (r: Rotatable) =>
     kind: 'file',
     change: () => "Write Patroni's new REST password into patroni.yml on every member and reload Patroni, until each accepts it",
     verify: () => "Patroni's REST API refuses the old password on every member",
+  },
+  'haproxy-stats': {
+    kind: 'file',
+    change: () => "Write HAProxy's new stats password into haproxy.cfg and reload HAProxy (its old workers keep their connections)",
+    verify: () => "HAProxy's stats page takes the new password and refuses the old one",
   },
 };
