@@ -82,7 +82,7 @@ export async function pauseDatabases(secrets: Credentials, inv: Inv, h: Host, db
       all.catch(() => {});
       const held = await activeServers(secrets, inv, h).catch(() => 'unknown');
       throw new HostError(`${h.name}: PgBouncer could not pause ${dbs.join(', ')} within ${timeoutMs / 1000} s: ${held}`, {
-        hint: 'PAUSE waits for every open transaction to end. Nothing was changed and PgBouncer was resumed; run again when the long transaction is done, or give it longer with --pause-timeout.',
+        hint: 'PAUSE waits for every open transaction to end. PgBouncer was resumed and no password changed; run again when that transaction is done, or give it longer with --pause-timeout.',
       });
     }
     return { ms: Date.now() - t0 };

@@ -171,19 +171,41 @@ export async function changeRouted(ctx: RotationCtx, r: Rotatable, next: string,
     await holding(`resume PgBouncer on ${held.map((b) => b.h.name).join(', ')}`, resumeAll, async () => {
       await Promise.all(held.map((b) => pauseDatabases(ctx.secrets, inv, b.h, names(b), o.pauseTimeoutMs)));
       const su = sessions.get(leader.name);
-      const altered = !scramMatches((await verifierOn(su, r.user)) ?? null, next);
+      const before = await verifierOn(su, r.user);
+      const altered = !scramMatches(before ?? null, next);
       if (altered) await su.query(`ALTER ROLE ${quoteIdent(r.user)} PASSWORD '${scramVerifier(next)}'`);
-      const verifier = (await verifierOn(su, r.user))!;
-      // The read-only aliases log in to the replicas: they must have replayed it before PgBouncer logs in there.
-      const lagging = await sessions.replayed(r.user, verifier, 10_000);
-      await Promise.all(held.map((b, i) => installAndPrime(ctx, b.h, b.file, r, verifier, creds, consoles[i]!)));
-      note = [altered ? `ALTER ROLE on ${leader.name}` : `${leader.name} already had it`, ...(lagging.length ? [`not replayed yet on ${lagging.join(', ')}`] : [])].join('; ');
+      try {
+        const verifier = (await verifierOn(su, r.user))!;
+        // The read-only aliases log in to the replicas: they must have replayed it before PgBouncer logs in there.
+        const lagging = await sessions.replayed(r.user, verifier, 10_000);
+        await Promise.all(held.map((b, i) => installAndPrime(ctx, b.h, b.file, r, verifier, creds, consoles[i]!)));
+        note = [altered ? `ALTER ROLE on ${leader.name}` : `${leader.name} already had it`, ...(lagging.length ? [`not replayed yet on ${lagging.join(', ')}`] : [])].join('; ');
+      } catch (e) {
+        // Resumed half done, a PgBouncer with the old verifier would refuse its clients: back to the old state first.
+        if (altered && before) await rollBack(ctx, r, sessions, before, held, consoles).catch((x: unknown) => ctx.logger.warn(`putting ${r.user}'s old password back failed too: ${(x as Error).message}`));
+        throw e;
+      }
     });
     return { changed: true, note: `${note}; PgBouncer paused ${((Date.now() - t0) / 1000).toFixed(2)} s on ${held.map((b) => b.h.name).join(', ')}` };
   } finally {
     sessions.close();
     for (const c of consoles) void c.end().catch(() => {});
   }
+}
+
+/**
+ * The state before the rotation, exactly: the old verifier string (same salt,
+ * so the SCRAM keys PgBouncer still holds fit it again), each auth file as it
+ * was, and one login with the old password through each PgBouncer. Best
+ * effort on each PgBouncer (the one that failed may be gone).
+ */
+async function rollBack(ctx: RotationCtx, r: Rotatable, sessions: Sessions, before: string, held: { h: HostSpec; file: { path: string; entries: Map<string, string> } }[], consoles: Client[]): Promise<void> {
+  const su = sessions.first();
+  await su.query(`ALTER ROLE ${quoteIdent(r.user)} PASSWORD '${before.replace(/'/g, "''")}'`);
+  await sessions.replayed(r.user, before, 10_000);
+  const old = await ctx.secrets.get(r.secret);
+  await Promise.allSettled(held.map((b, i) => installAndPrime(ctx, b.h, b.file, r, before, { get: async () => old, clusterCa: () => ctx.secrets.clusterCa() }, consoles[i]!)));
+  ctx.logger.warn(`${r.user}: the rotation failed half way; the old password is back in place (the new one stays pending for the next run)`);
 }
 
 const noRole = (leader: HostSpec, r: Rotatable) => new HostError(`${leader.name}: role ${r.user} does not exist, so there is no password to rotate`, { hint: 'Run the sprint that creates it first (`dpgc up`).' });
@@ -200,6 +222,11 @@ class Sessions {
     // The leader (first) must answer; a replica that does not is left out.
     const pairs = await Promise.all(eps.map(async (ep, i) => [ep.name, i === 0 ? await connect(secrets, ep) : await connect(secrets, ep).catch(() => undefined)] as const));
     return new Sessions(new Map(pairs.filter((p): p is readonly [string, Client] => p[1] !== undefined)));
+  }
+
+  /** The leader's session (the first endpoint). */
+  first(): Client {
+    return [...this.byName.values()][0]!;
   }
 
   get(name: string): Client {

@@ -11,7 +11,7 @@ import { BIN, dpgc } from '../helpers/cli.js';
  * contract of --json, and a fast start (`dpgc --help` loads no heavy adapter).
  */
 
-const COMMANDS = ['init', 'sprint', 'plan', 'up', 'verify', 'status', 'pool-test', 'failover-test', 'backup', 'restore', 'readiness', 'report', 'schema', 'lab', 'help'];
+const COMMANDS = ['init', 'sprint', 'plan', 'up', 'verify', 'status', 'pool-test', 'failover-test', 'backup', 'restore', 'rotate', 'readiness', 'report', 'schema', 'lab', 'help'];
 const WITH_EXAMPLES = [...COMMANDS.filter((c) => c !== 'help'), 'lab init', 'lab up', 'lab down'];
 const FIX = fileURLToPath(new URL('../fixtures/inventories/', import.meta.url));
 const RECORDER = fileURLToPath(new URL('../helpers/record-modules.mjs', import.meta.url));
@@ -98,6 +98,15 @@ describe('--json: exactly one JSON document on stdout, humans on stderr', () => 
       exitCode: 2,
       error: { type: 'UsageError', message: 'there is no sprint 9: sprints are numbered 0 to 5', hint: 'Run `dpgc sprint --help` for what each sprint delivers.' },
     });
+  });
+
+  it('`dpgc rotate` without a role, or with a secret it does not rotate, is a usage error that says why, before any host is asked', async () => {
+    const none = await dpgc(['--json', 'rotate']);
+    expect(none.code).toBe(2);
+    expect((JSON.parse(none.stdout) as { error: { message: string } }).error.message).toBe('say which password to rotate: --role NAME (repeatable) or --all');
+    const cipher = await dpgc(['rotate', '--role', 'pgbackrest_cipher']);
+    expect(cipher.code).toBe(2);
+    expect(cipher.stderr).toContain('pgbackrest_cipher is not rotated by dpgc: the backup repository');
   });
 
   it('`dpgc schema` prints the JSON Schema on stdout', async () => {

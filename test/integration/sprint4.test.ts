@@ -14,9 +14,15 @@ import { caPathsFor } from '../../src/components/ca.js';
 import { convergeDynamicConfig } from '../../src/components/patroni-cluster.js';
 import { memberStatus, rest, REST_USER, restTarget, switchover } from '../../src/components/patroni.js';
 import { appViaPgbouncer, pgbouncerAdmin, superuserOn } from '../../src/components/endpoints.js';
+import { writableHost } from '../../src/components/databases.js';
+import { pgbouncerDatabases } from '../../src/components/pgbouncer-pause.js';
+import { scramMatches } from '../../src/components/scram.js';
+import { vectorNames } from '../../src/components/vector.js';
+import { Secrets, secretsPathFor } from '../../src/config/secrets.js';
+import { runPoolTest } from '../../src/pooltest/engine.js';
 import { localSql } from '../../src/components/postgres.js';
 import type { HostError } from '../../src/errors.js';
-import { withClient } from '../../src/db/client.js';
+import { connect, isAuthFailure, passwordAccepted, withClient, type Endpoint } from '../../src/db/client.js';
 import { ensureDirectories, ensureServer, REPO_USER, SCHEDULE, serverService } from '../../src/components/pgbackrest.js';
 import type { RunContext } from '../../src/context.js';
 import type { HostSpec } from '../../src/config/schema.js';
@@ -385,6 +391,142 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit', () => {
     }
     // Run alone it makes sprint 4 too: on a loaded machine that is more than the default 300 s.
   }, 600_000);
+
+  /** app_user through PgBouncer on ctl, both application databases: the application's path. */
+  const appUserVia = (db: 'distributed_postgres_cluster' | 'claude_flow_shared'): Endpoint => {
+    const ctl = ctx.inventory.hosts.find((h) => h.name === 'ctl')!;
+    return { name: 'ctl', address: ctl.address, port: ctx.inventory.ports.pgbouncer, database: db, user: 'app_user', secret: 'app_user' };
+  };
+  /** The secrets file as it is now (a test context reads it once). */
+  const secretsNow = () => new Secrets(secretsPathFor(ctx.inventory.file), { caCert: caPathsFor(ctx.inventory.file).cert });
+  const pausedOnCtl = async () => {
+    const ctl = ctx.inventory.hosts.find((h) => h.name === 'ctl')!;
+    return (await pgbouncerDatabases(secretsNow(), ctx.inventory, ctl)).filter((d) => d.paused).map((d) => d.name);
+  };
+  const loginWith = (password: string, ep: Endpoint) =>
+    passwordAccepted({ get: async () => password }, ep, password).then(
+      () => 'accepted',
+      (e: unknown) => (isAuthFailure(e) ? 'refused' : `error: ${(e as Error).message}`),
+    );
+
+  it('dpgc rotate --role app_user under a load of app_user clients through PgBouncer: no query fails; the old password is refused, the new one works; the cluster\'s state criteria pass', async () => {
+    const t0 = Date.now();
+    const old = await ctx.secrets.get('app_user');
+    const endpoints = [appUserVia('distributed_postgres_cluster'), appUserVia('claude_flow_shared')];
+    const names = await withClient(ctx.secrets, endpoints[0]!, (c) => vectorNames(ctx.inventory.postgres.vector, (sql, p) => c.query(sql, p)));
+    const stop = new AbortController();
+    let running!: () => void;
+    const started = new Promise<void>((r) => (running = r));
+    const ctl = ctx.inventory.hosts.find((h) => h.name === 'ctl')!;
+    const load = runPoolTest({ secrets: ctx.secrets, endpoints, admin: pgbouncerAdmin(ctx.inventory, ctl), names, agents: 16, durationS: 300, thinkMs: 20, signal: stop.signal, onProgress: (p) => p.phase === 'running' && running(), progressEveryMs: 250 });
+    await started;
+    await sleep(1000);
+    const r = await lab.cli(['--yes', '--json', 'rotate', '--role', 'app_user']);
+    await sleep(1000);
+    stop.abort();
+    const report = await load;
+    console.log(`rotation under load: ${report.ops} queries by ${report.agents} app_user clients, ${report.errors} failed, latency max ${report.latencyMs.max} ms (p99 ${report.latencyMs.p99} ms); ${JSON.parse(r.stdout || '{}').steps?.[1]?.note ?? ''}`);
+    expect(r.code, r.stderr).toBe(0);
+    expect(report.errors, report.errorSamples.join('\n')).toBe(0);
+    expect(report.agentsSustained).toBe(report.agents);
+    const doc = JSON.parse(r.stdout) as { ok: boolean; rotated: { role: string; resumed: boolean }[] };
+    expect(doc.rotated).toEqual([{ role: 'app_user', secret: 'app_user', resumed: false }]);
+    const next = await secretsNow().get('app_user');
+    expect(next).not.toBe(old);
+    expect(await secretsNow().pendingNames()).toEqual([]);
+    for (const ep of endpoints) {
+      expect(await loginWith(old, ep), `${ep.database} with the old password`).toBe('refused');
+      expect(await withClient({ get: async () => next }, ep, async (c) => (await c.query<{ u: string }>('SELECT current_user AS u')).rows[0]?.u)).toBe('app_user');
+    }
+    const v = await lab.cli(['verify', '--all', '--quick']);
+    expect(v.code, v.stderr.slice(-3000)).toBe(0);
+    ctx = await lab.context();
+    timings['rotate app_user under load'] = (Date.now() - t0) / 1000;
+  });
+
+  it('an interrupted rotation: a PAUSE an open transaction holds up times out and resumes; a run killed while its ALTER ROLE waits leaves PgBouncer paused; the re-run completes it with the value recorded first', async () => {
+    const t0 = Date.now();
+    const inv = ctx.inventory;
+    const old = await ctx.secrets.get('app_user');
+    const leader = await writableHost(inv, ctx.secrets);
+    // 1. A transaction left open through PgBouncer: PAUSE cannot finish, the rotation changes no password and resumes.
+    const open = await connect(ctx.secrets, appViaPgbouncer(inv, ctx.pool.specs('pgbouncer')[0]!, 'project'));
+    await open.query('BEGIN');
+    await open.query('SELECT 1');
+    const held = await lab.cli(['--yes', 'rotate', '--role', 'app_user', '--pause-timeout', '1']);
+    expect(held.code, held.stderr).toBe(4);
+    expect(held.stderr).toMatch(/could not pause .* within 1 s: still in use: dpg_cluster@distributed_postgres_cluster \(1 in a transaction\)/);
+    expect(await pausedOnCtl()).toEqual([]);
+    expect((await open.query<{ n: number }>('SELECT 2 AS n')).rows[0]?.n).toBe(2);
+    await open.query('COMMIT');
+    await open.end();
+    const pending = (await secretsNow().pending('app_user'))!;
+    expect(pending).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    const stored = async () => withClient(ctx.secrets, superuserOn(inv, leader), async (c) => (await c.query<{ p: string }>("SELECT rolpassword AS p FROM pg_authid WHERE rolname = 'app_user'")).rows[0]!.p);
+    expect(scramMatches(await stored(), old)).toBe(true);
+
+    // 2. Killed (SIGKILL) while its ALTER ROLE waits for a lock on pg_authid: the statement commits after the client is gone.
+    const lock = await connect(ctx.secrets, superuserOn(inv, leader));
+    await lock.query('BEGIN');
+    await lock.query('LOCK TABLE pg_authid IN SHARE MODE');
+    const child = execa('node', [BIN, '-c', lab.config, '--yes', 'rotate', '--role', 'app_user'], { reject: false, stdin: 'ignore', env: { CI: 'true', NO_COLOR: '1' } });
+    await waitUntil(
+      async () => withClient(ctx.secrets, superuserOn(inv, leader), async (c) => (await c.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'ALTER ROLE%'")).rows[0]!.n > 0 || undefined),
+      { timeoutMs: 60_000, everyMs: 100 },
+      'the rotation\'s ALTER ROLE waiting for the lock',
+    );
+    child.kill('SIGKILL');
+    await child;
+    await lock.query('COMMIT');
+    await lock.end();
+    expect(scramMatches(await waitUntil(async () => ((p) => (scramMatches(p, pending) ? p : undefined))(await stored()), { timeoutMs: 10_000, everyMs: 100 }, 'the ALTER committed'), pending)).toBe(true);
+    expect((await pausedOnCtl()).sort()).toEqual(['claude_flow_shared', 'claude_flow_shared_ro', 'distributed_postgres_cluster', 'distributed_postgres_cluster_ro']);
+    // dpgc itself is not locked out meanwhile: its logins try the pending password first.
+    expect(await withClient(secretsNow(), { ...superuserOn(inv, leader), user: 'app_user', secret: 'app_user' }, async (c) => (await c.query<{ u: string }>('SELECT current_user AS u')).rows[0]?.u)).toBe('app_user');
+    const sprint = await lab.cli(['--yes', 'sprint', '5']);
+    expect(sprint.code).toBe(2);
+    expect(sprint.stderr).toContain('a password rotation was begun and not completed (app_user pending in');
+
+    // 3. The re-run (once the killed run's lock in etcd has expired) completes it, with the same value.
+    const rerun = await waitUntil(
+      async (seen) => {
+        const x = await lab.cli(['--yes', '--json', 'rotate', '--role', 'app_user']);
+        seen(x.stderr.split('\n').find((l) => l.startsWith('error')) ?? `exit ${x.code}`);
+        return x.code === 2 && x.stderr.includes('lock') ? undefined : x;
+      },
+      { timeoutMs: 40_000, everyMs: 1000 },
+      'the re-run getting the cluster lock',
+    );
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect((JSON.parse(rerun.stdout) as { rotated: unknown[] }).rotated).toEqual([{ role: 'app_user', secret: 'app_user', resumed: true }]);
+    expect(await secretsNow().get('app_user')).toBe(pending);
+    expect(await secretsNow().pendingNames()).toEqual([]);
+    expect(await pausedOnCtl()).toEqual([]);
+    expect(await loginWith(old, appUserVia('distributed_postgres_cluster'))).toBe('refused');
+    expect(await withClient({ get: async () => pending }, appUserVia('claude_flow_shared'), async (c) => (await c.query<{ n: number }>('SELECT 1 AS n')).rows[0]?.n)).toBe(1);
+    ctx = await lab.context();
+    timings['interrupted rotation and its re-run'] = (Date.now() - t0) / 1000;
+  });
+
+  it('dpgc rotate --role replicator: streams keep running; a stream that reconnects afterwards logs in with the new password at once (Patroni\'s passfile refreshed)', async () => {
+    const t0 = Date.now();
+    const inv = ctx.inventory;
+    const leader = await currentLeader(inv);
+    const streams = async () => withClient(ctx.secrets, superuserOn(inv, leader), async (c) => (await c.query<{ name: string; since: string }>("SELECT application_name AS name, backend_start::text AS since FROM pg_stat_replication WHERE state = 'streaming' ORDER BY 1")).rows);
+    const before = await streams();
+    expect(before).toHaveLength(2);
+    const failedLogins = async () => Number(await localSql(inv, await node(leader.name), "SELECT count(*) FROM regexp_split_to_table(pg_read_file(pg_current_logfile()), E'\\n') l WHERE l LIKE '%password authentication failed for user \"replicator\"%'"));
+    const r = await lab.cli(['--yes', 'rotate', '--role', 'replicator']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await streams()).toEqual(before);
+    const failed = await failedLogins();
+    // Each replica's stream dropped now reconnects with the passfile Patroni uses: no failed login on the leader.
+    await withClient(ctx.secrets, superuserOn(inv, leader), (c) => c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_replication'));
+    await waitUntil(async () => ((s) => (s.length === 2 && s.every((x, i) => x.since !== before[i]!.since) ? s : undefined))(await streams()), { timeoutMs: 30_000, everyMs: 250 }, 'both replicas streaming again');
+    expect(await failedLogins()).toBe(failed);
+    ctx = await lab.context();
+    timings['rotate replicator'] = (Date.now() - t0) / 1000;
+  });
 
   it('pgaudit.log set to none in Patroni’s configuration fails s5.audit.logged naming every member; a re-run puts the DDL class back without a restart', async () => {
     const leader = await currentLeader(ctx.inventory);

@@ -59,7 +59,15 @@ export async function rotateCommand(cmd: Command): Promise<void> {
     const run = await runSteps(
       present.flatMap((r) => rotationSteps(ctx, r, { pauseTimeoutMs: o.pauseTimeout * 1000 })),
       { ...ctx.options, mode: ctx.options.dryRun ? 'observe' : 'apply', logger: ctx.logger },
-    );
+    ).catch(async (e: unknown) => {
+      const left = await ctx.secrets.pendingNames();
+      if (left.length) {
+        ctx.logger.warn(
+          `${left.join(', ')}: the new password is recorded as pending in ${ctx.secrets.file}; the next \`dpgc rotate\` completes the rotation with it (until then dpgc's own logins try it first, and sprints refuse to run).`,
+        );
+      }
+      throw e;
+    });
     const skipped = targets.filter((r) => !present.includes(r)).map((r) => r.user);
     const caveats = present.filter((r) => r.caveat).map((r) => `${r.user}: ${r.caveat}`);
     const notRotated = o.all ? Object.entries(NOT_ROTATED).map(([k, why]) => `${k}: ${why}`) : [];
