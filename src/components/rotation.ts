@@ -97,7 +97,7 @@ const bouncers = (inv: Inventory): HostSpec[] => inv.hosts.filter((h) => h.roles
 
 /** The role's stored verifier on a node; undefined when the role does not exist there. */
 async function storedVerifier(secrets: Credentials, ep: Endpoint, user: string): Promise<string | null | undefined> {
-  return withClient(secrets, ep, async (c) => (await c.query<{ p: string | null }>('SELECT rolpassword AS p FROM pg_authid WHERE rolname = $1', [user])).rows[0]?.p);
+  return withClient(secrets, ep, (c) => verifierOn(c, user));
 }
 
 /**
@@ -116,23 +116,17 @@ async function setServerPassword(ctx: RotationCtx, r: Rotatable, next: string): 
 }
 
 /**
- * Every member that answers has replayed the leader's verifier (the replicas
- * serve logins too: PgBouncer's read-only aliases, Patroni, the exporters).
- * A member that does not answer replays it when it is back; it is named.
+ * Every member has replayed the leader's verifier (the replicas serve logins
+ * too: PgBouncer's read-only aliases, Patroni, the exporters). A member that
+ * does not answer, or not in time, is named: it replays it when it is back.
  */
 async function waitReplayed(ctx: RotationCtx, leader: HostSpec, user: string, timeoutMs: number): Promise<string[]> {
-  const inv = ctx.inventory;
-  const want = await storedVerifier(ctx.secrets, superuserOn(inv, leader), user);
-  const missing: string[] = [];
-  await Promise.all(
-    members(inv)
-      .filter((h) => h.name !== leader.name)
-      .map(async (h) => {
-        const ok = await becomes(async () => (await storedVerifier(ctx.secrets, superuserOn(inv, h), user).catch(() => undefined)) === want, { timeoutMs, everyMs: 100 }, `${h.name} replaying ${user}'s new password`);
-        if (!ok) missing.push(h.name);
-      }),
-  );
-  return missing.sort();
+  const sessions = await Sessions.open(ctx.secrets, [leader, ...members(ctx.inventory).filter((h) => h.name !== leader.name)].map((h) => superuserOn(ctx.inventory, h)));
+  try {
+    return await sessions.replayed(user, (await verifierOn(sessions.first(), user)) ?? '', timeoutMs);
+  } finally {
+    sessions.close();
+  }
 }
 
 // ---------------------------------------------------------------- routed roles
@@ -216,12 +210,15 @@ async function verifierOn(c: Client, user: string): Promise<string | null | unde
 
 /** Superuser connections to the members, opened once; a member that does not answer is left out (and named when it matters). */
 class Sessions {
-  private constructor(private readonly byName: Map<string, Client>) {}
+  private constructor(
+    private readonly byName: Map<string, Client>,
+    private readonly unreachable: string[],
+  ) {}
 
   static async open(secrets: Credentials, eps: Endpoint[]): Promise<Sessions> {
-    // The leader (first) must answer; a replica that does not is left out.
+    // The leader (first) must answer; a replica that does not is left out, and named by replayed().
     const pairs = await Promise.all(eps.map(async (ep, i) => [ep.name, i === 0 ? await connect(secrets, ep) : await connect(secrets, ep).catch(() => undefined)] as const));
-    return new Sessions(new Map(pairs.filter((p): p is readonly [string, Client] => p[1] !== undefined)));
+    return new Sessions(new Map(pairs.filter((p): p is readonly [string, Client] => p[1] !== undefined)), pairs.filter((p) => p[1] === undefined).map((p) => p[0]));
   }
 
   /** The leader's session (the first endpoint). */
@@ -235,9 +232,9 @@ class Sessions {
     return c;
   }
 
-  /** Every other member has replayed `verifier` for `user`; the names of those that did not within the time. */
+  /** Every other member has replayed `verifier` for `user`; the names of those that did not within the time, or do not answer. */
   async replayed(user: string, verifier: string, timeoutMs: number): Promise<string[]> {
-    const late: string[] = [];
+    const late: string[] = [...this.unreachable];
     const others = [...this.byName.entries()].slice(1);
     await Promise.all(
       others.map(async ([name, c]) => {
@@ -270,7 +267,7 @@ async function installAndPrime(ctx: RotationCtx, h: HostSpec, file: { path: stri
   const inv = ctx.inventory;
   const n = await ctx.pool.node(h.name);
   const text = renderAuthFile([...new Map([...file.entries, [r.user, verifier]])].map(([user, v]) => ({ user, verifier: v })));
-  const ep: Endpoint = { name: h.name, address: h.address, port: inv.ports.pgbouncer, database: DATABASES[r.databases?.[0] ?? 'project'].name, user: r.user, secret: r.secret };
+  const ep = viaPgbouncer(inv, h, r);
   const password = await creds.get(r.secret);
   for (let attempt = 1; ; attempt++) {
     // A second attempt removes the file first: a new inode is a stat change whatever the clock says.
@@ -294,7 +291,7 @@ export async function verifyRouted(ctx: RotationCtx, r: Rotatable, next: string,
   for (const h of bouncers(inv)) {
     const aliases = (await pgbouncerDatabases(ctx.secrets, inv, h)).map((d) => d.name).filter((a) => (r.databases ?? []).some((k) => a === DATABASES[k].name || a.startsWith(`${DATABASES[k].name}_`)));
     for (const alias of aliases) {
-      const ep: Endpoint = { name: h.name, address: h.address, port: inv.ports.pgbouncer, database: alias, user: r.user, secret: r.secret };
+      const ep = viaPgbouncer(inv, h, r, alias);
       // A server login that failed before the new keys were primed makes PgBouncer wait server_login_retry before the next.
       await waitUntil(
         async (seen) => withClient(creds, ep, (c) => c.query('SELECT 1')).then(() => true, (e: unknown) => (seen((e as Error).message), undefined)),
@@ -303,14 +300,19 @@ export async function verifyRouted(ctx: RotationCtx, r: Rotatable, next: string,
       );
       checked.push(`${h.name}/${alias}`);
     }
-    await refused({ ...withNew(ctx.secrets, r, old) }, { name: h.name, address: h.address, port: inv.ports.pgbouncer, database: DATABASES[r.databases?.[0] ?? 'project'].name, user: r.user, secret: r.secret }, old);
+    await refused(ctx.secrets, viaPgbouncer(inv, h, r), old);
   }
   return { changed: false, note: `new password works through ${checked.join(', ')}; the old one is refused` };
 }
 
+/** The role through one PgBouncer, to `database` (default: the first database it uses). */
+function viaPgbouncer(inv: Inventory, h: HostSpec, r: Rotatable, database: string = DATABASES[r.databases?.[0] ?? 'project'].name): Endpoint {
+  return { name: h.name, address: h.address, port: inv.ports.pgbouncer, database, user: r.user, secret: r.secret };
+}
+
 /** The old password must not log in any more. */
-async function refused(creds: Credentials, ep: Endpoint, old: string): Promise<void> {
-  const accepted = await passwordAccepted(creds, ep, old).then(
+async function refused(secrets: Pick<Secrets, 'clusterCa'>, ep: Endpoint, old: string): Promise<void> {
+  const accepted = await passwordAccepted({ get: async () => old, clusterCa: () => secrets.clusterCa() }, ep, old).then(
     () => true,
     (e: unknown) => {
       if (isAuthFailure(e)) return false;
@@ -477,7 +479,7 @@ export async function verifyDirect(ctx: RotationCtx, r: Rotatable, next: string,
     ok.push(h.name);
   }
   const leader = await writableHost(inv, ctx.secrets);
-  await refused(withNew(ctx.secrets, r, old), ep(leader), old);
+  await refused(ctx.secrets, ep(leader), old);
   return { changed: false, note: `new password logs in on ${ok.join(', ')}; the old one is refused` };
 }
 
@@ -485,7 +487,7 @@ export async function verifyDirect(ctx: RotationCtx, r: Rotatable, next: string,
 export async function verifyPgbouncerAdmin(ctx: RotationCtx, r: Rotatable, next: string, old: string): Promise<Change> {
   for (const h of bouncers(ctx.inventory)) {
     await passwordAccepted(withNew(ctx.secrets, r, next), pgbouncerAdmin(ctx.inventory, h), next);
-    await refused(withNew(ctx.secrets, r, old), pgbouncerAdmin(ctx.inventory, h), old);
+    await refused(ctx.secrets, pgbouncerAdmin(ctx.inventory, h), old);
   }
   return { changed: false, note: `the new password logs in on ${bouncers(ctx.inventory).map((h) => h.name).join(', ')}; the old one is refused` };
 }
