@@ -9,7 +9,8 @@ import { becomes, waitUntil } from '../wait.js';
 import { writableHost } from './databases.js';
 import { DATABASES, ROLES_DB, pgbouncerAdmin, superuserOn, type DatabaseKey } from './endpoints.js';
 import { ensureExporter, ensurePostgresExporter, exporterFiles, pgbouncerExporterEnv, pgbouncerExporterService } from './exporters.js';
-import { configurePatroni, PATRONI_SERVICE, patroniCredentials, rest, REST_USER, restTarget } from './patroni.js';
+import { ensurePatroniConfig, patroniCredentials, rest, REST_USER, restTarget } from './patroni.js';
+import { tlsRequired } from './deployed.js';
 import { authEntries, parseAuthFile, pgbouncerFiles, renderAuthFile } from './pgbouncer.js';
 import { pauseDatabases, pgbouncerDatabases, reloadPgbouncer, resumeDatabases } from './pgbouncer-pause.js';
 import { APP_ROLES } from './roles.js';
@@ -427,14 +428,13 @@ export function withPassword(pgpass: string, user: string, password: string): st
 async function renderPatroniEverywhere(ctx: RotationCtx, r: Rotatable, next: string): Promise<{ changed: boolean; note?: string }> {
   const secrets = withNew(ctx.secrets, r, next);
   const creds = await patroniCredentials(secrets);
+  // Rendered as the sprints render it: TLS required once the cluster serves it.
+  const tls = await tlsRequired({ inventory: ctx.inventory, pool: ctx.pool, secrets: ctx.secrets });
   const reloaded: { name: string; passfileAt: string }[] = [];
   for (const h of members(ctx.inventory)) {
     const n = await ctx.pool.node(h.name);
     const passfile = await passfileAt(n);
-    if (await configurePatroni(ctx.inventory, n, creds)) {
-      await n.services.reload({ name: PATRONI_SERVICE });
-      reloaded.push({ name: h.name, passfileAt: passfile });
-    }
+    if ((await ensurePatroniConfig(ctx.inventory, n, creds, tls)).changed) reloaded.push({ name: h.name, passfileAt: passfile });
   }
   const refreshed = await refreshPassfiles(ctx, ROLES_DB.replication.user, await secrets.get(ROLES_DB.replication.secret), reloaded);
   const said = [reloaded.length ? `patroni.yml written and Patroni reloaded on ${reloaded.map((x) => x.name).join(', ')}` : '', refreshed.length ? `replication passfile refreshed on ${refreshed.join(', ')}` : ''].filter(Boolean);

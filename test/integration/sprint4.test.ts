@@ -403,8 +403,10 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit', () => {
     const ctl = ctx.inventory.hosts.find((h) => h.name === 'ctl')!;
     return (await pgbouncerDatabases(secretsNow(), ctx.inventory, ctl)).filter((d) => d.paused).map((d) => d.name);
   };
+  /** This password, and the cluster's CA (TLS is required by then). */
+  const only = (password: string) => ({ get: async () => password, clusterCa: () => ctx.secrets.clusterCa() });
   const loginWith = (password: string, ep: Endpoint) =>
-    passwordAccepted({ get: async () => password }, ep, password).then(
+    passwordAccepted(only(password), ep, password).then(
       () => 'accepted',
       (e: unknown) => (isAuthFailure(e) ? 'refused' : `error: ${(e as Error).message}`),
     );
@@ -436,7 +438,7 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit', () => {
     expect(await secretsNow().pendingNames()).toEqual([]);
     for (const ep of endpoints) {
       expect(await loginWith(old, ep), `${ep.database} with the old password`).toBe('refused');
-      expect(await withClient({ get: async () => next }, ep, async (c) => (await c.query<{ u: string }>('SELECT current_user AS u')).rows[0]?.u)).toBe('app_user');
+      expect(await withClient(only(next), ep, async (c) => (await c.query<{ u: string }>('SELECT current_user AS u')).rows[0]?.u)).toBe('app_user');
     }
     const v = await lab.cli(['verify', '--all', '--quick']);
     expect(v.code, v.stderr.slice(-3000)).toBe(0);
@@ -503,7 +505,7 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit', () => {
     expect(await secretsNow().pendingNames()).toEqual([]);
     expect(await pausedOnCtl()).toEqual([]);
     expect(await loginWith(old, appUserVia('distributed_postgres_cluster'))).toBe('refused');
-    expect(await withClient({ get: async () => pending }, appUserVia('claude_flow_shared'), async (c) => (await c.query<{ n: number }>('SELECT 1 AS n')).rows[0]?.n)).toBe(1);
+    expect(await withClient(only(pending), appUserVia('claude_flow_shared'), async (c) => (await c.query<{ n: number }>('SELECT 1 AS n')).rows[0]?.n)).toBe(1);
     ctx = await lab.context();
     timings['interrupted rotation and its re-run'] = (Date.now() - t0) / 1000;
   });
