@@ -59,7 +59,8 @@ export const pgbouncerScram: Check = {
         DBS.map(async (k) => {
           const ep = appViaPgbouncer(ctx.inventory, h, k);
           await withClient(ctx.secrets, ep, (c) => c.query('SELECT 1'));
-          const wrong = await connect({ get: async () => `wrong-${Date.now()}-password` }, ep, { timeoutMs: 15_000 }).then(
+          // The cluster CA too: once sprint 5 requires TLS, a plaintext attempt is refused before any password is asked.
+          const wrong = await connect({ get: async () => `wrong-${Date.now()}-password`, clusterCa: () => ctx.secrets.clusterCa() }, ep, { timeoutMs: 15_000 }).then(
             async (c) => {
               await c.end();
               return 'accepted';
