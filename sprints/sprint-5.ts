@@ -37,7 +37,8 @@ import type { Sprint } from './types.js';
  * verify-full, and PgBouncer requires TLS of its clients.
  *
  * Not here yet (issue 14): TLS on etcd, Patroni's API and the exporters'
- * endpoints, credential rotation, the firewall and the security alerts.
+ * endpoints, the firewall and the security alerts. Passwords are rotated by
+ * `dpgc rotate` (src/components/rotation.ts), not by a sprint.
  */
 export const sprint5: Sprint = {
   id: 5,
