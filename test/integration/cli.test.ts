@@ -290,7 +290,7 @@ describe('the secrets file: unsafe or malformed is refused, exit 3 (missing: tes
       r,
       3,
       `error: secrets file ${sec} is not valid (2 problems):\n` +
-        `  ${sec}:1:1: replicaton: unknown secret "replicaton"; did you mean "replication"? known secrets: ${SECRET_NAMES.join(', ')}, and receiver_<name> for each alert receiver\n` +
+        `  ${sec}:1:1: replicaton: unknown secret "replicaton"; did you mean "replication"? known secrets: ${SECRET_NAMES.join(', ')}, receiver_<name> for each alert receiver, and pending_<name> for a rotation under way\n` +
         `  ${sec}:2:9: rewind: the value is 5 characters long; a secret needs at least 12 characters. Delete the line and dpgc generates a strong one\n` +
         'Fix the lines named above (dpgc never prints secret values). After changing a secret that is in use, rotate it on the cluster too.\n',
     );
