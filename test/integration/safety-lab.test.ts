@@ -5,6 +5,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureFirewall, firewallTable } from '../../src/components/firewall.js';
 import { loadInventory } from '../../src/config/load.js';
 import { hostPaths } from '../../src/config/paths.js';
 import { LocalHost } from '../../src/hosts/local.js';
@@ -19,7 +20,7 @@ import { createLab, type TestLab } from '../helpers/lab.js';
 
 /**
  * Issue 10, findings 1 and 3 on a lab of its own (subnet 127.0.120): `lab down`
- * deletes only what dpgc made and honours --dry-run; one run at a time per
+ * deletes only what dpgc made (and sprint 5's firewall tables) and honours --dry-run; one run at a time per
  * cluster, on this machine (the lock file) and across machines (etcd). A small supervised daemon in the ctl host's root stands in for the
  * lab's services where a whole sprint is not needed.
  */
@@ -32,6 +33,13 @@ async function ctlServices() {
   const inv = await loadInventory(lab.config);
   const ctl = inv.hosts.find((h) => h.name === 'ctl')!;
   return serviceManager(new LocalHost({ name: 'ctl', address: ctl.address, dryRun: false, logger: silentLogger }), { services: 'supervised' }, hostPaths(inv, ctl));
+}
+
+/** The tables of this lab's firewall that nftables has now. */
+async function labTables(): Promise<string[]> {
+  const inv = await loadInventory(lab.config);
+  const ours = new Set(inv.hosts.map((h) => firewallTable(inv, h)));
+  return (await execa('nft', ['list', 'tables'])).stdout.split('\n').map((l) => l.replace(/^table inet /, '')).filter((t) => ours.has(t));
 }
 
 let webPid: number;
@@ -174,8 +182,14 @@ describe('`lab down` deletes only what dpgc made (finding 1)', () => {
   });
 
   it('`lab down --dry-run` says what it would stop and remove, and changes nothing', async () => {
+    // Sprint 5's firewall, loaded by its own step (no daemon needs it here): `lab down` must leave no rule behind.
+    const ctx = await lab.context();
+    for (const h of ctx.inventory.hosts) await ensureFirewall(ctx.inventory, await ctx.pool.node(h.name));
+    expect(await labTables()).toHaveLength(4);
     const r = await lab.cli(['--dry-run', 'lab', 'down']);
     expect(r.code, r.stderr).toBe(0);
+    for (const t of await labTables()) expect(r.stderr).toContain(`would run \`nft delete table inet ${t}\``);
+    expect(await labTables()).toHaveLength(4);
     expect(r.stderr).toContain(`[dry-run] would stop web on ctl (pid ${webPid})`);
     expect(r.stderr).toContain(`[dry-run] would remove ${labDir}/ctl`);
     expect(r.stderr).toContain(`[dry-run] would remove ${labDir}\n`);
@@ -216,5 +230,7 @@ describe('`lab down` deletes only what dpgc made (finding 1)', () => {
     expect(r.stderr).toContain(`warning: Kept ${labDir}: it also holds ${labDir}/notes.txt, which dpgc did not create.`);
     expect(alive(webPid)).toBe(false);
     expect((await execa('ls', ['-A', labDir])).stdout.split('\n').sort()).toEqual([MARKER, 'notes.txt']);
+    expect(r.stderr).toContain("Removed db1's firewall (nftables table inet");
+    expect(await labTables()).toEqual([]);
   }, 180_000);
 });
