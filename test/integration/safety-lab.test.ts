@@ -27,7 +27,9 @@ import { createLab, type TestLab } from '../helpers/lab.js';
 
 let lab: TestLab;
 let labDir: string;
-const web: ServiceSpec = { name: 'web', user: 'postgres', argv: ['python3', '-m', 'http.server', '--bind', '127.0.120.10', '18120'], listen: { address: '127.0.120.10', port: 18120 } };
+/** The lab's subnet (DPGC_TEST_SUBNET moves it, test/helpers/lab.ts): every address below is in it. */
+const SUBNET = process.env['DPGC_TEST_SUBNET'] ?? '127.0.120';
+const web: ServiceSpec = { name: 'web', user: 'postgres', argv: ['python3', '-m', 'http.server', '--bind', `${SUBNET}.10`, '18120'], listen: { address: `${SUBNET}.10`, port: 18120 } };
 
 async function ctlServices() {
   const inv = await loadInventory(lab.config);
@@ -44,7 +46,7 @@ async function labTables(): Promise<string[]> {
 
 let webPid: number;
 beforeAll(async () => {
-  lab = await createLab('127.0.120');
+  lab = await createLab(SUBNET);
   labDir = join(lab.dir, 'lab');
   webPid = (await (await ctlServices()).start(web)).pid!;
 }, 60_000);
@@ -89,7 +91,7 @@ describe('one run at a time per cluster (finding 3)', () => {
   it('a stale lock (its process gone) is taken over with a message, and released at the end', async () => {
     const gone = Number((await execa('sh', ['-c', 'echo $$'])).stdout.trim());
     await writeFile(lockPathFor(lab.config), JSON.stringify({ host: hostname(), pid: gone, command: 'dpgc sprint 1', since: '2026-01-01T00:00:00.000Z', startTime: '1' }));
-    const r = await lab.cli(['lab', 'init', '--force', '--subnet', '127.0.120', '--dir', labDir]);
+    const r = await lab.cli(['lab', 'init', '--force', '--subnet', SUBNET, '--dir', labDir]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain(`warning: Took over a stale lock ${lockPathFor(lab.config)} (pid ${gone} on ${hostname()}, running \`dpgc sprint 1\`, since 2026-01-01T00:00:00.000Z`);
     expect(r.stderr).toContain(`: pid ${gone} is not running.`);
@@ -104,7 +106,7 @@ describe('one run at a time across machines: the lock in etcd (finding 3)', () =
   const key = runLockKey('dpgc-lab');
 
   beforeAll(async () => {
-    const a = 'http://127.0.120.11';
+    const a = `http://${SUBNET}.11`;
     etcd = execa('etcd', ['--name', 'solo', '--data-dir', join(lab.dir, 'etcd'), '--listen-client-urls', `${a}:2379`, '--advertise-client-urls', `${a}:2379`, '--listen-peer-urls', `${a}:2380`, '--initial-advertise-peer-urls', `${a}:2380`, '--initial-cluster', `solo=${a}:2380`], { reject: false, stdio: 'ignore' });
     client = new Etcd3({ hosts: [`${a}:2379`] });
     for (let i = 0; i < 100; i++) {
@@ -165,7 +167,7 @@ describe("daemons start with an environment built from scratch (finding 5)", () 
 describe('`lab down` deletes only what dpgc made (finding 1)', () => {
   it('`lab init --dir /tmp` is refused, and nothing is written', async () => {
     const config = join(lab.dir, 'tmp-lab.yaml');
-    const r = await dpgc(['-c', config, 'lab', 'init', '--subnet', '127.0.120', '--dir', '/tmp']);
+    const r = await dpgc(['-c', config, 'lab', 'init', '--subnet', SUBNET, '--dir', '/tmp']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('error: refusing /tmp as a lab directory: it is a system directory');
     expect(existsSync(config)).toBe(false);
@@ -175,7 +177,7 @@ describe('`lab down` deletes only what dpgc made (finding 1)', () => {
     const dir = join(lab.dir, 'mine');
     await mkdir(dir);
     await writeFile(join(dir, 'precious.txt'), 'keep me');
-    const r = await dpgc(['-c', join(lab.dir, 'mine.yaml'), 'lab', 'init', '--subnet', '127.0.120', '--dir', dir]);
+    const r = await dpgc(['-c', join(lab.dir, 'mine.yaml'), 'lab', 'init', '--subnet', SUBNET, '--dir', dir]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`error: ${dir} exists, is not empty, and was not made by dpgc (no ${MARKER} marker)`);
     expect((await execa('ls', ['-A', dir])).stdout.split('\n')).toEqual(['precious.txt']);
@@ -184,7 +186,7 @@ describe('`lab down` deletes only what dpgc made (finding 1)', () => {
   it('`lab down --dry-run` says what it would stop and remove, and changes nothing', async () => {
     // Sprint 5's firewall, loaded by its own step (no daemon needs it here): `lab down` must leave no rule behind.
     const ctx = await lab.context();
-    for (const h of ctx.inventory.hosts) await ensureFirewall(ctx.inventory, await ctx.pool.node(h.name));
+    await Promise.all(ctx.inventory.hosts.map(async (h) => ensureFirewall(ctx.inventory, await ctx.pool.node(h.name))));
     expect(await labTables()).toHaveLength(4);
     const r = await lab.cli(['--dry-run', 'lab', 'down']);
     expect(r.code, r.stderr).toBe(0);
