@@ -1,9 +1,11 @@
 import { rolesDeclared, rolesEnforced, scramOnly } from '../src/checks/access.js';
 import { auditLogged } from '../src/checks/audit.js';
+import { firewallEnforced } from '../src/checks/firewall.js';
 import { pgTls, plaintextRefused, tlsSessions } from '../src/checks/tls.js';
 import { CertificateAuthority } from '../src/components/ca.js';
 import { describePlain, ensurePgCert, plaintextStreams, reloadIfServing, restreamOverTls, sessionsByTls, waitForTls, waitForVerifiedStreams } from '../src/components/postgres-tls.js';
 import { ensurePostgresExporter } from '../src/components/exporters.js';
+import { ensureFirewall, firewallTable } from '../src/components/firewall.js';
 import { currentLeader } from '../src/components/cluster.js';
 import { becomes } from '../src/wait.js';
 import { pgauditNotLoaded, pgauditPackage } from '../src/components/audit.js';
@@ -36,8 +38,11 @@ import type { Sprint } from './types.js';
  * hostssl only and rejects plaintext TCP by name, replication and pg_rewind
  * verify-full, and PgBouncer requires TLS of its clients.
  *
+ * Each host's firewall (nftables) lets in only the ports its roles need, from
+ * the addresses that need them.
+ *
  * Not here yet (issue 14): TLS on etcd, Patroni's API and the exporters'
- * endpoints, the firewall and the security alerts. Passwords are rotated by
+ * endpoints and the security alerts. Passwords are rotated by
  * `dpgc rotate` (src/components/rotation.ts), not by a sprint.
  */
 export const sprint5: Sprint = {
@@ -177,8 +182,20 @@ export const sprint5: Sprint = {
         apply: async () => waitForVerifiedStreams(inv, ctx.secrets, ctx.pool.specs('postgres')),
         observe: async () => ({ changed: false, note: 'waits in a real run' }),
       }),
+      perHost(inv)(
+        'Packages: nftables',
+        inv.hosts.map((h) => onHost('package', `Install nftables on ${h.name}`, h.name, async () => ensurePackages(await node(h.name), ['nftables']))),
+      ),
+      parallel(
+        "Firewall: only the ports each host's roles need, from the addresses that need them (nftables)",
+        inv.hosts.map((h) =>
+          onHost('command', `Keep ${h.name}'s firewall as rendered (nftables table inet ${firewallTable(inv, h)}, checked by nft -c, loaded in one transaction)`, h.name, async () =>
+            ensureFirewall(inv, await node(h.name)),
+          ),
+        ),
+      ),
     ];
   },
 
-  criteria: [rolesDeclared, rolesEnforced, scramOnly, pgTls, tlsSessions, plaintextRefused, auditLogged],
+  criteria: [rolesDeclared, rolesEnforced, scramOnly, pgTls, tlsSessions, plaintextRefused, auditLogged, firewallEnforced],
 };

@@ -1,7 +1,7 @@
 import type { Lease } from 'etcd3';
-import { connect } from 'node:net';
 import type { Inventory } from './config/schema.js';
 import { LockedError } from './errors.js';
+import { tcpAnswer } from './hosts/tcp.js';
 import { describeHolder, type LockHolder } from './lock.js';
 import type { Logger } from './output/log.js';
 
@@ -109,22 +109,12 @@ const PROBE_TIMEOUT_MS = 5000;
 export function anyAccepts(endpoints: { host: string; port: number }[]): Promise<boolean> {
   return new Promise((resolve) => {
     let pending = endpoints.length;
-    const done = (ok: boolean) => {
-      if (ok) resolve(true);
-      else if (--pending === 0) resolve(false);
-    };
+    if (!pending) resolve(false);
     for (const e of endpoints) {
-      const sock = connect({ ...e, timeout: PROBE_TIMEOUT_MS });
-      let settled = false;
-      const settle = (ok: boolean) => {
-        if (settled) return;
-        settled = true;
-        sock.destroy();
-        done(ok);
-      };
-      sock.once('connect', () => settle(true));
-      sock.once('timeout', () => settle(false));
-      sock.once('error', () => settle(false));
+      void tcpAnswer(e.host, e.port, PROBE_TIMEOUT_MS).then((a) => {
+        if (a === 'accepted') resolve(true);
+        else if (--pending === 0) resolve(false);
+      });
     }
   });
 }

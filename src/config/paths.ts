@@ -49,6 +49,8 @@ export function hostPaths(inv: Pick<Inventory, 'postgres' | 'cluster'>, host: Pi
     /** What the backup metrics script reads: pgBackRest's config, the stanza, the alert thresholds. */
     backupMetricsConf: `${r}/etc/dpgc/backup-metrics.json`,
     tlsDir: `${r}/etc/dpgc/tls`,
+    /** The host's firewall (one nftables table), loaded at boot by dpgc-firewall.service on systemd hosts. */
+    firewallRules: `${r}/etc/dpgc/firewall.nft`,
     /** Pid files of supervised services. */
     runDir: `${r}/run/dpgc`,
     logDir: `${r}/var/log/dpgc`,

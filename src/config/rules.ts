@@ -15,7 +15,7 @@ export interface RuleProblem {
   message: string;
 }
 
-type PortName = keyof ParsedInventory['ports'];
+export type PortName = keyof ParsedInventory['ports'];
 
 /** Which ports each role's services listen on; node_exporter runs on every host. */
 const ROLE_PORTS: Record<Role, PortName[]> = {
@@ -28,6 +28,11 @@ const ROLE_PORTS: Record<Role, PortName[]> = {
 };
 const EVERY_HOST_PORTS: PortName[] = ['node_exporter'];
 
+/** The services a host with these roles listens for, each once (the port clash rule and the firewall read the same list). */
+export function servicesOf(h: { roles: readonly Role[] }): PortName[] {
+  return [...new Set([...EVERY_HOST_PORTS, ...h.roles.flatMap((r) => ROLE_PORTS[r])])];
+}
+
 export function inventoryRules(inv: ParsedInventory): RuleProblem[] {
   return [...uniqueHosts(inv), ...etcdQuorum(inv), ...portClashes(inv), ...synchronousCount(inv), ...timings(inv), ...hostsInsideAllowedNetworks(inv), ...alertingRules(inv, monitoringPorts(inv))];
 }
@@ -36,7 +41,7 @@ export function inventoryRules(inv: ParsedInventory): RuleProblem[] {
 function monitoringPorts(inv: ParsedInventory): Map<number, string> {
   const used = new Map<number, string>();
   for (const h of inv.hosts.filter((x) => x.roles.includes('monitoring'))) {
-    for (const svc of [...EVERY_HOST_PORTS, ...h.roles.flatMap((r) => ROLE_PORTS[r])]) used.set(inv.ports[svc], svc);
+    for (const svc of servicesOf(h)) used.set(inv.ports[svc], svc);
   }
   return used;
 }
@@ -148,8 +153,7 @@ function portClashes(inv: ParsedInventory): RuleProblem[] {
   const clashes = new Map<string, { port: number; a: PortName; b: PortName; hosts: string[] }>();
   for (const h of inv.hosts) {
     const used = new Map<number, PortName>();
-    const services = [...EVERY_HOST_PORTS, ...new Set(h.roles.flatMap((r) => ROLE_PORTS[r]))];
-    for (const svc of services) {
+    for (const svc of servicesOf(h)) {
       const p = inv.ports[svc];
       const other = used.get(p);
       if (other === undefined) {

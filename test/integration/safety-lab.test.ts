@@ -5,6 +5,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureFirewall, firewallTable } from '../../src/components/firewall.js';
 import { loadInventory } from '../../src/config/load.js';
 import { hostPaths } from '../../src/config/paths.js';
 import { LocalHost } from '../../src/hosts/local.js';
@@ -19,14 +20,16 @@ import { createLab, type TestLab } from '../helpers/lab.js';
 
 /**
  * Issue 10, findings 1 and 3 on a lab of its own (subnet 127.0.120): `lab down`
- * deletes only what dpgc made and honours --dry-run; one run at a time per
+ * deletes only what dpgc made (and sprint 5's firewall tables) and honours --dry-run; one run at a time per
  * cluster, on this machine (the lock file) and across machines (etcd). A small supervised daemon in the ctl host's root stands in for the
  * lab's services where a whole sprint is not needed.
  */
 
 let lab: TestLab;
 let labDir: string;
-const web: ServiceSpec = { name: 'web', user: 'postgres', argv: ['python3', '-m', 'http.server', '--bind', '127.0.120.10', '18120'], listen: { address: '127.0.120.10', port: 18120 } };
+/** The lab's subnet (DPGC_TEST_SUBNET moves it, test/helpers/lab.ts): every address below is in it. */
+const SUBNET = process.env['DPGC_TEST_SUBNET'] ?? '127.0.120';
+const web: ServiceSpec = { name: 'web', user: 'postgres', argv: ['python3', '-m', 'http.server', '--bind', `${SUBNET}.10`, '18120'], listen: { address: `${SUBNET}.10`, port: 18120 } };
 
 async function ctlServices() {
   const inv = await loadInventory(lab.config);
@@ -34,9 +37,16 @@ async function ctlServices() {
   return serviceManager(new LocalHost({ name: 'ctl', address: ctl.address, dryRun: false, logger: silentLogger }), { services: 'supervised' }, hostPaths(inv, ctl));
 }
 
+/** The tables of this lab's firewall that nftables has now. */
+async function labTables(): Promise<string[]> {
+  const inv = await loadInventory(lab.config);
+  const ours = new Set(inv.hosts.map((h) => firewallTable(inv, h)));
+  return (await execa('nft', ['list', 'tables'])).stdout.split('\n').map((l) => l.replace(/^table inet /, '')).filter((t) => ours.has(t));
+}
+
 let webPid: number;
 beforeAll(async () => {
-  lab = await createLab('127.0.120');
+  lab = await createLab(SUBNET);
   labDir = join(lab.dir, 'lab');
   webPid = (await (await ctlServices()).start(web)).pid!;
 }, 60_000);
@@ -81,7 +91,7 @@ describe('one run at a time per cluster (finding 3)', () => {
   it('a stale lock (its process gone) is taken over with a message, and released at the end', async () => {
     const gone = Number((await execa('sh', ['-c', 'echo $$'])).stdout.trim());
     await writeFile(lockPathFor(lab.config), JSON.stringify({ host: hostname(), pid: gone, command: 'dpgc sprint 1', since: '2026-01-01T00:00:00.000Z', startTime: '1' }));
-    const r = await lab.cli(['lab', 'init', '--force', '--subnet', '127.0.120', '--dir', labDir]);
+    const r = await lab.cli(['lab', 'init', '--force', '--subnet', SUBNET, '--dir', labDir]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain(`warning: Took over a stale lock ${lockPathFor(lab.config)} (pid ${gone} on ${hostname()}, running \`dpgc sprint 1\`, since 2026-01-01T00:00:00.000Z`);
     expect(r.stderr).toContain(`: pid ${gone} is not running.`);
@@ -96,7 +106,7 @@ describe('one run at a time across machines: the lock in etcd (finding 3)', () =
   const key = runLockKey('dpgc-lab');
 
   beforeAll(async () => {
-    const a = 'http://127.0.120.11';
+    const a = `http://${SUBNET}.11`;
     etcd = execa('etcd', ['--name', 'solo', '--data-dir', join(lab.dir, 'etcd'), '--listen-client-urls', `${a}:2379`, '--advertise-client-urls', `${a}:2379`, '--listen-peer-urls', `${a}:2380`, '--initial-advertise-peer-urls', `${a}:2380`, '--initial-cluster', `solo=${a}:2380`], { reject: false, stdio: 'ignore' });
     client = new Etcd3({ hosts: [`${a}:2379`] });
     for (let i = 0; i < 100; i++) {
@@ -157,7 +167,7 @@ describe("daemons start with an environment built from scratch (finding 5)", () 
 describe('`lab down` deletes only what dpgc made (finding 1)', () => {
   it('`lab init --dir /tmp` is refused, and nothing is written', async () => {
     const config = join(lab.dir, 'tmp-lab.yaml');
-    const r = await dpgc(['-c', config, 'lab', 'init', '--subnet', '127.0.120', '--dir', '/tmp']);
+    const r = await dpgc(['-c', config, 'lab', 'init', '--subnet', SUBNET, '--dir', '/tmp']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('error: refusing /tmp as a lab directory: it is a system directory');
     expect(existsSync(config)).toBe(false);
@@ -167,15 +177,21 @@ describe('`lab down` deletes only what dpgc made (finding 1)', () => {
     const dir = join(lab.dir, 'mine');
     await mkdir(dir);
     await writeFile(join(dir, 'precious.txt'), 'keep me');
-    const r = await dpgc(['-c', join(lab.dir, 'mine.yaml'), 'lab', 'init', '--subnet', '127.0.120', '--dir', dir]);
+    const r = await dpgc(['-c', join(lab.dir, 'mine.yaml'), 'lab', 'init', '--subnet', SUBNET, '--dir', dir]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`error: ${dir} exists, is not empty, and was not made by dpgc (no ${MARKER} marker)`);
     expect((await execa('ls', ['-A', dir])).stdout.split('\n')).toEqual(['precious.txt']);
   });
 
   it('`lab down --dry-run` says what it would stop and remove, and changes nothing', async () => {
+    // Sprint 5's firewall, loaded by its own step (no daemon needs it here): `lab down` must leave no rule behind.
+    const ctx = await lab.context();
+    await Promise.all(ctx.inventory.hosts.map(async (h) => ensureFirewall(ctx.inventory, await ctx.pool.node(h.name))));
+    expect(await labTables()).toHaveLength(4);
     const r = await lab.cli(['--dry-run', 'lab', 'down']);
     expect(r.code, r.stderr).toBe(0);
+    for (const t of await labTables()) expect(r.stderr).toContain(`would run \`nft delete table inet ${t}\``);
+    expect(await labTables()).toHaveLength(4);
     expect(r.stderr).toContain(`[dry-run] would stop web on ctl (pid ${webPid})`);
     expect(r.stderr).toContain(`[dry-run] would remove ${labDir}/ctl`);
     expect(r.stderr).toContain(`[dry-run] would remove ${labDir}\n`);
@@ -216,5 +232,7 @@ describe('`lab down` deletes only what dpgc made (finding 1)', () => {
     expect(r.stderr).toContain(`warning: Kept ${labDir}: it also holds ${labDir}/notes.txt, which dpgc did not create.`);
     expect(alive(webPid)).toBe(false);
     expect((await execa('ls', ['-A', labDir])).stdout.split('\n').sort()).toEqual([MARKER, 'notes.txt']);
+    expect(r.stderr).toContain("Removed db1's firewall (nftables table inet");
+    expect(await labTables()).toEqual([]);
   }, 180_000);
 });

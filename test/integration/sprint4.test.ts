@@ -11,6 +11,8 @@ import { alertThresholds, ensureSchedule, lastScheduledRun, waitForScheduledRun 
 import { nodeExporterService } from '../../src/components/exporters.js';
 import { prometheusUrl } from '../../src/components/prometheus.js';
 import { caPathsFor } from '../../src/components/ca.js';
+import { firewallTable, openListener } from '../../src/components/firewall.js';
+import { tcpAnswer } from '../../src/hosts/tcp.js';
 import { convergeDynamicConfig } from '../../src/components/patroni-cluster.js';
 import { memberStatus, rest, REST_USER, restTarget, switchover } from '../../src/components/patroni.js';
 import { appViaPgbouncer, pgbouncerAdmin, superuserOn } from '../../src/components/endpoints.js';
@@ -360,7 +362,7 @@ describe('backup alerts', () => {
  * whole: sprint 5's gate re-measures sprint 4 live. Before the schedule test,
  * which leaves a 30 s schedule behind.
  */
-describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit', () => {
+describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', () => {
   const s5 = (id: string) => sprint5.criteria.find((c) => c.id === id)!;
   const sprint5Run = async (...extra: string[]) => {
     const started = Date.now();
@@ -379,7 +381,7 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit', () => {
     if (!state.sprints['4']?.passed) expect((await sprint4Run('sprint 4 (for sprint 5)')).passed).toBe(true);
     const first = await sprint5Run();
     expect(first.code, first.why).toBe(0);
-    expect(first.doc.results.map((r) => r.id).sort()).toEqual(['s5.audit.logged', 's5.auth.scram-only', 's5.roles.enforced', 's5.roles.privileges', 's5.tls.postgres', 's5.tls.required', 's5.tls.sessions']);
+    expect(first.doc.results.map((r) => r.id).sort()).toEqual(['s5.audit.logged', 's5.auth.scram-only', 's5.firewall.enforced', 's5.roles.enforced', 's5.roles.privileges', 's5.tls.postgres', 's5.tls.required', 's5.tls.sessions']);
     const again = await sprint5Run();
     expect(again.code, again.why).toBe(0);
     expect(again.doc.tasks.changed).toBe(0);
@@ -673,7 +675,7 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit', () => {
     expect(rows).toEqual({ ro: true, ri: false, ai: true, ac: false });
   });
 
-  it('a trust rule added by hand on a replica and an md5 password fail s5.auth.scram-only, naming line and role; a re-run removes the rule and resets the password', async () => {
+  it('changed by hand: a trust rule on a replica and an md5 password fail s5.auth.scram-only, naming line and role; a firewall table deleted on one host and an accept rule added on another fail s5.firewall.enforced, naming each; one re-run repairs all of it', async () => {
     const leader = await currentLeader(ctx.inventory);
     const replica = ctx.inventory.hosts.find((h) => h.roles.includes('postgres') && h.name !== leader.name)!;
     const n = await node(replica.name);
@@ -691,10 +693,33 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit', () => {
     expect(r.verdict).toBe('fail');
     expect(r.detail).toMatch(new RegExp(`^${replica.name} pg_hba.conf line \\d+: host all all uses trust$`, 'm'));
     expect(r.detail).toContain(`${leader.name}: role readonly_user has a password that is not a SCRAM verifier`);
+
+    // The firewall (its own re-run would cost a whole sprint 5 run): a port no rule opens is refused while the
+    // table is there and reachable once it is gone, which is what the check's probe relies on.
+    const [a, b] = [ctx.inventory.hosts.find((h) => h.name === 'ctl')!, replica];
+    const [ta, tb] = [firewallTable(ctx.inventory, a), firewallTable(ctx.inventory, b)];
+    const na = await node(a.name);
+    const probe = async () => {
+      const l = await openListener(na.host, a.address);
+      try {
+        return await tcpAnswer(a.address, l.port, 3000);
+      } finally {
+        await l.stop();
+      }
+    };
+    expect(await probe()).toBe('refused');
+    await na.host.exec(['nft', 'delete', 'table', 'inet', ta]);
+    await n.host.exec(['nft', 'insert', 'rule', 'inet', tb, 'lab_host', 'tcp', 'dport', '3306', 'accept']);
+    expect(await probe()).toBe('accepted');
+    const fw = await run(s5('s5.firewall.enforced'));
+    expect(fw.verdict).toBe('fail');
+    expect(fw.detail).toBe(`${a.name}: no firewall: nftables has no table inet ${ta}\n${b.name}: table inet ${tb} is not as rendered: not rendered: tcp dport 3306 accept`);
+
     const fix = await sprint5Run();
     expect(fix.code, fix.why).toBe(0);
     expect(await n.host.readFile(hba)).not.toContain('trust');
-    expect(fix.doc.results.find((x) => x.id === 's5.auth.scram-only')?.verdict).toBe('pass');
+    for (const id of ['s5.auth.scram-only', 's5.firewall.enforced']) expect(fix.doc.results.find((x) => x.id === id)?.verdict, id).toBe('pass');
+    expect(await probe()).toBe('refused');
   });
 });
 

@@ -5,6 +5,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { sshSession } from '../../src/components/firewall.js';
 import type { SshSettings } from '../../src/config/schema.js';
 import { CommandError, HostError } from '../../src/errors.js';
 import { SshHost, type SshHostOptions } from '../../src/hosts/ssh.js';
@@ -104,6 +105,10 @@ describe('SshHost against a real sshd', () => {
     it('runs as another user with env, through setpriv', async () => {
       const r = await host.exec(['sh', '-c', 'echo "$FOO $(id -un) $(pwd)"'], { user: 'postgres', env: { FOO: 'x' }, cwd: '/tmp' });
       expect(r.stdout).toBe('x postgres /tmp\n');
+    });
+
+    it('tells the firewall where its session comes from, as the host sees it', async () => {
+      expect(await sshSession(host)).toEqual({ source: '127.0.0.1', dest: ADDRESS, port: s.port });
     });
 
     it('feeds input to stdin, and gives EOF when there is none', async () => {

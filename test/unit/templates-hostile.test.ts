@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { renderAlertmanagerYml } from '../../src/components/alertmanager.js';
 import { renderEtcdEnv } from '../../src/components/etcd.js';
+import { firewallFor, renderFirewall, renderFirewallUnit } from '../../src/components/firewall.js';
 import { renderDashboardProvider, renderDatasource } from '../../src/components/grafana.js';
 import { renderHaproxyConfig } from '../../src/components/haproxy.js';
 import { renderPatroniConfig, type PatroniCredentials } from '../../src/components/patroni.js';
@@ -160,6 +161,21 @@ const CASES: Record<string, Case> = {
   'pgbackrest/dpgc-pgbackrest-backup.timer.eta': {
     format: 'word',
     roundTrip: (v, inv, p) => [/^OnCalendar=(.*)$/m.exec(renderTimerUnits({ ...inv, backup: { ...inv.backup, schedule: v } }, { paths: p }).timer)?.[1], v],
+  },
+  'nftables/firewall.nft.eta': {
+    format: 'word',
+    roundTrip: (v, inv) => {
+      const fw = firewallFor({ ...inv, lab: false, network: { allowed_cidrs: [v] } }, db1(inv));
+      return [/^\s*elements = \{ (.*) \}$/m.exec(renderFirewall(fw))?.[1], v];
+    },
+  },
+  'nftables/dpgc-firewall.service.eta': {
+    format: 'systemd',
+    roundTrip: (v) => {
+      const unit = renderFirewallUnit({ cluster: 'main', table: 'dpgc_fw_main_10_0_0_11' }, v);
+      const quoted = /^ExecStart=\/usr\/sbin\/nft -f "((?:[^"\\]|\\.)*)"$/m.exec(unit)?.[1];
+      return [quoted?.replace(/\\(.)/g, '$1').replace(/%%/g, '%'), v];
+    },
   },
   'systemd/dpgc.service.eta': {
     format: 'systemd',
