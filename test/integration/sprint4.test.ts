@@ -5,11 +5,10 @@ import { parseDocument } from 'yaml';
 import { sprint4 } from '../../sprints/sprint-4.js';
 import { sprint5 } from '../../sprints/sprint-5.js';
 import type { Check, CheckResult } from '../../src/checks/types.js';
-import { promGet, promQuery } from '../../src/checks/prom-api.js';
-import { ensureBackupMetrics, ensureNodeExporterReadsTextfiles } from '../../src/components/backup-metrics.js';
+import { prometheusApi, promGet, promQuery } from '../../src/checks/prom-api.js';
+import { ensureBackupMetrics } from '../../src/components/backup-metrics.js';
 import { alertThresholds, ensureSchedule, lastScheduledRun, waitForScheduledRun } from '../../src/components/backup-schedule.js';
-import { nodeExporterService } from '../../src/components/exporters.js';
-import { prometheusUrl } from '../../src/components/prometheus.js';
+import { ensureNodeExporter, nodeExporterService } from '../../src/components/exporters.js';
 import { caPathsFor } from '../../src/components/ca.js';
 import { convergeDynamicConfig } from '../../src/components/patroni-cluster.js';
 import { memberStatus, rest, REST_USER, restTarget, switchover } from '../../src/components/patroni.js';
@@ -258,7 +257,7 @@ describe('dpgc backup and dpgc restore', () => {
 
 /** Alert names firing now in the lab's Prometheus. */
 async function firing(): Promise<Set<string>> {
-  const r = await promGet<{ alerts: { labels: Record<string, string>; state: string }[] }>(prometheusUrl(ctx.inventory), '/api/v1/alerts');
+  const r = await promGet<{ alerts: { labels: Record<string, string>; state: string }[] }>(await prometheusApi(ctx), '/api/v1/alerts');
   return new Set(r.alerts.filter((a) => a.state === 'firing').map((a) => a.labels['alertname']!));
 }
 async function waitAlerts(names: string[], want: boolean, timeoutMs: number): Promise<number> {
@@ -284,7 +283,7 @@ async function backupRunning(): Promise<boolean> {
 describe('backup alerts', () => {
   it('backup age and result reach Prometheus; the age and repository alerts fire on the inventory’s thresholds; s4.backup.alerts fails while node_exporter does not read them', async () => {
     const t0 = Date.now();
-    const base = prometheusUrl(ctx.inventory);
+    const base = await prometheusApi(ctx);
     const full = await promQuery(base, 'dpgc_backup_last_success_timestamp_seconds{type="full"}');
     expect(full.result).toHaveLength(1);
     expect(Number(full.result[0]!.value![1])).toBeGreaterThan(Date.now() / 1000 - 3600);
@@ -307,7 +306,7 @@ describe('backup alerts', () => {
     const r = await run(s4('s4.backup.alerts'));
     expect(r.verdict).toBe('fail');
     expect(r.detail).toContain("no data for the repository's backups (backup host's node_exporter textfile)");
-    expect(await ensureNodeExporterReadsTextfiles(ctx.inventory, ctl)).toMatchObject({ changed: true });
+    expect(await ensureNodeExporter(ctx, ctl)).toMatchObject({ changed: true, note: 'restarted' });
     const ok = await run(s4('s4.backup.alerts'));
     expect(ok.verdict, ok.detail).toBe('pass');
     await waitAlerts(['BackupTooOld', 'FullBackupTooOld', 'BackupRepositoryNearFull'], false, 60_000);
