@@ -192,7 +192,6 @@ export const mergeOutcomes = (...rs: Outcome[]): Outcome => {
   const note = [...new Set(rs.map((r) => r.note).filter(Boolean))].join('; ');
   return { changed: rs.some((r) => r.changed), ...(note ? { note } : {}) };
 };
-const withWeb = (web: Outcome, r: Outcome): Outcome => mergeOutcomes(web, r);
 
 /**
  * postgres_exporter on one PostgreSQL node: its 0600 env file, its queries,
@@ -214,7 +213,7 @@ export async function ensurePostgresExporter(ctx: MetricsCtx, node: Node, o: Met
     ],
     { readsAtStart: [metricsFiles(node.paths).webConfig] },
   );
-  return withWeb(web, r);
+  return mergeOutcomes(web, r);
 }
 
 /** node_exporter on any host: its textfile directory, the host's web config, its service. */
@@ -222,7 +221,7 @@ export async function ensureNodeExporter(ctx: MetricsCtx, node: Node, o: Metrics
   const web = await ensureMetricsWeb(ctx, node, o);
   const dir = await ensureTextfileDir(node);
   const r = await ensureExporter(node, nodeExporterService(ctx.inventory, node), [], { readsAtStart: [metricsFiles(node.paths).webConfig] });
-  return withWeb(web, dir ? { ...r, changed: true } : r);
+  return mergeOutcomes(web, dir ? { ...r, changed: true } : r);
 }
 
 /** dpgc's PgBouncer exporter: its script, its 0600 env file (TLS and credentials in it once on), its service. */
@@ -234,7 +233,7 @@ export async function ensurePgbouncerExporter(ctx: MetricsCtx, node: Node, o: Me
     { path: f.pgbouncerEnv, content: await pgbouncerExporterEnv(ctx.inventory, node, ctx.secrets, web.tls), mode: 0o600 },
   ]);
   // Its certificate is read again by the script itself when it changes.
-  return withWeb(web, r);
+  return mergeOutcomes(web, r);
 }
 
 /**

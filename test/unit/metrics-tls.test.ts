@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { endpointProblems, metricsEndpoints, type Answers, type MetricsEndpoint } from '../../src/checks/metrics.js';
 import { alertmanagerService } from '../../src/components/alertmanager.js';
 import { nodeExporterService, pgbouncerExporterEnv, postgresExporterService } from '../../src/components/exporters.js';
 import { renderDatasource } from '../../src/components/grafana.js';
@@ -19,7 +20,7 @@ import { labInv } from '../helpers/lab-inventory.js';
  * The metrics plane behind TLS and basic auth (sprint 5), pure parts: the
  * web config, as exporter-toolkit's own checker reads it; Prometheus's
  * config with https scrapes, as promtool reads it; the bcrypt hash kept
- * while it matches.
+ * while it matches; and the verdict on what one endpoint answered.
  */
 const inv = labInv();
 const host = (name: string) => inv.hosts.find((h) => h.name === name)!;
@@ -128,5 +129,42 @@ describe("Prometheus's config with TLS on", () => {
     });
     expect(webTarget('10.0.0.1:9090', tls)).toEqual({ base: 'https://10.0.0.1:9090', ca: tls.ca, auth: { username: METRICS_USER, password: tls.password } });
     expect(webTarget('10.0.0.1:9090', undefined)).toEqual({ base: 'http://10.0.0.1:9090' });
+  });
+});
+
+describe('s5.tls.metrics verdicts', () => {
+  const e: MetricsEndpoint = { host: 'db2', what: 'node_exporter', hostPort: '10.0.0.12:9100', path: '/metrics' };
+  const now = new Date('2027-01-01T00:00:00Z');
+  const far = new Date('2027-12-01T00:00:00Z');
+  const ok: Answers = {
+    plain: { status: 400, body: 'Client sent an HTTP request to an HTTPS server.\n' },
+    anonymous: { status: 401, body: 'Unauthorized\n', peerValidTo: far },
+    authed: { status: 200, body: 'up 1\n', peerValidTo: far },
+  };
+
+  it('every metrics endpoint the lab has: node_exporter everywhere, postgres_exporter on each member, the PgBouncer exporter, Prometheus, Alertmanager', () => {
+    const list = metricsEndpoints(inv, 5).map((x) => `${x.what}@${x.host}`);
+    expect(list.sort()).toEqual(
+      ['Alertmanager@ctl', 'Prometheus@ctl', 'node_exporter@ctl', 'node_exporter@db1', 'node_exporter@db2', 'node_exporter@db3', 'postgres_exporter@db1', 'postgres_exporter@db2', 'postgres_exporter@db3', 'the PgBouncer exporter@ctl'].sort(),
+    );
+  });
+
+  it('refused plaintext (400 of a TLS listener, or a closed connection), 401 anonymous, 200 with credentials: nothing wrong', () => {
+    expect(endpointProblems(e, ok, now)).toEqual([]);
+    expect(endpointProblems(e, { ...ok, plain: new Error('the connection was closed without an answer') }, now)).toEqual([]);
+  });
+
+  it('names the host and endpoint of each way it fails', () => {
+    expect(endpointProblems(e, { ...ok, plain: { status: 200, body: 'up 1' } }, now)).toEqual(['node_exporter on db2 (10.0.0.12:9100) answers plaintext HTTP (HTTP 200)']);
+    expect(endpointProblems(e, { ...ok, plain: { status: 401, body: 'Unauthorized' } }, now)).toEqual(['node_exporter on db2 (10.0.0.12:9100) answers plaintext HTTP (HTTP 401)']);
+    expect(endpointProblems(e, { ...ok, anonymous: { status: 200, body: '' } }, now)).toEqual(['node_exporter on db2 (10.0.0.12:9100) answers HTTPS without credentials (HTTP 200, want 401)']);
+    expect(endpointProblems(e, { ...ok, authed: { status: 401, body: '' } }, now)).toEqual(["node_exporter on db2 (10.0.0.12:9100) refuses dpgc's credentials (HTTP 401)"]);
+    const plaintext = { plain: { status: 200, body: 'up 1' }, anonymous: new Error('it does not speak TLS (wrong version number)'), authed: new Error('it does not speak TLS (wrong version number)') };
+    expect(endpointProblems(e, plaintext, now)).toEqual([
+      'node_exporter on db2 (10.0.0.12:9100) answers plaintext HTTP (HTTP 200)',
+      'node_exporter on db2 (10.0.0.12:9100) does not serve TLS verified by the cluster CA: it does not speak TLS (wrong version number)',
+    ]);
+    const soon = { ...ok, anonymous: { status: 401, body: '', peerValidTo: new Date('2027-01-11T00:00:00Z') } };
+    expect(endpointProblems(e, soon, now)).toEqual(['node_exporter on db2 (10.0.0.12:9100): its certificate ends 2027-01-11 (10 days)']);
   });
 });
