@@ -3,7 +3,9 @@ import { parse } from 'yaml';
 import type { HostSpec } from '../config/schema.js';
 import type { HostPaths } from '../config/paths.js';
 import type { RunContext } from '../context.js';
+import type { Credentials } from '../db/client.js';
 import type { Node } from '../hosts/pool.js';
+import { silentLogger } from '../output/log.js';
 import { render } from '../templates.js';
 import { CertificateAuthority, type CertRequest } from './ca.js';
 import { clientTls, type ClientTlsChoice } from './deployed.js';
@@ -113,7 +115,8 @@ export interface HostWeb {
   note?: string;
 }
 
-export type MetricsCtx = Pick<RunContext, 'inventory' | 'secrets' | 'pool' | 'logger' | 'options'>;
+/** `logger` and `options` only to open the CA (`o.ca` spares it): a caller without them (a rotation) goes by the host's dry-run. */
+export type MetricsCtx = Pick<RunContext, 'inventory' | 'pool'> & { secrets: Credentials } & Partial<Pick<RunContext, 'logger' | 'options'>>;
 export interface MetricsTlsChoice extends ClientTlsChoice {
   /** The run's CA, when the caller already holds one (sprint 5); else opened here when TLS is on. */
   ca?: () => Promise<CertificateAuthority>;
@@ -147,7 +150,7 @@ async function ensureOnce(ctx: MetricsCtx, node: Node, o: MetricsTlsChoice): Pro
   let changed = false;
   let text: string;
   if (tls) {
-    const ca = await (o.ca ?? caOf(ctx))();
+    const ca = await (o.ca ?? caOf(ctx, node))();
     const cert = await ca.ensureHostCert(node.host, node.paths.tlsDir, metricsCertRequest(node.spec), METRICS_OWNER);
     changed = cert.changed;
     if (cert.reason) notes.push(`certificate issued: ${cert.reason}`);
@@ -162,8 +165,8 @@ async function ensureOnce(ctx: MetricsCtx, node: Node, o: MetricsTlsChoice): Pro
   return { tls, changed: changed || w.changed, ...(notes.length ? { note: notes.join('; ') } : {}) };
 }
 
-function caOf(ctx: MetricsCtx): () => Promise<CertificateAuthority> {
-  return CertificateAuthority.lazy({ dryRun: ctx.options.dryRun, logger: ctx.logger, inventoryFile: ctx.inventory.file, cluster: ctx.inventory.cluster });
+function caOf(ctx: MetricsCtx, node: Node): () => Promise<CertificateAuthority> {
+  return CertificateAuthority.lazy({ dryRun: ctx.options?.dryRun ?? node.host.dryRun, logger: ctx.logger ?? silentLogger, inventoryFile: ctx.inventory.file, cluster: ctx.inventory.cluster });
 }
 
 /** The password where Prometheus (password_file) and amtool read it: root's, readable by their group only. */
