@@ -71,6 +71,8 @@ export const ROTATABLE: readonly Rotatable[] = [
 export const NOT_ROTATED: Partial<Record<GeneratedSecret, string>> = {
   pgbackrest_cipher: 'the backup repository\'s encryption key: every backup is encrypted with it, so a new one means a new repository, not a rotation',
   grafana_admin: "Grafana's own admin password: the operator's, changed in Grafana",
+  metrics_web:
+    "the metrics endpoints' basic auth (sprint 5): not rotated without a gap yet. A new value in the secrets file and `dpgc sprint 5` put it in place; Prometheus's scrapes fail for the seconds between the exporters and Prometheus taking it",
 };
 
 /** `--role` takes the secret's name or the role's. */
