@@ -18,7 +18,7 @@ export function haMonitoringTasks(ctx: RunContext, sprint: 2 | 3): PlanNode[] {
       onHost('service', `Start postgres_exporter on ${h.name}`, h.name, async () => ensurePostgresExporter(ctx, await node(h.name))),
     ),
     ...ctx.pool.specs('monitoring').map((h) =>
-      onHost('file', `Add sprint ${sprint}'s scrape targets to Prometheus on ${h.name}`, h.name, async () => ensurePrometheus(inv, await node(h.name), await monitoredSprint(ctx, sprint))),
+      onHost('file', `Add sprint ${sprint}'s scrape targets to Prometheus on ${h.name}`, h.name, async () => ensurePrometheus(ctx, await node(h.name), await monitoredSprint(ctx, sprint))),
     ),
   ];
 }

@@ -5,17 +5,9 @@ import { alertmanagerUp, alertsRouted } from '../src/checks/alerting.js';
 import { ensureAlertmanager, ensureLabReceiver } from '../src/components/alertmanager.js';
 import { ensureMonitoringRole } from '../src/components/databases.js';
 import { firstPostgres, ROLES_DB, superuserOn } from '../src/components/endpoints.js';
-import {
-  ensureExporter,
-  ensureTextfileDir,
-  ensurePostgresExporter,
-  exporterFiles,
-  nodeExporterService,
-  pgbouncerExporterEnv,
-  pgbouncerExporterScript,
-  pgbouncerExporterService,
-} from '../src/components/exporters.js';
+import { ensureNodeExporter, ensurePgbouncerExporter, ensurePostgresExporter } from '../src/components/exporters.js';
 import { ensureGrafanaFiles } from '../src/components/grafana.js';
+import { ensureMetricsWeb } from '../src/components/metrics-web.js';
 import { disableDistroUnit } from '../src/components/ha-packages.js';
 import { ensurePgbouncer } from '../src/components/pgbouncer.js';
 import { pgbouncerTargets } from '../src/components/haproxy.js';
@@ -30,6 +22,7 @@ import type { Sprint } from './types.js';
  * Sprint 1: one address for applications (PgBouncer, SCRAM end to end), and
  * eyes on everything (exporters, Prometheus with alert rules that can fire,
  * Alertmanager sending them to the inventory's receivers, Grafana dashboards), then a real pool test as the proof.
+ * On a cluster sprint 5 has secured, the metrics endpoints stay behind TLS and basic auth (components/metrics-web.ts).
  */
 
 /** Debian packages per role, and the distribution units that would take our ports on systemd hosts. */
@@ -90,25 +83,9 @@ export const sprint1: Sprint = {
       ),
 
       parallel('Exporters', [
-        ...hosts.map((h) =>
-          onHost('service', `Start node_exporter on ${h.name}`, h.name, async () => {
-            const n = await node(h.name);
-            const dir = await ensureTextfileDir(n);
-            const r = await ensureExporter(n, nodeExporterService(inv, n), []);
-            return dir ? { ...r, changed: true } : r;
-          }),
-        ),
+        ...hosts.map((h) => onHost('service', `Start node_exporter on ${h.name}`, h.name, async () => ensureNodeExporter(ctx, await node(h.name)))),
         onHost('service', `Start postgres_exporter on ${base.name}`, base.name, async () => ensurePostgresExporter(ctx, await node(base.name))),
-        ...ctx.pool.specs('pgbouncer').map((h) =>
-          onHost('service', `Start the PgBouncer exporter on ${h.name}`, h.name, async () => {
-            const n = await node(h.name);
-            const f = exporterFiles(n);
-            return ensureExporter(n, pgbouncerExporterService(inv, n), [
-              { path: f.pgbouncerScript, content: pgbouncerExporterScript(), mode: 0o755 },
-              { path: f.pgbouncerEnv, content: await pgbouncerExporterEnv(inv, n, ctx.secrets), mode: 0o600 },
-            ]);
-          }),
-        ),
+        ...ctx.pool.specs('pgbouncer').map((h) => onHost('service', `Start the PgBouncer exporter on ${h.name}`, h.name, async () => ensurePgbouncerExporter(ctx, await node(h.name)))),
       ]),
 
       ...ctx.pool.specs('monitoring').map(
@@ -119,12 +96,15 @@ export const sprint1: Sprint = {
               : []),
             // Before Prometheus: its new config points at Alertmanager, which should be there to take alerts.
             onHost('file', `Validate the Alertmanager config with amtool (receivers: ${inv.alerting.receivers.map((r) => r.name).join(', ') || 'none'}), install it on ${h.name}, start or reload Alertmanager`, h.name, async () =>
-              ensureAlertmanager(inv, await node(h.name), ctx.secrets),
+              ensureAlertmanager(ctx, await node(h.name)),
             ),
             onHost('file', `Validate the alert rules and scrape config with promtool, install them on ${h.name}, start or reload Prometheus`, h.name, async () =>
-              ensurePrometheus(inv, await node(h.name), await monitoredSprint(ctx, 1)),
+              ensurePrometheus(ctx, await node(h.name), await monitoredSprint(ctx, 1)),
             ),
-            onHost('file', `Render the Grafana datasource and dashboards on ${h.name}`, h.name, async () => ensureGrafanaFiles(inv, await node(h.name))),
+            onHost('file', `Render the Grafana datasource and dashboards on ${h.name}`, h.name, async () => {
+              const n = await node(h.name);
+              return ensureGrafanaFiles(inv, n, (await ensureMetricsWeb(ctx, n)).tls);
+            }),
           ]),
       ),
     ];

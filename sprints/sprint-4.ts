@@ -1,8 +1,8 @@
 import { archiveWorks, backupAlerts, backupDashboard, backupRecent, pgbackrestCheck, pitrDrill, repoEncrypted, scheduleFired } from '../src/checks/pgbackrest.js';
-import { ensureBackupMetrics, ensureNodeExporterReadsTextfiles, ensureTextfileDirForRepo } from '../src/components/backup-metrics.js';
+import { ensureBackupMetrics, ensureTextfileDirForRepo } from '../src/components/backup-metrics.js';
 import { ensureSchedule, lastScheduledRun, waitForScheduledRun } from '../src/components/backup-schedule.js';
 import { CertificateAuthority } from '../src/components/ca.js';
-import { ensurePostgresExporter } from '../src/components/exporters.js';
+import { ensureNodeExporter, ensurePostgresExporter } from '../src/components/exporters.js';
 import { ensurePackages } from '../src/components/ha-packages.js';
 import { convergeDynamicConfig, observeDynamicConfig } from '../src/components/patroni-cluster.js';
 import { ensurePatroniConfig, patroniCredentials } from '../src/components/patroni.js';
@@ -121,7 +121,8 @@ export const sprint4: Sprint = {
         onHost('service', `Let node_exporter on ${repo.name} read the backup metrics (textfile collector)`, repo.name, async () => {
           const n = await node(repo.name);
           const dir = await ensureTextfileDirForRepo(n);
-          const r = await ensureNodeExporterReadsTextfiles(inv, n);
+          // One started without the textfile directory (by an older dpgc) is restarted: its command line says.
+          const r = await ensureNodeExporter(ctx, n);
           return dir ? { ...r, changed: true } : r;
         }),
         onHost('file', `Install the backup metrics script on ${repo.name} and write the metrics from pgbackrest info`, repo.name, async () => ensureBackupMetrics(inv, await node(repo.name))),
@@ -134,7 +135,7 @@ export const sprint4: Sprint = {
       ),
       ...ctx.pool.specs('monitoring').map((h) =>
         onHost('file', `Validate the backup alert rules and their tests with promtool, install them on ${h.name}, reload Prometheus`, h.name, async () =>
-          ensurePrometheus(inv, await node(h.name), await monitoredSprint(ctx, 4)),
+          ensurePrometheus(ctx, await node(h.name), await monitoredSprint(ctx, 4)),
         ),
       ),
       onHost('service', `Schedule backups on ${repo.name} (${inv.backup.schedule}; ${ctx.pool.spec(repo.name).services === 'systemd' ? 'systemd timer' : 'supervised loop'})`, repo.name, async () => {

@@ -4,8 +4,10 @@ import { firewallEnforced } from '../src/checks/firewall.js';
 import { pgTls, plaintextRefused, tlsSessions } from '../src/checks/tls.js';
 import { CertificateAuthority } from '../src/components/ca.js';
 import { describePlain, ensurePgCert, plaintextStreams, reloadIfServing, restreamOverTls, sessionsByTls, waitForTls, waitForVerifiedStreams } from '../src/components/postgres-tls.js';
-import { ensurePostgresExporter } from '../src/components/exporters.js';
+import { ensureHostExporters, ensurePostgresExporter } from '../src/components/exporters.js';
 import { ensureFirewall, firewallTable } from '../src/components/firewall.js';
+import { ensureMonitoring } from '../src/components/monitoring.js';
+import { metricsTls } from '../src/checks/metrics.js';
 import { currentLeader } from '../src/components/cluster.js';
 import { becomes } from '../src/wait.js';
 import { pgauditNotLoaded, pgauditPackage } from '../src/components/audit.js';
@@ -36,14 +38,16 @@ import type { Sprint } from './types.js';
  * PostgreSQL over TLS (verify-full for the first two), and no TCP session on
  * any member stays in plaintext. Only then is TLS required: pg_hba takes
  * hostssl only and rejects plaintext TCP by name, replication and pg_rewind
- * verify-full, and PgBouncer requires TLS of its clients.
+ * verify-full, and PgBouncer requires TLS of its clients. Every metrics
+ * endpoint (the exporters, Prometheus, Alertmanager) serves HTTPS with basic
+ * auth, and Prometheus scrapes them over TLS.
  *
  * Each host's firewall (nftables) lets in only the ports its roles need, from
  * the addresses that need them.
  *
- * Not here yet (issue 14): TLS on etcd, Patroni's API and the exporters'
- * endpoints and the security alerts. Passwords are rotated by
- * `dpgc rotate` (src/components/rotation.ts), not by a sprint.
+ * Not here yet (issue 14): TLS on etcd and Patroni's API, and the security
+ * alerts. Passwords are rotated by `dpgc rotate` (src/components/rotation.ts),
+ * not by a sprint.
  */
 export const sprint5: Sprint = {
   id: 5,
@@ -133,6 +137,20 @@ export const sprint5: Sprint = {
           readsLive('service', `Connect postgres_exporter on ${h.name} with TLS (verify-full against the cluster CA) and restart it`, h.name, async () => ensurePostgresExporter(ctx, await node(h.name), { tlsCa: await clusterCa() })),
         ),
       ),
+      // Right after postgres_exporter, which serves TLS from then on: Prometheus follows within seconds.
+      parallel(
+        'Metrics endpoints serve TLS with basic auth',
+        ctx.pool.specs().map((h) =>
+          readsLive('service', `Serve the exporters on ${h.name} over TLS (a certificate from the cluster CA, key made on ${h.name}) with basic auth, and restart them`, h.name, async () =>
+            ensureHostExporters(ctx, await node(h.name), { tlsCa: await clusterCa(), ca: theCa }),
+          ),
+        ),
+      ),
+      ...ctx.pool.specs('monitoring').map((h) =>
+        readsLive('service', `Serve Prometheus and Alertmanager on ${h.name} over TLS with basic auth; Prometheus scrapes the exporters and sends alerts over TLS; Grafana's datasource follows`, h.name, async () =>
+          ensureMonitoring(ctx, await node(h.name), 5, { tlsCa: await clusterCa(), ca: theCa }),
+        ),
+      ),
       twoWay('service', 'Replication streams that began in plaintext start again over TLS, one replica at a time', undefined, {
         apply: async () => restreamOverTls(inv, ctx.secrets, await currentLeader(inv)),
         observe: () =>
@@ -197,5 +215,5 @@ export const sprint5: Sprint = {
     ];
   },
 
-  criteria: [rolesDeclared, rolesEnforced, scramOnly, pgTls, tlsSessions, plaintextRefused, auditLogged, firewallEnforced],
+  criteria: [rolesDeclared, rolesEnforced, scramOnly, pgTls, tlsSessions, plaintextRefused, auditLogged, metricsTls, firewallEnforced],
 };

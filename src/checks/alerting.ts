@@ -1,6 +1,8 @@
 import { parse } from 'yaml';
-import { alertmanagerAddress, alertmanagerUrl, amGet, liveReceivers, NOBODY, routedReceivers, type LiveReceiver } from '../components/alertmanager.js';
-import { prometheusUrl } from '../components/prometheus.js';
+import { alertmanagerAddress, alertmanagerTarget, amGet, liveReceivers, NOBODY, routedReceivers, type LiveReceiver } from '../components/alertmanager.js';
+import { metricsFiles, metricsWeb } from '../components/metrics-web.js';
+import { prometheusTarget } from '../components/prometheus.js';
+import { webGet, webTarget, type WebTarget } from '../components/web-client.js';
 import type { RunContext } from '../context.js';
 import { promGet, ruleGroups } from './prom-api.js';
 import { fail, pass, type Check, type CheckResult } from './types.js';
@@ -27,7 +29,7 @@ export interface AlertRule {
 }
 
 /** The alert rules Prometheus has loaded, each once, with the labels its alerts carry whatever series fires them. */
-export async function loadedAlertRules(promBase: string): Promise<AlertRule[]> {
+export async function loadedAlertRules(promBase: WebTarget): Promise<AlertRule[]> {
   const cfg = parse((await promGet<{ yaml: string }>(promBase, '/api/v1/status/config')).yaml) as { global?: { external_labels?: Record<string, string> } } | null;
   const external = cfg?.global?.external_labels ?? {};
   const seen = new Map<string, AlertRule>();
@@ -55,15 +57,17 @@ export function unrouted(rules: (AlertRule & { to: string[] })[], receivers: Liv
 }
 
 /** Every alert rule's receivers, asked of the running Alertmanager; problems as a failed result. */
-async function routing(ctx: RunContext): Promise<{ rules: AlertRule[]; problems: string[]; base: string } | CheckResult> {
+async function routing(ctx: RunContext): Promise<{ rules: AlertRule[]; problems: string[]; base: WebTarget; amtoolArgs: string } | CheckResult> {
   const inv = ctx.inventory;
-  const base = alertmanagerUrl(inv);
-  const rules = await loadedAlertRules(prometheusUrl(inv));
+  const tls = await metricsWeb(ctx);
+  const base = alertmanagerTarget(inv, tls);
+  const rules = await loadedAlertRules(prometheusTarget(inv, tls));
   if (!rules.length) return fail('Prometheus has no alert rules loaded', { remedy: 'Run `dpgc sprint 1`; s1.prometheus.rules says why they are missing.' });
   const receivers = await liveReceivers(base);
   const monitoring = await ctx.pool.node(ctx.pool.specs('monitoring')[0]!.name);
   const routed = await Promise.all(rules.map(async (r) => ({ ...r, to: await routedReceivers(monitoring, base, r.labels) })));
-  return { rules, base, problems: unrouted(routed, receivers) };
+  const amtoolArgs = `--alertmanager.url=${base.base}${base.auth ? ` --http.config.file=${metricsFiles(monitoring.paths).amtool}` : ''}`;
+  return { rules, base, amtoolArgs, problems: unrouted(routed, receivers) };
 }
 
 export const alertmanagerUp: Check = {
@@ -76,31 +80,32 @@ export const alertmanagerUp: Check = {
     const hosts = ctx.pool.specs('monitoring');
     const problems: string[] = [];
     const down = new Set<string>();
+    const tls = await metricsWeb(ctx);
+    const scheme = tls ? 'https' : 'http';
     await Promise.all(
       hosts.map(async (h) => {
-        const url = `http://${alertmanagerAddress(inv, h)}/-/ready`;
-        const ok = await fetch(url, { signal: AbortSignal.timeout(5000) }).then(
-          (r) => (r.ok ? undefined : `HTTP ${r.status}`),
-          (e: Error) => (e.cause as Error | undefined)?.message ?? e.message,
+        const ok = await webGet(webTarget(alertmanagerAddress(inv, h), tls), '/-/ready', { timeoutMs: 5000 }).then(
+          (r) => (r.status === 200 ? undefined : `HTTP ${r.status}`),
+          (e: Error) => e.message,
         );
         if (ok !== undefined) down.add(h.name);
         if (ok !== undefined) problems.push(`Alertmanager on ${h.name} (${alertmanagerAddress(inv, h)}) is not ready: ${ok}`);
       }),
     );
-    const wanted = hosts.map((h) => `http://${alertmanagerAddress(inv, h)}/api/v2/alerts`);
+    const wanted = hosts.map((h) => `${scheme}://${alertmanagerAddress(inv, h)}/api/v2/alerts`);
     let seen = { activeAlertmanagers: [] as { url: string }[] };
     // Prometheus applies its alerting config through its discovery loop, seconds after a start or
     // reload (seen: empty for ~5 s): give it that, as long as the configured list is not yet complete.
     await becomes(
       async () => {
-        seen = await promGet<{ activeAlertmanagers: { url: string }[] }>(prometheusUrl(inv), '/api/v1/alertmanagers');
+        seen = await promGet<{ activeAlertmanagers: { url: string }[] }>(prometheusTarget(inv, tls), '/api/v1/alertmanagers');
         return wanted.every((w) => seen.activeAlertmanagers.some((a) => a.url === w));
       },
       { timeoutMs: DISCOVERY_MS, everyMs: 500 },
       'Prometheus lists every Alertmanager',
     );
     for (const h of hosts) {
-      const want = `http://${alertmanagerAddress(inv, h)}/api/v2/alerts`;
+      const want = `${scheme}://${alertmanagerAddress(inv, h)}/api/v2/alerts`;
       if (!seen.activeAlertmanagers.some((a) => a.url === want)) {
         down.add(h.name);
         problems.push(`Prometheus does not send alerts to ${want} (it sends to: ${seen.activeAlertmanagers.map((a) => a.url).join(', ') || 'nothing'})`);
@@ -165,7 +170,7 @@ export const alertsReachPerson: Check = {
     const value = `${r.rules.length - bad.size}/${r.rules.length} rules reach a person`;
     if (r.problems.length || muted.length) {
       const detail = [...(r.problems.length ? ['alerts of these rules reach nobody:', ...r.problems] : []), ...muted].join('\n');
-      const remedy = [r.problems.length ? ROUTE_REMEDY : '', muted.length ? `Expire the silence when the work it covers is done (\`amtool silence expire <id> --alertmanager.url=${r.base}\`), or waive r.alerts.routed until it ends.` : '']
+      const remedy = [r.problems.length ? ROUTE_REMEDY : '', muted.length ? `Expire the silence when the work it covers is done (\`amtool silence expire <id> ${r.amtoolArgs}\` on the monitoring host), or waive r.alerts.routed until it ends.` : '']
         .filter(Boolean)
         .join(' ');
       return fail(detail, { value, threshold: 'every rule', remedy });

@@ -1,7 +1,7 @@
 import { grafanaApiProblems } from './grafana-api.js';
 import { dashboards, dashboardSprint, panelQueries } from '../components/grafana.js';
-import { prometheusUrl, SCRAPE_INTERVAL_S } from '../components/prometheus.js';
-import { promGet, promQuery } from './prom-api.js';
+import { SCRAPE_INTERVAL_S } from '../components/prometheus.js';
+import { prometheusApi, promGet, promQuery } from './prom-api.js';
 import { fail, pass, type Check } from './types.js';
 import { sleep } from '../wait.js';
 import {  } from './common.js';
@@ -28,7 +28,7 @@ export function dashboardsCheck(id: string, sprint: number, title: string): Chec
         const value = `${uids.length} dashboards via ${url}`;
         return problems.length ? fail(problems.join('\n'), { value, threshold: 'healthy, datasource and dashboards present' }) : pass(value, 'Grafana API');
       }
-      const base = prometheusUrl(ctx.inventory);
+      const base = await prometheusApi(ctx);
       const all = mine.flatMap((d) => panelQueries(d.dashboard).map((q) => ({ ...q, dashboard: d.dashboard.title })));
       // A target that just came back has data after its next scrape, and a rate after two: give empty
       // panels two scrape intervals, longer right after Prometheus itself started.

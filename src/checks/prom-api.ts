@@ -1,31 +1,52 @@
 import { HostError } from '../errors.js';
+import { metricsWeb } from '../components/metrics-web.js';
+import { prometheusTarget } from '../components/prometheus.js';
+import { webGet, type WebTarget } from '../components/web-client.js';
 
 /**
  * Prometheus's HTTP API, read-only, from the control machine (the same way
- * Grafana reads it). Every call is bounded in time.
+ * Grafana reads it): over TLS with basic auth once sprint 5 turned that on.
+ * Every call is bounded in time.
  */
+export async function prometheusApi(ctx: Parameters<typeof metricsWeb>[0]): Promise<WebTarget> {
+  return prometheusTarget(ctx.inventory, await metricsWeb(ctx));
+}
+
 export interface PromSample {
   metric: Record<string, string>;
   value?: [number, string];
   values?: [number, string][];
 }
 
-export async function promGet<T>(base: string, path: string, timeoutMs = 10_000): Promise<T> {
-  let res: Response;
+const json = <T>(text: string): T | undefined => {
   try {
-    res = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(timeoutMs) });
-  } catch (e) {
-    throw new HostError(`Prometheus at ${base} does not answer: ${(e as Error).message}`, { hint: 'Is the prometheus service running on the monitoring host? `dpgc sprint 1` starts it.' });
+    return JSON.parse(text) as T;
+  } catch {
+    return undefined;
   }
-  const body = (await res.json().catch(() => undefined)) as { status?: string; data?: T; error?: string } | undefined;
-  if (!res.ok || body?.status !== 'success') throw new HostError(`Prometheus ${path}: HTTP ${res.status} ${body?.error ?? ''}`.trim());
+};
+
+async function get(prom: WebTarget, path: string, timeoutMs: number) {
+  try {
+    return await webGet(prom, path, { timeoutMs });
+  } catch (e) {
+    throw new HostError(`Prometheus at ${prom.base} does not answer: ${(e as Error).message}`, {
+      hint: 'Is the prometheus service running on the monitoring host, serving as its web config says? `dpgc sprint 1` starts it (and keeps TLS on once sprint 5 turned it on).',
+    });
+  }
+}
+
+export async function promGet<T>(prom: WebTarget, path: string, timeoutMs = 10_000): Promise<T> {
+  const res = await get(prom, path, timeoutMs);
+  const body = json<{ status?: string; data?: T; error?: string }>(res.body);
+  if (res.status !== 200 || body?.status !== 'success') throw new HostError(`Prometheus ${path}: HTTP ${res.status} ${body?.error ?? ''}`.trim());
   return body.data as T;
 }
 
 /** An instant query; `error` set (never thrown) when Prometheus rejects the expression. */
-export async function promQuery(base: string, expr: string): Promise<{ result: PromSample[]; error?: string }> {
-  const res = await fetch(`${base}/api/v1/query?query=${encodeURIComponent(expr)}`, { signal: AbortSignal.timeout(10_000) });
-  const body = (await res.json().catch(() => ({}))) as { status?: string; data?: { result: PromSample[] }; error?: string };
+export async function promQuery(prom: WebTarget, expr: string): Promise<{ result: PromSample[]; error?: string }> {
+  const res = await get(prom, `/api/v1/query?query=${encodeURIComponent(expr)}`, 10_000);
+  const body = json<{ status?: string; data?: { result: PromSample[] }; error?: string }>(res.body) ?? {};
   if (body.status !== 'success') return { result: [], error: body.error ?? `HTTP ${res.status}` };
   return { result: body.data?.result ?? [] };
 }
@@ -39,7 +60,7 @@ export interface ActiveTarget {
   lastScrape: string;
 }
 
-export async function activeTargets(base: string): Promise<ActiveTarget[]> {
+export async function activeTargets(base: WebTarget): Promise<ActiveTarget[]> {
   return (await promGet<{ activeTargets: ActiveTarget[] }>(base, '/api/v1/targets?state=active')).activeTargets;
 }
 
@@ -49,13 +70,13 @@ export interface RuleGroup {
   rules: { type: 'alerting' | 'recording'; name: string; health: string; lastError?: string; state?: string; labels?: Record<string, string> }[];
 }
 
-export async function ruleGroups(base: string): Promise<RuleGroup[]> {
+export async function ruleGroups(base: WebTarget): Promise<RuleGroup[]> {
   return (await promGet<{ groups: RuleGroup[] }>(base, '/api/v1/rules')).groups;
 }
 
-export async function healthy(base: string): Promise<boolean> {
+export async function healthy(base: WebTarget): Promise<boolean> {
   try {
-    return (await fetch(`${base}/-/healthy`, { signal: AbortSignal.timeout(5000) })).ok;
+    return (await webGet(base, '/-/healthy', { timeoutMs: 5000 })).status === 200;
   } catch {
     return false;
   }

@@ -1,9 +1,10 @@
 import { parse } from 'yaml';
-import { prometheusUrl } from '../components/prometheus.js';
-import { expectedAlertNames, monitoredSprint, prometheusFiles, ruleFilesOf, SCRAPE_INTERVAL_S, SCRAPE_JOBS, scrapeTargets, type RuleFile, type Target } from '../components/prometheus.js';
+import { expectedAlertNames, monitoredSprint, prometheusFiles, prometheusTarget, ruleFilesOf, SCRAPE_INTERVAL_S, SCRAPE_JOBS, scrapeTargets, type RuleFile, type Target } from '../components/prometheus.js';
+import { metricsWeb, type MetricsWeb } from '../components/metrics-web.js';
+import { httpGet, type WebTarget } from '../components/web-client.js';
 import { type Inventory } from '../config/schema.js';
 import { type RunContext } from '../context.js';
-import { activeTargets, healthy, type ActiveTarget, medianSpacingS, promGet, promQuery, ruleGroups } from './prom-api.js';
+import { activeTargets, healthy, type ActiveTarget, medianSpacingS, prometheusApi, promGet, promQuery, ruleGroups } from './prom-api.js';
 import { fail, pass, type Check } from './types.js';
 import { sleep } from '../wait.js';
 
@@ -27,47 +28,17 @@ export function targetsUpCheck(id: string, sprint: number, title: string): Check
     sprint,
     kind: 'read',
     async run(ctx) {
-      const base = prometheusUrl(ctx.inventory);
-      if (!(await healthy(base))) return fail(`Prometheus at ${base} is not healthy (/-/healthy)`, { remedy: 'Run `dpgc sprint 1`; it starts Prometheus on the monitoring host.' });
+      const tls = await metricsWeb(ctx);
+      const prom = prometheusTarget(ctx.inventory, tls);
+      if (!(await healthy(prom))) return fail(`Prometheus at ${prom.base} is not healthy (/-/healthy)`, { remedy: 'Run `dpgc sprint 1`; it starts Prometheus on the monitoring host.' });
       const mine = (job: string) => {
         const since = SCRAPE_JOBS.find((j) => j.job === job)?.sinceSprint ?? 1;
         return sprint === 1 ? since <= 1 : since === sprint;
       };
       const expected = scrapeTargets(ctx.inventory, await monitoredSprint(ctx, sprint)).filter((t) => mine(t.job));
-      // Judge fresh scrapes only: wait (at most two intervals) until every target was scraped after this check began,
-      // except a target whose last scrape (within two intervals) was up and that answers its scrape URL from here now:
-      // waiting up to an interval for Prometheus to see what this check just saw proves nothing more. One that does
-      // not answer from here (dead, or a firewall between this machine and it) waits, and Prometheus's view decides.
-      // Probing and waiting go on together; whichever settles a target first does.
-      const since = Date.now();
-      let targets = await activeTargets(base);
-      const answering = new Set<string>();
-      const targetOf = (e: { instance: string; job: string }) => targets.find((x) => x.labels['instance'] === e.instance && x.labels['job'] === e.job);
-      const probing = new AbortController();
-      for (const e of expected) {
-        const t = targetOf(e);
-        void answersNow(t, since, probing.signal).then((ok) => ok && answering.add(e.instance));
-      }
-      const fresh = () => expected.every((e) => answering.has(e.instance) || targets.some((t) => t.labels['instance'] === e.instance && Date.parse(t.lastScrape) >= since));
-      try {
-        for (let waited = 0; !fresh() && waited < 2 * SCRAPE_INTERVAL_S * 1000 + 5000; waited += 250) {
-          await sleep(250);
-          if (waited % 1000 === 750) targets = await activeTargets(base);
-        }
-      } finally {
-        probing.abort();
-      }
-      // A reload (sprint 1 or 4 changing the config) replaces the scrape loops: a target that answered from here may
-      // show `unknown` (its new loop has not scraped yet) by the time the wait ends. Unknown is not down; down is.
-      const up = (e: Target) => targetOf(e)?.health === 'up' || (answering.has(e.instance) && targetOf(e)?.health === 'unknown');
-      const problems = expected.flatMap((e) => {
-        const t = targetOf(e);
-        if (!t) return [`${e.job} on ${e.host} (${e.instance}) is not in Prometheus's configuration`];
-        return up(e) ? [] : [`${e.job} on ${e.host} (${e.instance}) is ${t.health}${t.lastError ? `: ${t.lastError}` : ''}`];
-      });
-      const value = `${expected.length - problems.length}/${expected.length} up`;
+      const { problems, down } = await targetsUp(prom, tls, expected);
+      const value = `${expected.length - down.length}/${expected.length} up`;
       if (problems.length) {
-        const down = expected.filter((e) => !up(e));
         const by = [...new Set(down.map((e) => deployedBy(ctx.inventory, e)))].sort();
         const runs = by.map((s) => `\`dpgc sprint ${s}\``).join(' or ');
         return fail(problems.join('\n'), { value, threshold: 'all up', remedy: `Start what is down (${runs} starts it, and is safe to re-run) and look at its log on that host.` });
@@ -77,13 +48,58 @@ export function targetsUpCheck(id: string, sprint: number, title: string): Check
   };
 }
 
+/**
+ * Whether Prometheus scrapes each expected target successfully, judged on
+ * fresh scrapes: one line per target that is not, naming job, host and
+ * address. With `tls` on, a metrics endpoint (a target with `web`) scraped
+ * other than over https is one too.
+ */
+export async function targetsUp(prom: WebTarget, tls: MetricsWeb | undefined, expected: Target[]): Promise<{ problems: string[]; down: Target[] }> {
+  // Judge fresh scrapes only: wait (at most two intervals) until every target was scraped after this check began,
+  // except a target whose last scrape (within two intervals) was up and that answers its scrape URL from here now:
+  // waiting up to an interval for Prometheus to see what this check just saw proves nothing more. One that does
+  // not answer from here (dead, or a firewall between this machine and it) waits, and Prometheus's view decides.
+  // Probing and waiting go on together; whichever settles a target first does.
+  const since = Date.now();
+  let targets = await activeTargets(prom);
+  const answering = new Set<string>();
+  const targetOf = (e: { instance: string; job: string }) => targets.find((x) => x.labels['instance'] === e.instance && x.labels['job'] === e.job);
+  const probing = new AbortController();
+  for (const e of expected) {
+    const t = targetOf(e);
+    void answersNow(t, since, probing.signal, tls).then((ok) => ok && answering.add(e.instance));
+  }
+  const fresh = () => expected.every((e) => answering.has(e.instance) || targets.some((t) => t.labels['instance'] === e.instance && Date.parse(t.lastScrape) >= since));
+  try {
+    for (let waited = 0; !fresh() && waited < 2 * SCRAPE_INTERVAL_S * 1000 + 5000; waited += 250) {
+      await sleep(250);
+      if (waited % 1000 === 750) targets = await activeTargets(prom);
+    }
+  } finally {
+    probing.abort();
+  }
+  // A reload (sprint 1 or 4 changing the config) replaces the scrape loops: a target that answered from here may
+  // show `unknown` (its new loop has not scraped yet) by the time the wait ends. Unknown is not down; down is.
+  const up = (e: Target) => targetOf(e)?.health === 'up' || (answering.has(e.instance) && targetOf(e)?.health === 'unknown');
+  const plain = (e: Target) => tls !== undefined && e.web !== undefined && !targetOf(e)?.scrapeUrl.startsWith('https://');
+  const problems = expected.flatMap((e) => {
+    const t = targetOf(e);
+    if (!t) return [`${e.job} on ${e.host} (${e.instance}) is not in Prometheus's configuration`];
+    if (plain(e)) return [`${e.job} on ${e.host} (${e.instance}) is scraped in plaintext (${t.scrapeUrl})`];
+    return up(e) ? [] : [`${e.job} on ${e.host} (${e.instance}) is ${t.health}${t.lastError ? `: ${t.lastError}` : ''}`];
+  });
+  return { problems, down: expected.filter((e) => !targetOf(e) || plain(e) || !up(e)) };
+}
+
 /** Whether Prometheus's last scrape of it was up, within two intervals of `now`, and its scrape URL answers 200 from here. */
-async function answersNow(t: ActiveTarget | undefined, now: number, signal: AbortSignal): Promise<boolean> {
+async function answersNow(t: ActiveTarget | undefined, now: number, signal: AbortSignal, tls: MetricsWeb | undefined): Promise<boolean> {
   if (!t || t.health !== 'up' || now - Date.parse(t.lastScrape) > 2 * SCRAPE_INTERVAL_S * 1000) return false;
   // The body too: an exporter that answers headers and then hangs does not count as answering.
   // Prometheus's own default scrape timeout: a target slower than that it would call down too.
-  return fetch(t.scrapeUrl, { signal: AbortSignal.any([signal, AbortSignal.timeout(10_000)]) })
-    .then(async (r) => (await r.arrayBuffer(), r.status === 200))
+  // Over https, as Prometheus does: the cluster CA and the metrics credentials.
+  const secure = t.scrapeUrl.startsWith('https://') && tls ? { ca: tls.ca, auth: { username: tls.username, password: tls.password } } : {};
+  return httpGet(t.scrapeUrl, { signal, timeoutMs: 10_000, ...secure })
+    .then((r) => r.status === 200)
     .catch(() => false);
 }
 
@@ -107,7 +123,7 @@ export const scrapeInterval: Check = {
   sprint: 1,
   kind: 'read',
   async run(ctx) {
-    const base = prometheusUrl(ctx.inventory);
+    const base = await prometheusApi(ctx);
     const cfg = parse((await promGet<{ yaml: string }>(base, '/api/v1/status/config')).yaml) as {
       global?: { scrape_interval?: string };
       scrape_configs?: { job_name: string; scrape_interval?: string }[];
@@ -152,7 +168,7 @@ export function rulesCheck(id: string, sprint: number, title: string, inputs: Ru
     sprint,
     kind: 'read',
     async run(ctx) {
-      const base = prometheusUrl(ctx.inventory);
+      const base = await prometheusApi(ctx);
       const info = await promGet<{ reloadConfigSuccess: boolean }>(base, '/api/v1/status/runtimeinfo');
       if (!info.reloadConfigSuccess) {
         return fail('Prometheus failed to load its configuration or rule files at the last reload: it runs on an older version', {
@@ -190,7 +206,7 @@ async function failedRuleTests(ctx: RunContext, files: readonly RuleFile[]): Pro
 }
 
 /** Inputs with no data; a series written moments ago (the sprint's own first backup) gets two scrape intervals to arrive. */
-async function missingInputs(base: string, inputs: readonly RuleInput[]): Promise<string[]> {
+async function missingInputs(base: WebTarget, inputs: readonly RuleInput[]): Promise<string[]> {
   for (let waited = 0; ; waited += 5000) {
     const answers = await Promise.all(inputs.map((i) => promQuery(base, i.expr)));
     const problems = inputs.flatMap((i, k) => {

@@ -1,15 +1,16 @@
 import { parse } from 'yaml';
 import { NOBODY, receiverSecretName, type Receiver } from '../config/alerting.js';
 import type { HostSpec, Inventory } from '../config/schema.js';
-import type { Secrets } from '../config/secrets.js';
 import { HostError } from '../errors.js';
 import { assertOwnedPath } from '../hosts/owned.js';
 import type { Node } from '../hosts/pool.js';
 import type { ServiceSpec } from '../hosts/services.js';
 import { render, templateText } from '../templates.js';
 import { installValidated, runValidator } from './config-file.js';
-import { ensureExporter } from './exporters.js';
+import { ensureExporter, restartReason } from './exporters.js';
+import { ensureGroupDir, ensureMetricsWeb, metricsFiles, type MetricsCtx, type MetricsTlsChoice, type MetricsWeb } from './metrics-web.js';
 import { ensureDir } from './pgbouncer.js';
+import { webGet, webTarget, type WebTarget } from './web-client.js';
 
 /**
  * Alertmanager on the monitoring host, beside Prometheus: the part that turns
@@ -62,14 +63,15 @@ export function renderAlertmanagerYml(inv: Pick<Inventory, 'cluster' | 'alerting
 /** Where Alertmanager listens on a monitoring host. */
 export const alertmanagerAddress = (inv: Pick<Inventory, 'ports'>, host: Pick<HostSpec, 'address'>): string => `${host.address}:${inv.ports.alertmanager}`;
 
-/** The Alertmanager dpgc reads (the first monitoring host's), as Prometheus's URL is. */
-export function alertmanagerUrl(inv: Pick<Inventory, 'hosts' | 'ports'>): string {
+/** The Alertmanager dpgc reads (the first monitoring host's), as Prometheus is: https with `tls`, else http. */
+export function alertmanagerTarget(inv: Pick<Inventory, 'hosts' | 'ports'>, tls: MetricsWeb | undefined): WebTarget {
   const m = inv.hosts.find((h) => h.roles.includes('monitoring'));
   if (!m) throw new HostError('no host has the monitoring role: there is no Alertmanager to ask', { hint: 'Give one host the monitoring role in the inventory.' });
-  return `http://${alertmanagerAddress(inv, m)}`;
+  return webTarget(alertmanagerAddress(inv, m), tls);
 }
 
-export function alertmanagerService(inv: Pick<Inventory, 'ports'>, node: Pick<Node, 'spec' | 'paths'>): ServiceSpec {
+/** `tls`: its web config serves TLS, so links in notifications say https. */
+export function alertmanagerService(inv: Pick<Inventory, 'ports'>, node: Pick<Node, 'spec' | 'paths'>, o: { tls?: boolean } = {}): ServiceSpec {
   const f = alertmanagerFiles(node.paths);
   const listen = alertmanagerAddress(inv, node.spec);
   return {
@@ -80,8 +82,10 @@ export function alertmanagerService(inv: Pick<Inventory, 'ports'>, node: Pick<No
       `--config.file=${f.config}`,
       `--storage.path=${f.data}`,
       `--web.listen-address=${listen}`,
+      // Always passed: the file says plaintext or TLS (components/metrics-web.ts).
+      `--web.config.file=${metricsFiles(node.paths).webConfig}`,
       // Links in notifications point here rather than at the host's name.
-      `--web.external-url=http://${listen}`,
+      `--web.external-url=${o.tls ? 'https' : 'http'}://${listen}`,
       // One Alertmanager per monitoring host, no gossip: otherwise it binds 0.0.0.0:9094 on every host.
       '--cluster.listen-address=',
     ],
@@ -90,24 +94,28 @@ export function alertmanagerService(inv: Pick<Inventory, 'ports'>, node: Pick<No
 }
 
 /**
- * Credential files first (the config names them and `amtool check-config`
- * may read them), then the config validated by amtool, then start, or restart
- * when anything it reads changed. A restart rather than SIGHUP: SIGHUP returns
+ * The host's web config (components/metrics-web.ts), credential files (the
+ * config names them and `amtool check-config` may read them), then the config
+ * validated by amtool, then start, or restart when anything it reads at start
+ * changed or it runs with other arguments. A restart rather than SIGHUP: SIGHUP returns
  * before the new config is in force, and the criteria measured right after
  * would read the old routes; a restart is confirmed by the port answering
  * with the new config. Nothing is lost: silences and the notification log are
  * on disk, and Prometheus re-sends firing alerts every evaluation. Credential
  * files of receivers no longer in the inventory are removed.
  */
-export async function ensureAlertmanager(inv: Pick<Inventory, 'cluster' | 'alerting' | 'ports'>, node: Node, secrets: Pick<Secrets, 'get'>): Promise<{ changed: boolean; note?: string }> {
+export async function ensureAlertmanager(ctx: MetricsCtx, node: Node, o: MetricsTlsChoice = {}): Promise<{ changed: boolean; note?: string }> {
+  const inv = ctx.inventory;
+  const secrets = ctx.secrets;
   const f = alertmanagerFiles(node.paths);
+  const web = await ensureMetricsWeb(ctx, node, o);
   let changed = false;
   const withSecret = inv.alerting.receivers.filter(needsSecret);
   // Every credential first: a missing one stops here, before any of Alertmanager's files changes.
   const values = await Promise.all(withSecret.map((r) => secrets.get(receiverSecretName(r.name))));
   if (withSecret.length || (await node.host.exec(['test', '-d', f.secretsDir], { mutates: false, allowFailure: true })).exitCode === 0) {
     // root-owned, group prometheus: Alertmanager can read its credentials, and nothing else can change them.
-    changed = (await ensureSecretsDir(node, f.secretsDir)) || changed;
+    changed = (await ensureGroupDir(node, f.secretsDir, ALERTMANAGER_USER)) || changed;
   }
   for (const [i, r] of withSecret.entries()) {
     changed = (await node.host.writeFile(f.secret(r.name), values[i]!, { mode: 0o640, owner: 'root', group: ALERTMANAGER_USER })).changed || changed;
@@ -116,22 +124,16 @@ export async function ensureAlertmanager(inv: Pick<Inventory, 'cluster' | 'alert
   const cfg = renderAlertmanagerYml(inv, node.paths);
   changed = (await installValidated(node.host, f.config, cfg, { mode: 0o644 }, (s) => runValidator(node.host, 'Alertmanager config', ['amtool', 'check-config', s]))).changed || changed;
   changed = (await ensureDir(node, f.data, ALERTMANAGER_USER, '750')) || changed;
-  const spec = alertmanagerService(inv, node);
-  const s = await node.services.start(spec);
-  if (s.changed) return { changed: true, note: 'started' };
-  if (changed) {
+  const spec = alertmanagerService(inv, node, { tls: web.tls !== undefined });
+  const before = await node.services.status(spec);
+  const note = (what: string) => (web.note ? `${web.note}; ${what}` : what);
+  if (before.running && (changed || (await restartReason(node, before.pid, spec, [metricsFiles(node.paths).webConfig, f.config])))) {
     await node.services.restart(spec);
-    return { changed: true, note: 'restarted' };
+    return { changed: true, note: note('restarted') };
   }
-  return { changed: false };
-}
-
-async function ensureSecretsDir(node: Node, dir: string): Promise<boolean> {
-  const cur = await node.host.exec(['stat', '-c', '%a %U %G', dir], { mutates: false, allowFailure: true });
-  if (cur.exitCode === 0 && cur.stdout.trim() === `750 root ${ALERTMANAGER_USER}`) return false;
-  // Why sh: three steps in one round trip; directory and group are "$1" and "$2", never spliced in.
-  await node.host.exec(['sh', '-c', 'mkdir -p -- "$1" && chown root:"$2" -- "$1" && chmod 750 -- "$1"', 'sh', dir, ALERTMANAGER_USER]);
-  return true;
+  const s = await node.services.start(spec);
+  if (s.changed) return { changed: true, note: note('started') };
+  return web.changed ? { changed: true, ...(web.note ? { note: web.note } : {}) } : { changed: false };
 }
 
 /** A credential of a receiver that was removed from the inventory has no business staying on the host. */
@@ -182,15 +184,17 @@ export async function labNotifications(node: Node): Promise<Notification[]> {
 }
 
 /** Alertmanager's HTTP API, bounded in time; a failure names the URL and what to do. */
-export async function amGet<T>(base: string, path: string, timeoutMs = 10_000): Promise<T> {
-  let res: Response;
+export async function amGet<T>(am: WebTarget, path: string, timeoutMs = 10_000): Promise<T> {
+  let res: Awaited<ReturnType<typeof webGet>>;
   try {
-    res = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(timeoutMs) });
+    res = await webGet(am, path, { timeoutMs });
   } catch (e) {
-    throw new HostError(`Alertmanager at ${base} does not answer: ${(e as Error).message}`, { hint: 'Is the alertmanager service running on the monitoring host? `dpgc sprint 1` starts it.' });
+    throw new HostError(`Alertmanager at ${am.base} does not answer: ${(e as Error).message}`, {
+      hint: 'Is the alertmanager service running on the monitoring host, serving as its web config says? `dpgc sprint 1` starts it (and keeps TLS on once sprint 5 turned it on).',
+    });
   }
-  if (!res.ok) throw new HostError(`Alertmanager ${path}: HTTP ${res.status}`);
-  return (await res.json()) as T;
+  if (res.status !== 200) throw new HostError(`Alertmanager ${path}: HTTP ${res.status}`);
+  return JSON.parse(res.body) as T;
 }
 
 export interface LiveReceiver {
@@ -200,7 +204,7 @@ export interface LiveReceiver {
 }
 
 /** The receivers of the configuration Alertmanager runs now (not the file on disk, which may be newer or broken). */
-export async function liveReceivers(base: string): Promise<LiveReceiver[]> {
+export async function liveReceivers(base: WebTarget): Promise<LiveReceiver[]> {
   const status = await amGet<{ config: { original: string } }>(base, '/api/v2/status');
   const cfg = parse(status.config.original) as { receivers?: Record<string, unknown>[] } | null;
   return (cfg?.receivers ?? []).map((r) => ({
@@ -217,10 +221,12 @@ export async function liveReceivers(base: string): Promise<LiveReceiver[]> {
  * its API, on the monitoring host where amtool is installed): matching,
  * regexes and `continue` are Alertmanager's, not a re-implementation.
  */
-export async function routedReceivers(node: Pick<Node, 'host'>, base: string, labels: Record<string, string>): Promise<string[]> {
+export async function routedReceivers(node: Pick<Node, 'host' | 'paths'>, am: WebTarget, labels: Record<string, string>): Promise<string[]> {
   // Matcher syntax with the value double-quoted (JSON's escaping is the matcher parser's): any value is one argument.
   const args = Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
-  const r = await node.host.exec(['amtool', 'config', 'routes', 'test', `--alertmanager.url=${base}`, ...args], { mutates: false, allowFailure: true, timeoutMs: 20_000 });
+  // With TLS on, the CA and the password come from a file on the monitoring host: never in argv.
+  const http = am.auth ? [`--http.config.file=${metricsFiles(node.paths).amtool}`] : [];
+  const r = await node.host.exec(['amtool', 'config', 'routes', 'test', `--alertmanager.url=${am.base}`, ...http, ...args], { mutates: false, allowFailure: true, timeoutMs: 20_000 });
   if (r.exitCode !== 0) throw new HostError(`${node.host.name}: amtool could not test Alertmanager's routes: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' ')}`);
   return r.stdout
     .trim()

@@ -3,7 +3,6 @@ import { HostError } from '../errors.js';
 import type { Node } from '../hosts/pool.js';
 import { templateText } from '../templates.js';
 import { alertThresholds, schedulePaths } from './backup-schedule.js';
-import { nodeExporterService } from './exporters.js';
 import { REPO_USER } from './pgbackrest.js';
 
 /**
@@ -59,22 +58,6 @@ export async function ensureTextfileDirForRepo(node: Node): Promise<boolean> {
   if (r.stdout.trim() === want) return false;
   await node.host.exec(['install', '-d', '-o', 'root', '-g', REPO_USER, '-m', '775', dir]);
   return true;
-}
-
-/**
- * node_exporter on the repository host reads the textfile directory. One
- * started before this flag existed keeps its old arguments until restarted:
- * its command line says which it has.
- */
-export async function ensureNodeExporterReadsTextfiles(inv: Pick<Inventory, 'ports'>, node: Node): Promise<{ changed: boolean; note?: string }> {
-  const spec = nodeExporterService(inv, node);
-  const flag = spec.argv.find((a) => a.startsWith('--collector.textfile.directory='))!;
-  const st = await node.services.status(spec);
-  if (!st.running) return { changed: (await node.services.start(spec)).changed, note: 'started' };
-  const cmdline = (await node.host.readFile(`/proc/${st.pid}/cmdline`)) ?? '';
-  if (cmdline.split('\0').includes(flag)) return { changed: false };
-  await node.services.restart(spec);
-  return { changed: true, note: `restarted with ${flag}` };
 }
 
 /** Script and its config on the repository host, then one run, so the metrics exist before the first backup ends. */

@@ -280,7 +280,8 @@ export class CertificateAuthority {
     if (problem) throw new ConfigError(`cannot issue a certificate for ${host.name}: bad ${problem}`, { hint: 'Host names and addresses come from the inventory; fix them there.' });
     const keyFile = `${dir}/${req.name}.key`;
     const certFile = `${dir}/${req.name}.crt`;
-    let changed = (await host.writeFile(`${dir}/ca.crt`, this.certPem, { mode: 0o644, owner })).changed;
+    // root's: one copy serves every certificate in the directory, whatever user each belongs to (postgres, prometheus…).
+    let changed = (await host.writeFile(`${dir}/ca.crt`, this.certPem, { mode: 0o644, owner: 'root' })).changed;
     const pem = await host.readFile(certFile);
     const pub = await host.exec(['openssl', 'pkey', '-in', keyFile, '-pubout'], { mutates: false, allowFailure: true });
     const facts = pem === undefined ? undefined : readCertFacts(pem, this.certPem, pub.exitCode === 0 ? pub.stdout : undefined);

@@ -1,7 +1,8 @@
 import type { Inventory } from '../config/schema.js';
 import type { Node } from '../hosts/pool.js';
 import { render, templateText } from '../templates.js';
-import { prometheusUrl, SCRAPE_INTERVAL_S } from './prometheus.js';
+import { prometheusTarget, SCRAPE_INTERVAL_S } from './prometheus.js';
+import { ensureGroupDir, metricsFiles, type MetricsWeb } from './metrics-web.js';
 
 /**
  * Grafana's side of monitoring: a datasource and four dashboards, rendered
@@ -41,23 +42,44 @@ export function grafanaFiles(paths: Pick<Node['paths'], 'grafanaProvisioning' | 
   };
 }
 
-export function renderDatasource(inv: Pick<Inventory, 'hosts' | 'ports'>): string {
-  return render('grafana/datasource.yml.eta', { uid: DATASOURCE_UID, url: prometheusUrl(inv), scrapeInterval: `${SCRAPE_INTERVAL_S}s` });
+/**
+ * `tls`: Prometheus serves TLS with basic auth; Grafana verifies it against
+ * the CA and sends the password, both read from files when it provisions the
+ * datasource (`$__file{}`), so this file holds no secret.
+ */
+export function renderDatasource(inv: Pick<Inventory, 'hosts' | 'ports'>, tls?: MetricsWeb & { caFile: string; passwordFile: string }): string {
+  return render('grafana/datasource.yml.eta', {
+    uid: DATASOURCE_UID,
+    url: prometheusTarget(inv, tls).base,
+    scrapeInterval: `${SCRAPE_INTERVAL_S}s`,
+    tls: tls && { username: tls.username, caFile: tls.caFile, passwordFile: tls.passwordFile },
+  });
 }
 
 export function renderDashboardProvider(paths: Pick<Node['paths'], 'grafanaDashboards'>): string {
   return render('grafana/dashboards.yml.eta', { dashboardsDir: paths.grafanaDashboards });
 }
 
-/** Provisioning files on the monitoring host; Grafana picks up dashboard changes by itself. */
-export async function ensureGrafanaFiles(inv: Inventory, node: Node): Promise<boolean> {
+/**
+ * Provisioning files on the monitoring host; Grafana picks up dashboard
+ * changes by itself. With `tls`, the password for the datasource too,
+ * readable by Grafana's group (root's where Grafana is not installed yet: a
+ * later run, once the group exists, hands it over).
+ */
+export async function ensureGrafanaFiles(inv: Inventory, node: Node, tls?: MetricsWeb): Promise<boolean> {
   const f = grafanaFiles(node.paths);
+  const m = metricsFiles(node.paths);
+  let changed = false;
+  if (tls) {
+    const group = (await node.host.exec(['getent', 'group', 'grafana'], { mutates: false, allowFailure: true })).exitCode === 0 ? 'grafana' : 'root';
+    changed = (await ensureGroupDir(node, m.grafanaDir, group)) || changed;
+    changed = (await node.host.writeFile(m.grafanaPassword, tls.password, { mode: 0o640, owner: 'root', group })).changed || changed;
+  }
   const files: [string, string][] = [
-    [f.datasource, renderDatasource(inv)],
+    [f.datasource, renderDatasource(inv, tls && { ...tls, caFile: m.ca, passwordFile: m.grafanaPassword })],
     [f.provider, renderDashboardProvider(node.paths)],
     ...dashboards().map((d): [string, string] => [f.dashboard(d.file), d.text]),
   ];
-  let changed = false;
   for (const [path, text] of files) changed = (await node.host.writeFile(path, text, { mode: 0o644 })).changed || changed;
   return changed;
 }

@@ -9,6 +9,9 @@ import { alertmanagerAddress } from './alertmanager.js';
 import { firstPostgres } from './endpoints.js';
 import { HostError } from '../errors.js';
 import { sleep } from '../wait.js';
+import { restartReason } from './exporters.js';
+import { ensureMetricsWeb, metricsFiles, scrapeTls, type MetricsCtx, type MetricsTlsChoice, type MetricsWeb, type ScrapeTls } from './metrics-web.js';
+import { webGet, webTarget, type WebTarget } from './web-client.js';
 
 /**
  * Prometheus on the monitoring host. Scrape targets are generated from the
@@ -22,6 +25,12 @@ export interface ScrapeJob {
   sinceSprint: number;
   port: keyof Inventory['ports'];
   path?: string;
+  /**
+   * The daemon, when it is one of dpgc's metrics endpoints behind the host's
+   * web config (components/metrics-web.ts): scraped over TLS with basic auth
+   * once sprint 5 turns them on.
+   */
+  web?: string;
   /** Hosts running the target once `sprint` has been deployed. */
   hosts(inv: Pick<Inventory, 'hosts' | 'file'>, sprint: number): HostSpec[];
 }
@@ -29,11 +38,11 @@ export interface ScrapeJob {
 const withRole = (role: Role) => (inv: Pick<Inventory, 'hosts'>) => inv.hosts.filter((h) => h.roles.includes(role));
 
 export const SCRAPE_JOBS: ScrapeJob[] = [
-  { job: 'prometheus', sinceSprint: 1, port: 'prometheus', hosts: withRole('monitoring') },
-  { job: 'node', sinceSprint: 1, port: 'node_exporter', hosts: (inv) => inv.hosts },
+  { job: 'prometheus', sinceSprint: 1, port: 'prometheus', hosts: withRole('monitoring'), web: 'Prometheus' },
+  { job: 'node', sinceSprint: 1, port: 'node_exporter', hosts: (inv) => inv.hosts, web: 'node_exporter' },
   // One instance (the base one) until the HA cluster runs PostgreSQL on every postgres host.
-  { job: 'postgres', sinceSprint: 1, port: 'postgres_exporter', hosts: (inv, s) => (s >= 3 ? withRole('postgres')(inv) : [firstPostgres(inv)]) },
-  { job: 'pgbouncer', sinceSprint: 1, port: 'pgbouncer_exporter', hosts: withRole('pgbouncer') },
+  { job: 'postgres', sinceSprint: 1, port: 'postgres_exporter', hosts: (inv, s) => (s >= 3 ? withRole('postgres')(inv) : [firstPostgres(inv)]), web: 'postgres_exporter' },
+  { job: 'pgbouncer', sinceSprint: 1, port: 'pgbouncer_exporter', hosts: withRole('pgbouncer'), web: 'the PgBouncer exporter' },
   { job: 'etcd', sinceSprint: 2, port: 'etcd_client', hosts: withRole('etcd') },
   // Patroni runs from sprint 3 (sprint 2 only renders its configuration).
   { job: 'patroni', sinceSprint: 3, port: 'patroni', hosts: withRole('postgres') },
@@ -46,13 +55,15 @@ export interface Target {
   /** address:port, Prometheus's `instance` label. */
   instance: string;
   path: string;
+  /** ScrapeJob.web: the daemon behind the host's metrics web config. */
+  web?: string;
 }
 
 /** Every target that should be up once `sprint` is deployed (the `up == 1` check expects exactly these). */
 export function scrapeTargets(inv: Pick<Inventory, 'hosts' | 'file' | 'ports'>, sprint: number, jobs: ScrapeJob[] = SCRAPE_JOBS): Target[] {
   return jobs
     .filter((j) => j.sinceSprint <= sprint)
-    .flatMap((j) => j.hosts(inv, sprint).map((h) => ({ job: j.job, host: h.name, instance: `${h.address}:${inv.ports[j.port]}`, path: j.path ?? '/metrics' })));
+    .flatMap((j) => j.hosts(inv, sprint).map((h) => ({ job: j.job, host: h.name, instance: `${h.address}:${inv.ports[j.port]}`, path: j.path ?? '/metrics', ...(j.web ? { web: j.web } : {}) })));
 }
 
 /**
@@ -84,22 +95,29 @@ export function prometheusFiles(paths: Pick<Node['paths'], 'prometheusDir' | 'pr
 
 export const ruleTestName = (f: string): string => f.replace(/\.yml$/, '.test.yml');
 
+/**
+ * `tls`: the metrics endpoints (jobs with `web`) and Alertmanager are reached
+ * over TLS, verified against the CA file, with basic auth from the password
+ * file; the other jobs (etcd, Patroni, HAProxy) as they serve.
+ */
 export function renderPrometheusYml(
   inv: Pick<Inventory, 'hosts' | 'file' | 'ports' | 'cluster'>,
   paths: Pick<Node['paths'], 'prometheusDir' | 'prometheusData'>,
   sprint: number,
   ruleFiles: readonly RuleFile[] = RULE_FILES.filter((f) => RULE_FILE_SPRINT[f] <= sprint),
+  tls?: ScrapeTls,
 ): string {
   const targets = scrapeTargets(inv, sprint);
   const jobs = [...new Set(targets.map((t) => t.job))].map((job) => {
     const ts = targets.filter((t) => t.job === job);
-    return { job, path: ts[0]!.path, targets: ts };
+    return { job, path: ts[0]!.path, targets: ts, tls: ts[0]!.web ? tls : undefined };
   });
   return render('prometheus/prometheus.yml.eta', {
     cluster: inv.cluster,
     interval: `${SCRAPE_INTERVAL_S}s`,
     ruleFiles: ruleFiles.map((f) => prometheusFiles(paths).rule(f)),
     alertmanagers: withRole('monitoring')(inv).map((h) => alertmanagerAddress(inv, h)),
+    alertingTls: tls,
     jobs,
   });
 }
@@ -122,26 +140,32 @@ export function prometheusService(inv: Pick<Inventory, 'ports'>, node: Pick<Node
       `--config.file=${f.config}`,
       `--storage.tsdb.path=${f.data}`,
       `--web.listen-address=${node.spec.address}:${inv.ports.prometheus}`,
+      // Always passed: the file says plaintext or TLS (components/metrics-web.ts).
+      `--web.config.file=${metricsFiles(node.paths).webConfig}`,
       '--storage.tsdb.retention.time=15d',
     ],
     listen: { address: node.spec.address, port: inv.ports.prometheus },
   };
 }
 
-/** Prometheus's HTTP base, on the monitoring host: where checks, Grafana and the reload confirmation read it. */
-export function prometheusUrl(inv: Pick<Inventory, 'hosts' | 'ports'>): string {
+/** Prometheus on the monitoring host, as checks, Grafana and the reload confirmation reach it: https with `tls`, else http. */
+export function prometheusTarget(inv: Pick<Inventory, 'hosts' | 'ports'>, tls: MetricsWeb | undefined): WebTarget {
   const m = inv.hosts.find((h) => h.roles.includes('monitoring'));
-  if (!m) throw new Error('no host has the monitoring role');
-  return `http://${m.address}:${inv.ports.prometheus}`;
+  if (!m) throw new HostError('no host has the monitoring role: there is no Prometheus to ask', { hint: 'Give one host the monitoring role in the inventory.' });
+  return webTarget(`${m.address}:${inv.ports.prometheus}`, tls);
 }
 
 /**
- * Rules (each with its promtool tests beside it), then the config that names
- * them, each validated; then start or SIGHUP. The rule files are those of
- * `sprint` and earlier, and any a later sprint already installed: re-running
- * sprint 1 keeps sprint 4's backup alerts.
+ * The host's web config (components/metrics-web.ts), rules (each with its
+ * promtool tests beside it), then the config that names them, each validated;
+ * then start, restart (a new web config: whether to serve TLS is read at
+ * start) or SIGHUP. The rule files are those of `sprint` and earlier, and
+ * any a later sprint already installed: re-running sprint 1 keeps sprint 4's
+ * backup alerts.
  */
-export async function ensurePrometheus(inv: Inventory, node: Node, sprint: number): Promise<{ changed: boolean; note?: string }> {
+export async function ensurePrometheus(ctx: MetricsCtx, node: Node, sprint: number, o: MetricsTlsChoice = {}): Promise<{ changed: boolean; note?: string }> {
+  const inv = ctx.inventory;
+  const web = await ensureMetricsWeb(ctx, node, o);
   const f = prometheusFiles(node.paths);
   const present = await Promise.all(RULE_FILES.map(async (r) => (await node.host.exec(['test', '-f', f.rule(r)], { mutates: false, allowFailure: true })).exitCode === 0));
   const files = RULE_FILES.filter((r, i) => RULE_FILE_SPRINT[r] <= sprint || present[i]);
@@ -152,7 +176,7 @@ export async function ensurePrometheus(inv: Inventory, node: Node, sprint: numbe
     changed = w.changed || t.changed || changed;
   }
   // --syntax-only: the staged config's rule files are the live ones, checked above.
-  const cfg = renderPrometheusYml(inv, node.paths, sprint, files);
+  const cfg = renderPrometheusYml(inv, node.paths, sprint, files, web.tls ? scrapeTls(node.paths) : undefined);
   const w = await installValidated(node.host, f.config, cfg, { mode: 0o644 }, (s) => runValidator(node.host, 'Prometheus config', ['promtool', 'check', 'config', '--syntax-only', s]));
   changed = w.changed || changed;
   const dir = await node.host.exec(['stat', '-c', '%U', f.data], { mutates: false, allowFailure: true });
@@ -162,14 +186,21 @@ export async function ensurePrometheus(inv: Inventory, node: Node, sprint: numbe
     changed = true;
   }
   const spec = prometheusService(inv, node);
-  const s = await node.services.start(spec);
-  if (s.changed) return { changed: true, note: 'started' };
-  if (changed) {
-    await reloadAndConfirm(inv, node, spec);
-    return { changed: true, note: 'reloaded' };
+  const before = await node.services.status(spec);
+  if (before.running && (await restartReason(node, before.pid, spec, [metricsFiles(node.paths).webConfig]))) {
+    await node.services.restart(spec);
+    return { changed: true, note: withNote(web.note, 'restarted') };
   }
-  return { changed: false };
+  const s = await node.services.start(spec);
+  if (s.changed) return { changed: true, note: withNote(web.note, 'started') };
+  if (changed) {
+    await reloadAndConfirm(inv, node, spec, web.tls);
+    return { changed: true, note: withNote(web.note, 'reloaded') };
+  }
+  return web.changed ? { changed: true, ...(web.note ? { note: web.note } : {}) } : { changed: false };
 }
+
+const withNote = (a: string | undefined, b: string): string => (a ? `${a}; ${b}` : b);
 
 /**
  * SIGHUP, then wait until Prometheus says it applied a new configuration.
@@ -178,10 +209,12 @@ export async function ensurePrometheus(inv: Inventory, node: Node, sprint: numbe
  * that have not scraped yet. Compared with the time Prometheus itself last
  * recorded, never this machine's clock (a remote host's may differ).
  */
-async function reloadAndConfirm(inv: Inventory, node: Node, spec: ServiceSpec): Promise<void> {
-  const base = prometheusUrl(inv);
+async function reloadAndConfirm(inv: Inventory, node: Node, spec: ServiceSpec, tls: MetricsWeb | undefined): Promise<void> {
+  const base = prometheusTarget(inv, tls);
   const before = await runtimeInfo(base);
   await node.services.reload(spec);
+  // A dry run sent no SIGHUP: there is nothing to confirm.
+  if (node.host.dryRun) return;
   for (const until = Date.now() + 15_000; Date.now() < until; await sleep(250)) {
     const now = await runtimeInfo(base);
     if (now?.reloadConfigSuccess === false) {
@@ -192,10 +225,10 @@ async function reloadAndConfirm(inv: Inventory, node: Node, spec: ServiceSpec): 
   throw new HostError(`${node.spec.name}: Prometheus did not confirm reloading its configuration within 15 s of SIGHUP`, { hint: `Look at its log on ${node.spec.name}; \`dpgc sprint 1\` again reloads it.` });
 }
 
-async function runtimeInfo(base: string): Promise<{ reloadConfigSuccess: boolean; lastConfigTime: string } | undefined> {
+async function runtimeInfo(base: WebTarget): Promise<{ reloadConfigSuccess: boolean; lastConfigTime: string } | undefined> {
   try {
-    const res = await fetch(`${base}/api/v1/status/runtimeinfo`, { signal: AbortSignal.timeout(5000) });
-    const body = (await res.json()) as { status?: string; data?: { reloadConfigSuccess: boolean; lastConfigTime: string } };
+    const res = await webGet(base, '/api/v1/status/runtimeinfo', { timeoutMs: 5000 });
+    const body = JSON.parse(res.body) as { status?: string; data?: { reloadConfigSuccess: boolean; lastConfigTime: string } };
     return body.status === 'success' ? body.data : undefined;
   } catch {
     return undefined; // not answering yet (a reload in progress): the caller waits

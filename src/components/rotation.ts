@@ -8,7 +8,7 @@ import type { Change } from '../plan/step.js';
 import { becomes, waitUntil } from '../wait.js';
 import { writableHost } from './databases.js';
 import { DATABASES, ROLES_DB, pgbouncerAdmin, superuserOn, type DatabaseKey } from './endpoints.js';
-import { ensureExporter, ensurePostgresExporter, exporterFiles, pgbouncerExporterEnv, pgbouncerExporterService } from './exporters.js';
+import { ensurePgbouncerExporter, ensurePostgresExporter } from './exporters.js';
 import { ensurePatroniConfig, patroniCredentials, rest, REST_USER, restTarget } from './patroni.js';
 import { tlsRequired } from './deployed.js';
 import { authEntries, parseAuthFile, pgbouncerFiles, renderAuthFile } from './pgbouncer.js';
@@ -71,6 +71,8 @@ export const ROTATABLE: readonly Rotatable[] = [
 export const NOT_ROTATED: Partial<Record<GeneratedSecret, string>> = {
   pgbackrest_cipher: 'the backup repository\'s encryption key: every backup is encrypted with it, so a new one means a new repository, not a rotation',
   grafana_admin: "Grafana's own admin password: the operator's, changed in Grafana",
+  metrics_web:
+    "the metrics endpoints' basic auth (sprint 5): not rotated without a gap yet. A new value in the secrets file and `dpgc sprint 5` put it in place; Prometheus's scrapes fail for the seconds between the exporters and Prometheus taking it",
 };
 
 /** `--role` takes the secret's name or the role's. */
@@ -357,7 +359,8 @@ export async function changePgbouncerAdmin(ctx: RotationCtx, r: Rotatable, next:
     const w = await n.host.writeFile(f.authFile, renderAuthFile(await authEntries(inv, creds, await n.host.readFile(f.authFile))), { mode: 0o600, owner: 'postgres' });
     if (w.changed) await reloadPgbouncer(ctx.secrets, inv, h);
     await passwordAccepted(creds, pgbouncerAdmin(inv, h), next);
-    const e = await ensureExporter(n, pgbouncerExporterService(inv, n), [{ path: exporterFiles(n).pgbouncerEnv, content: await pgbouncerExporterEnv(inv, n, creds), mode: 0o600 }]);
+    // The whole environment file as the sprints write it: with TLS on, its certificate and metrics credentials stay.
+    const e = await ensurePgbouncerExporter({ inventory: inv, secrets: creds, pool: ctx.pool }, n);
     if (w.changed || e.changed) done.push(`${h.name}${e.changed ? ' (exporter restarted)' : ''}`);
   }
   return done.length ? { changed: true, note: `auth file reloaded on ${done.join(', ')}` } : { changed: false, note: 'already in place' };

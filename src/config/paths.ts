@@ -28,6 +28,10 @@ export function hostPaths(inv: Pick<Inventory, 'postgres' | 'cluster'>, host: Pi
     alertmanagerData: `${r}/var/lib/prometheus/alertmanager`,
     /** Credential files Alertmanager reads (`*_file` settings): readable by its user only. */
     alertmanagerSecrets: `${r}/etc/dpgc/alertmanager`,
+    /** The metrics password where Prometheus and amtool read it (password_file), with TLS on: readable by their user only. */
+    metricsSecrets: `${r}/etc/dpgc/metrics`,
+    /** The same password for Grafana's datasource (`$__file{}`), readable by Grafana's group. */
+    grafanaSecrets: `${r}/etc/dpgc/grafana`,
     /** The lab's webhook receiver writes what it receives here. */
     labAlerts: `${r}/var/lib/dpgc/lab-alerts`,
     grafanaProvisioning: `${r}/etc/grafana/provisioning`,

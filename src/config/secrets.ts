@@ -26,6 +26,7 @@ export const SECRET_NAMES = [
   'readonly_user', // `readonly_user`: reads only (sprint 5)
   'pgbouncer_admin', // PgBouncer admin/stats console user
   'monitoring', // `dpgc_monitor`, pg_monitor member used by exporters
+  'metrics_web', // `dpgc_metrics`: basic auth on every metrics endpoint (exporters, Prometheus, Alertmanager), sprint 5
   'patroni_rest', // Patroni REST API unsafe endpoints
   'haproxy_stats', // HAProxy stats page
   'pgbackrest_cipher', // pgBackRest repository encryption (repo1-cipher-pass): lose it and every backup is unreadable

@@ -320,6 +320,9 @@ class SystemdServices implements ServiceManager {
   }
 
   async restart(s: ServiceSpec): Promise<void> {
+    // The unit as `s` says first: a restart is how new arguments (a web config, a flag) take effect.
+    const w = await this.host.writeFile(`/etc/systemd/system/${this.unit(s.name)}.service`, renderSystemdUnit(s), { mode: 0o644 });
+    if (w.changed) await this.host.exec(['systemctl', 'daemon-reload']);
     await this.host.exec(['systemctl', 'restart', this.unit(s.name)]);
     await waitListening(this.host, s, () => this.status(s), () => this.logTail(s.name));
   }

@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
 import type { Readiness } from '../checks/waivers.js';
-import { promGet, type PromSample } from '../checks/prom-api.js';
+import { prometheusApi, promGet, type PromSample } from '../checks/prom-api.js';
 import { backupRows } from '../components/backups.js';
 import { clusterView } from '../components/cluster.js';
 import { drillHistory } from '../components/drill-log.js';
 import { superuserOn } from '../components/endpoints.js';
-import { prometheusUrl } from '../components/prometheus.js';
 import { memberStatus, restTarget } from '../components/patroni.js';
 import { repoHost, repoNode, stanzaInfo } from '../components/pgbackrest.js';
 import type { RunContext } from '../context.js';
@@ -133,7 +132,7 @@ async function lagOf(ctx: Ctx, now: Date): Promise<LagSection> {
   const empty = { series: [], from, to };
   if (!ctx.inventory.hosts.some((h) => h.roles.includes('monitoring'))) return { ...empty, error: 'No host has the monitoring role: no Prometheus to ask.' };
   try {
-    const data = await promGet<{ result: PromSample[] }>(prometheusUrl(ctx.inventory), `/api/v1/query_range?query=${encodeURIComponent(LAG_QUERY)}&start=${from}&end=${to}&step=15`);
+    const data = await promGet<{ result: PromSample[] }>(await prometheusApi(ctx), `/api/v1/query_range?query=${encodeURIComponent(LAG_QUERY)}&start=${from}&end=${to}&step=15`);
     return {
       from,
       to,

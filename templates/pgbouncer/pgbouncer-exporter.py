@@ -7,13 +7,20 @@ metric names generically, so a column PgBouncer adds or renames changes one
 metric name and never stops the exporter. It queries the admin console on
 every scrape (no cache, no background thread): a scrape is the measurement.
 
-Configuration comes from the environment (the password only from the
+Configuration comes from the environment (passwords only from the
 environment, set by the service manager from a mode 0600 file):
   PGBOUNCER_EXPORTER_LISTEN  address:port to serve /metrics on
   PGHOST PGPORT PGUSER PGPASSWORD  the admin console (database `pgbouncer`)
+  PGBOUNCER_EXPORTER_TLS_CERT, _TLS_KEY  serve HTTPS (TLS 1.2 at least) with these
+  PGBOUNCER_EXPORTER_USER, _PASSWORD  require basic auth with these
+Like the exporter-toolkit ones, it reads the certificate again when its file
+changes, so a renewed certificate needs no restart.
 """
+import base64
+import hmac
 import os
 import re
+import ssl
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -124,8 +131,28 @@ def scrape():
     return "\n".join(head + out) + "\n", err
 
 
+def authorized(header):
+    user, password = os.environ.get("PGBOUNCER_EXPORTER_USER"), os.environ.get("PGBOUNCER_EXPORTER_PASSWORD")
+    if not user:
+        return True
+    if not header or not header.startswith("Basic "):
+        return False
+    try:
+        got = base64.b64decode(header[6:].strip(), validate=True)
+    except ValueError:
+        return False
+    return hmac.compare_digest(got, ("%s:%s" % (user, password)).encode())
+
+
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 - http.server API
+        if not authorized(self.headers.get("Authorization")):
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="dpgc"')
+            self.send_header("Content-Length", "13")
+            self.end_headers()
+            self.wfile.write(b"Unauthorized\n")
+            return
         if self.path.split("?")[0] != "/metrics":
             self.send_response(404)
             self.end_headers()
@@ -146,10 +173,48 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address, cert, key):
+        super().__init__(address, Handler)
+        self.cert, self.key = cert, key
+        self.ctx, self.stamp = None, None
+        self.ctx_lock = threading.Lock()
+
+    def context(self):
+        stamp = (os.stat(self.cert).st_mtime_ns, os.stat(self.key).st_mtime_ns)
+        with self.ctx_lock:
+            if stamp != self.stamp:
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+                ctx.load_cert_chain(self.cert, self.key)
+                self.ctx, self.stamp = ctx, stamp
+            return self.ctx
+
+    def finish_request(self, request, client_address):
+        # The handshake in the connection's own thread: a slow or plaintext client holds up no other.
+        if not self.cert:
+            return super().finish_request(request, client_address)
+        request.settimeout(10)
+        conn = self.context().wrap_socket(request, server_side=True)
+        try:
+            super().finish_request(conn, client_address)
+        finally:
+            conn.close()
+
+    def handle_error(self, request, client_address):
+        # One line, not a traceback: a plaintext client or a failed handshake is not the exporter's fault.
+        sys.stderr.write("%s: %s\n" % (client_address[0], sys.exc_info()[1]))
+
+
 def main():
     host, _, port = os.environ["PGBOUNCER_EXPORTER_LISTEN"].rpartition(":")
-    server = ThreadingHTTPServer((host, int(port)), Handler)
-    sys.stderr.write("pgbouncer-exporter listening on %s:%s\n" % (host, port))
+    cert, key = os.environ.get("PGBOUNCER_EXPORTER_TLS_CERT"), os.environ.get("PGBOUNCER_EXPORTER_TLS_KEY")
+    server = Server((host, int(port)), cert, key)
+    if cert:
+        server.context()  # a certificate it cannot load stops it at start, where the service manager sees it
+    sys.stderr.write("pgbouncer-exporter listening on %s:%s (%s)\n" % (host, port, "TLS" if cert else "plaintext"))
     server.serve_forever()
 
 

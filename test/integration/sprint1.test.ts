@@ -4,7 +4,7 @@ import { pgbouncerPools, pgbouncerScram, poolTestCheck } from '../../src/checks/
 import { prometheusTargets, rulesLoaded, scrapeInterval } from '../../src/checks/prometheus.js';
 import type { Check } from '../../src/checks/types.js';
 import { alertmanagerUp, alertsReachPerson, alertsRouted } from '../../src/checks/alerting.js';
-import { alertmanagerUrl, ensureAlertmanager, labNotifications } from '../../src/components/alertmanager.js';
+import { alertmanagerTarget, ensureAlertmanager, labNotifications } from '../../src/components/alertmanager.js';
 import { exporterFiles, postgresExporterService, pgbouncerExporterService } from '../../src/components/exporters.js';
 import { pgbouncerFiles } from '../../src/components/pgbouncer.js';
 import { prometheusFiles } from '../../src/components/prometheus.js';
@@ -231,7 +231,7 @@ describe('each check fails when its property is broken', () => {
     const ctl = await ctx.pool.node('ctl');
     // The inventory an operator might write: warnings to the lab receiver, no default receiver.
     const inv = { ...ctx.inventory, alerting: { ...ctx.inventory.alerting, receiver: undefined, routes: [{ receiver: 'lab', matchers: ['severity="warning"'], continue: false }] } };
-    await ensureAlertmanager(inv, ctl, ctx.secrets);
+    await ensureAlertmanager({ ...ctx, inventory: inv }, ctl);
     const r = await run(alertsRouted);
     expect(r.verdict).toBe('fail');
     expect(r.detail).toContain('TargetDown (severity=critical) → nobody');
@@ -253,7 +253,8 @@ describe('each check fails when its property is broken', () => {
 
   it('a silence muting a rule fails readiness\'s "alerts reach a person"; expiring it passes', async () => {
     const ctl = await ctx.pool.node('ctl');
-    const url = `--alertmanager.url=${alertmanagerUrl(ctx.inventory)}`;
+    // Before sprint 5: plaintext, no credentials.
+    const url = `--alertmanager.url=${alertmanagerTarget(ctx.inventory, undefined).base}`;
     expect((await run(alertsReachPerson)).verdict).toBe('pass');
     const id = (await ctl.host.exec(['amtool', 'silence', 'add', url, '--comment=maintenance window', '--author=sre', '--duration=10m', 'alertname=PostgresDown'])).stdout.trim();
     try {

@@ -5,11 +5,12 @@ import { parseDocument } from 'yaml';
 import { sprint4 } from '../../sprints/sprint-4.js';
 import { sprint5 } from '../../sprints/sprint-5.js';
 import type { Check, CheckResult } from '../../src/checks/types.js';
-import { promGet, promQuery } from '../../src/checks/prom-api.js';
-import { ensureBackupMetrics, ensureNodeExporterReadsTextfiles } from '../../src/components/backup-metrics.js';
+import { prometheusApi, promGet, promQuery } from '../../src/checks/prom-api.js';
+import { alertmanagerUp, alertsRouted } from '../../src/checks/alerting.js';
+import { prometheusTargets } from '../../src/checks/prometheus.js';
+import { ensureBackupMetrics } from '../../src/components/backup-metrics.js';
 import { alertThresholds, ensureSchedule, lastScheduledRun, waitForScheduledRun } from '../../src/components/backup-schedule.js';
-import { nodeExporterService } from '../../src/components/exporters.js';
-import { prometheusUrl } from '../../src/components/prometheus.js';
+import { ensureNodeExporter, nodeExporterService } from '../../src/components/exporters.js';
 import { caPathsFor } from '../../src/components/ca.js';
 import { firewallTable, openListener } from '../../src/components/firewall.js';
 import { tcpAnswer } from '../../src/hosts/tcp.js';
@@ -260,7 +261,7 @@ describe('dpgc backup and dpgc restore', () => {
 
 /** Alert names firing now in the lab's Prometheus. */
 async function firing(): Promise<Set<string>> {
-  const r = await promGet<{ alerts: { labels: Record<string, string>; state: string }[] }>(prometheusUrl(ctx.inventory), '/api/v1/alerts');
+  const r = await promGet<{ alerts: { labels: Record<string, string>; state: string }[] }>(await prometheusApi(ctx), '/api/v1/alerts');
   return new Set(r.alerts.filter((a) => a.state === 'firing').map((a) => a.labels['alertname']!));
 }
 async function waitAlerts(names: string[], want: boolean, timeoutMs: number): Promise<number> {
@@ -286,7 +287,7 @@ async function backupRunning(): Promise<boolean> {
 describe('backup alerts', () => {
   it('backup age and result reach Prometheus; the age and repository alerts fire on the inventory’s thresholds; s4.backup.alerts fails while node_exporter does not read them', async () => {
     const t0 = Date.now();
-    const base = prometheusUrl(ctx.inventory);
+    const base = await prometheusApi(ctx);
     const full = await promQuery(base, 'dpgc_backup_last_success_timestamp_seconds{type="full"}');
     expect(full.result).toHaveLength(1);
     expect(Number(full.result[0]!.value![1])).toBeGreaterThan(Date.now() / 1000 - 3600);
@@ -309,7 +310,7 @@ describe('backup alerts', () => {
     const r = await run(s4('s4.backup.alerts'));
     expect(r.verdict).toBe('fail');
     expect(r.detail).toContain("no data for the repository's backups (backup host's node_exporter textfile)");
-    expect(await ensureNodeExporterReadsTextfiles(ctx.inventory, ctl)).toMatchObject({ changed: true });
+    expect(await ensureNodeExporter(ctx, ctl)).toMatchObject({ changed: true, note: 'restarted' });
     const ok = await run(s4('s4.backup.alerts'));
     expect(ok.verdict, ok.detail).toBe('pass');
     await waitAlerts(['BackupTooOld', 'FullBackupTooOld', 'BackupRepositoryNearFull'], false, 60_000);
@@ -381,7 +382,7 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     if (!state.sprints['4']?.passed) expect((await sprint4Run('sprint 4 (for sprint 5)')).passed).toBe(true);
     const first = await sprint5Run();
     expect(first.code, first.why).toBe(0);
-    expect(first.doc.results.map((r) => r.id).sort()).toEqual(['s5.audit.logged', 's5.auth.scram-only', 's5.firewall.enforced', 's5.roles.enforced', 's5.roles.privileges', 's5.tls.postgres', 's5.tls.required', 's5.tls.sessions']);
+    expect(first.doc.results.map((r) => r.id).sort()).toEqual(['s5.audit.logged', 's5.auth.scram-only', 's5.firewall.enforced', 's5.roles.enforced', 's5.roles.privileges', 's5.tls.metrics', 's5.tls.postgres', 's5.tls.required', 's5.tls.sessions']);
     const again = await sprint5Run();
     expect(again.code, again.why).toBe(0);
     expect(again.doc.tasks.changed).toBe(0);
@@ -532,6 +533,15 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     timings['rotate replicator'] = (Date.now() - t0) / 1000;
   });
 
+  it('an earlier sprint re-run keeps the metrics endpoints on TLS: sprint 1 would change none of its exporter and monitoring steps, and its criteria reading Prometheus and Alertmanager pass over TLS', async () => {
+    const plan1 = await lab.cli(['--json', 'plan', '1']);
+    expect(plan1.code, plan1.stderr).toBe(0);
+    const metricsSteps = (JSON.parse(plan1.stdout) as { steps: { title: string; changed: boolean }[] }).steps.filter((x) => /exporter|Prometheus|Alertmanager|Grafana/.test(x.title));
+    expect(metricsSteps.length).toBeGreaterThanOrEqual(8);
+    expect(metricsSteps.filter((x) => x.changed)).toEqual([]);
+    for (const r of await Promise.all([prometheusTargets, alertmanagerUp, alertsRouted].map((c) => run(c)))) expect(r.verdict, r.detail).toBe('pass');
+  });
+
   it('pgaudit.log set to none in Patroni’s configuration fails s5.audit.logged naming every member; a re-run puts the DDL class back without a restart', async () => {
     const leader = await currentLeader(ctx.inventory);
     const auth = { username: REST_USER, password: await ctx.secrets.get('patroni_rest') };
@@ -606,7 +616,7 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect((await memberStatus(restTarget(ctx.inventory, leader))).timeline).toBe(before);
   });
 
-  it('a plaintext rule added by hand on a replica, and PgBouncer put back to plaintext on both sides, fail s5.tls.required naming each; the leader refuses PgBouncer\'s plaintext logins meanwhile (fail closed); a re-run puts TLS back', async () => {
+  it('a plaintext rule added by hand on a replica, and PgBouncer put back to plaintext on both sides, fail s5.tls.required naming each; the leader refuses PgBouncer\'s plaintext logins meanwhile (fail closed); node_exporter on that replica started without its web config fails s5.tls.metrics naming host and endpoint; a re-run puts TLS back', async () => {
     const ctl = await node('ctl');
     const leader = await currentLeader(ctx.inventory);
     const replica = ctx.inventory.hosts.find((h) => h.roles.includes('postgres') && h.name !== leader.name)!;
@@ -624,6 +634,9 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
       await c.query('RELOAD');
       await c.query('RECONNECT');
     });
+    // By hand, without --web.config.file: node_exporter on the replica serves plaintext to anyone.
+    const ne = nodeExporterService(ctx.inventory, n);
+    await n.services.restart({ ...ne, argv: ne.argv.filter((x) => !x.startsWith('--web.config.file=')) });
     const through = await withClient(ctx.secrets, appViaPgbouncer(ctx.inventory, ctl.spec, 'project'), (c) => c.query('SELECT 1')).then(() => 'ok', (e: Error) => e.message);
     expect(through).not.toBe('ok');
     const broken = await run(s5('s5.tls.required'));
@@ -632,9 +645,17 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
       `${replica.name} (${replica.address}:${ctx.inventory.ports.postgres}) accepts a login without TLS`,
       `PgBouncer on ctl (${ctl.spec.address}:${ctx.inventory.ports.pgbouncer}) accepts a login without TLS`,
     ].sort());
+    const at = `${replica.address}:${ctx.inventory.ports.node_exporter}`;
+    const plain = await run(s5('s5.tls.metrics'));
+    expect(plain.verdict).toBe('fail');
+    expect(plain.detail).toContain(`node_exporter on ${replica.name} (${at}) answers plaintext HTTP (HTTP 200)`);
+    expect(plain.detail).toContain(`node_exporter on ${replica.name} (${at}) does not serve TLS verified by the cluster CA: it does not speak TLS`);
+    expect(plain.detail).toMatch(new RegExp(`^node on ${replica.name} \\(${at.replace(/\./g, '\\.')}\\) is down: .*HTTP response to HTTPS client`, 'm'));
+    // That endpoint only: every other one still refuses plaintext and anonymous requests.
+    for (const line of plain.detail!.split('\n')) expect(line).toContain(`${replica.name} (${at})`);
     const fix = await sprint5Run();
     expect(fix.code, fix.why).toBe(0);
-    for (const id of ['s5.tls.required', 's5.tls.sessions', 's5.roles.enforced']) expect(fix.doc.results.find((r) => r.id === id)?.verdict, `${id}: ${fix.why}`).toBe('pass');
+    for (const id of ['s5.tls.required', 's5.tls.sessions', 's5.roles.enforced', 's5.tls.metrics']) expect(fix.doc.results.find((r) => r.id === id)?.verdict, `${id}: ${fix.why}`).toBe('pass');
     expect(await n.host.readFile(hba)).not.toMatch(/^host all/m);
     const tls = await withClient(ctx.secrets, appViaPgbouncer(ctx.inventory, ctl.spec, 'project'), async (c) => (await c.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows[0]?.ssl);
     expect(tls).toBe(true);

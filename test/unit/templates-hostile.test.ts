@@ -16,6 +16,7 @@ import { renderSystemdUnit } from '../../src/hosts/services.js';
 import { renderScheduleLoop, renderScheduledBackup, renderTimerUnits } from '../../src/components/backup-schedule.js';
 import { renderPgbackrestConf } from '../../src/components/pgbackrest.js';
 import { renderPrometheusYml } from '../../src/components/prometheus.js';
+import { renderAmtoolConfig, renderWebConfig } from '../../src/components/metrics-web.js';
 import { parseInventory } from '../../src/config/load.js';
 import { hostPaths, type HostPaths } from '../../src/config/paths.js';
 import type { Inventory } from '../../src/config/schema.js';
@@ -85,7 +86,29 @@ const CASES: Record<string, Case> = {
   },
   'prometheus/prometheus.yml.eta': {
     format: 'yaml',
-    roundTrip: (v, inv, p) => [parse(renderPrometheusYml(inv, { ...p, prometheusDir: v }, 3)).rule_files[0], `${v}/rules/postgres.yml`],
+    roundTrip: (v, inv, p) => {
+      const y = parse(renderPrometheusYml(inv, { ...p, prometheusDir: v }, 3, undefined, { caFile: v, username: v, passwordFile: `${v}/p` }));
+      const job = y.scrape_configs[0];
+      const am = y.alerting.alertmanagers[0];
+      return [
+        [y.rule_files[0], job.tls_config.ca_file, job.basic_auth.username, job.basic_auth.password_file, am.tls_config.ca_file, am.basic_auth.password_file],
+        [`${v}/rules/postgres.yml`, v, v, `${v}/p`, v, `${v}/p`],
+      ];
+    },
+  },
+  'prometheus/web-config.yml.eta': {
+    format: 'yaml',
+    roundTrip: (v) => {
+      const y = parse(renderWebConfig({ name: 'db1' }, { cert: v, key: `${v}.key`, username: v, hash: v }));
+      return [[y.tls_server_config.cert_file, y.tls_server_config.key_file, y.basic_auth_users[v]], [v, `${v}.key`, v]];
+    },
+  },
+  'alertmanager/amtool-http.yml.eta': {
+    format: 'yaml',
+    roundTrip: (v) => {
+      const y = parse(renderAmtoolConfig({ ca: v, password: `${v}/p` }));
+      return [[y.tls_config.ca_file, y.basic_auth.password_file], [v, `${v}/p`]];
+    },
   },
   'alertmanager/alertmanager.yml.eta': {
     format: 'yaml',
@@ -103,7 +126,12 @@ const CASES: Record<string, Case> = {
     format: 'yaml',
     roundTrip: (v, inv) => {
       const hosts = inv.hosts.map((h) => (h.roles.includes('monitoring') ? { ...h, address: v } : h));
-      return [parse(renderDatasource({ ...inv, hosts })).datasources[0].url, `http://${v}:${inv.ports.prometheus}`];
+      const plain = parse(renderDatasource({ ...inv, hosts })).datasources[0];
+      const tls = parse(renderDatasource(inv, { ca: 'x', username: v, password: 'p', caFile: v, passwordFile: v })).datasources[0];
+      return [
+        [plain.url, tls.basicAuthUser, tls.secureJsonData.basicAuthPassword, tls.secureJsonData.tlsCACert],
+        [`http://${v}:${inv.ports.prometheus}`, v, `$__file{${v}}`, `$__file{${v}}`],
+      ];
     },
   },
   'grafana/dashboards.yml.eta': {
