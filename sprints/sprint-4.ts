@@ -43,7 +43,7 @@ export const sprint4: Sprint = {
     const node = (name: string) => ctx.pool.node(name);
     const repo = repoHost(inv);
     const hosts = [...ctx.pool.specs('postgres'), repo];
-    const theCa = CertificateAuthority.lazy({ dryRun: ctx.options.dryRun, logger: ctx.logger, inventoryFile: inv.file, cluster: inv.cluster });
+    const theCa = CertificateAuthority.lazy(ctx);
     let tls: ReturnType<typeof tlsRequired> | undefined;
     const peerTls = () => (tls ??= tlsRequired(ctx));
     const configChanged = new Map<string, boolean>();

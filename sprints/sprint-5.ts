@@ -66,7 +66,7 @@ export const sprint5: Sprint = {
     const notLoaded = (member: string) => pgauditNotLoaded(inv, ctx.secrets, member);
     const auditHosts = [...ctx.pool.specs('postgres'), ...ctx.pool.specs('backup').filter((h) => !h.roles.includes('postgres'))];
 
-    const theCa = CertificateAuthority.lazy({ dryRun: ctx.options.dryRun, logger: ctx.logger, inventoryFile: inv.file, cluster: inv.cluster });
+    const theCa = CertificateAuthority.lazy(ctx);
     // The PgBouncer and exporter steps come after TLS is on (the steps before them turn it on and wait for
     // it), so they are told to use TLS rather than asking the cluster: a plan made before then shows them too.
     const clusterCa = async (): Promise<string> => (await theCa()).certPem;

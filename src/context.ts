@@ -25,4 +25,9 @@ export interface RunContext {
   pool: HostPool;
   logger: Logger;
   options: GlobalOptions;
+  /**
+   * `dpgc rotate --certs`: every certificate issued before this moment is
+   * issued again by whichever step ensures it (components/ca.ts).
+   */
+  reissueCertsBefore?: Date;
 }

@@ -265,13 +265,15 @@ export function buildProgram(): Command {
   example(
     program
       .command('rotate')
-      .description('new passwords, applied without refusing a client')
+      .description('new passwords or certificates, applied without refusing a client')
       .option('--role <name...>', 'a role (or its secret) to rotate: app_user, readonly_user, dpg_cluster, shared_user, dpgc_monitor, pgbouncer_admin, replicator, rewind_user, postgres, patroni (REST), haproxy_stats')
       .option('--all', 'every password dpgc generated and can rotate')
+      .option('--certs', 'issue every certificate again (the CA stays), loaded without restarting PostgreSQL or PgBouncer')
       .option('--pause-timeout <seconds>', 'longest wait for open transactions before PgBouncer is paused (then nothing changes)', positiveInt('--pause-timeout', 10), 10)
       .addHelpText('after', '\nThe new password is recorded as pending in the secrets file first: an interrupted rotation is completed\nby the next `dpgc rotate`, with the same value. See README "Rotating credentials" for the order of each.'),
     'dpgc rotate --role app_user',
     'dpgc rotate --all --json',
+    'dpgc rotate --certs',
   ).action(lazy(async () => (await import('./commands/rotate.js')).rotateCommand));
 
   example(

@@ -2,7 +2,8 @@ import { createPrivateKey, createPublicKey, randomBytes, X509Certificate } from 
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError, HostError } from '../errors.js';
-import type { Logger } from '../output/log.js';
+import { silentLogger, type Logger } from '../output/log.js';
+import type { GlobalOptions } from '../context.js';
 import { LocalHost } from '../hosts/local.js';
 import { assertOwnedPath } from '../hosts/owned.js';
 import type { Host } from '../hosts/types.js';
@@ -126,6 +127,7 @@ export interface CertFacts {
   ips: string[];
   usage: ('server' | 'client')[];
   notAfter: Date;
+  notBefore: Date;
   /** Signed by the current CA's key. */
   signedByCa: boolean;
   /** The host's key file holds the key this certificate is for. */
@@ -137,9 +139,18 @@ export type CertDecision = { issue: false } | { issue: true; reason: string };
 const sorted = (a: string[]) => [...new Set(a)].sort();
 const sameSet = (a: string[], b: string[]) => JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
 
-/** Pure: keep a certificate that is valid, ours, matching and not about to expire; otherwise say why it is re-issued. */
-export function certDecision(have: CertFacts | undefined, want: CertRequest, now: Date): CertDecision {
+/**
+ * Pure: keep a certificate that is valid, ours, matching and not about to
+ * expire; otherwise say why it is re-issued. `reissueBefore` (dpgc rotate
+ * --certs): one issued before that moment is re-issued too. A certificate's
+ * notBefore has whole seconds, so the moment is taken to the second below:
+ * one this run issued is then never issued again by a later step of the run.
+ */
+export function certDecision(have: CertFacts | undefined, want: CertRequest, now: Date, reissueBefore?: Date): CertDecision {
   if (!have) return { issue: true, reason: 'no certificate yet' };
+  if (reissueBefore && have.notBefore.getTime() < Math.floor(reissueBefore.getTime() / 1000) * 1000) {
+    return { issue: true, reason: `rotation: issued ${have.notBefore.toISOString()}, before this run` };
+  }
   if (!have.keyMatches) return { issue: true, reason: 'the certificate does not match the key beside it' };
   if (!have.signedByCa) return { issue: true, reason: "not signed by this cluster's CA" };
   if (have.cn !== want.cn) return { issue: true, reason: `CN is ${have.cn ?? '(none)'}, want ${want.cn}` };
@@ -199,6 +210,7 @@ export function readCertFacts(pem: string, caCertPem: string, keyPublicPem: stri
     // node lists extended key usages by OID.
     usage: [...(eku.includes('1.3.6.1.5.5.7.3.1') ? ['server' as const] : []), ...(eku.includes('1.3.6.1.5.5.7.3.2') ? ['client' as const] : [])],
     notAfter: new Date(cert.validTo),
+    notBefore: new Date(cert.validFrom),
     signedByCa: cert.checkIssued(ca) && cert.verify(ca.publicKey),
     keyMatches: keyPublicPem !== undefined && cert.publicKey.export({ type: 'spki', format: 'pem' }).toString().trim() === keyPublicPem.trim(),
   };
@@ -209,11 +221,21 @@ export function readCertFacts(pem: string, caCertPem: string, keyPublicPem: stri
  * dpgc runs on (a LocalHost), so openssl runs, and --dry-run is decided, in
  * the one place every command runs.
  */
+/** What opening the CA for a run needs from the run's context. */
+export interface CaRun {
+  inventory: Pick<Inventory, 'file' | 'cluster'>;
+  logger?: Logger;
+  options?: Pick<GlobalOptions, 'dryRun'>;
+  reissueCertsBefore?: Date;
+}
+
 export class CertificateAuthority {
   private constructor(
     readonly control: Host,
     readonly paths: CaPaths,
     readonly certPem: string,
+    /** Re-issue every certificate issued before this moment (`dpgc rotate --certs`). */
+    readonly reissueBefore?: Date,
   ) {}
 
   /** Control-machine host adapter, honouring --dry-run. */
@@ -227,7 +249,7 @@ export class CertificateAuthority {
    * certificate it signed stays valid). `mayCreate` is false for commands that
    * only read: a missing CA is then a configuration error, as with secrets.
    */
-  static async open(control: Host, inventoryFile: string, cluster: string, o: { mayCreate: boolean }): Promise<{ ca: CertificateAuthority; changed: boolean }> {
+  static async open(control: Host, inventoryFile: string, cluster: string, o: { mayCreate: boolean; reissueBefore?: Date }): Promise<{ ca: CertificateAuthority; changed: boolean }> {
     const paths = caPathsFor(inventoryFile);
     const [key, cert] = await Promise.all([control.readFile(paths.key), control.readFile(paths.cert)]);
     let changed = false;
@@ -258,16 +280,24 @@ export class CertificateAuthority {
       changed = true;
     }
     const pem = (await control.readFile(paths.cert)) ?? '';
-    return { ca: new CertificateAuthority(control, paths, pem), changed };
+    return { ca: new CertificateAuthority(control, paths, pem, o.reissueBefore), changed };
   }
 
   /**
    * The CA for one run, opened (or created) when the first certificate needs
-   * it and then shared, so a sprint that issues none never touches it.
+   * it and then shared, so a sprint that issues none never touches it. The
+   * run's `reissueCertsBefore` (set by `dpgc rotate --certs`) reaches every
+   * certificate issued through it.
    */
-  static lazy(o: { dryRun: boolean; logger: Logger; inventoryFile: string; cluster: string }): () => Promise<CertificateAuthority> {
+  static lazy(ctx: CaRun): () => Promise<CertificateAuthority> {
+    const dryRun = ctx.options?.dryRun ?? false;
+    const logger = ctx.logger ?? silentLogger;
     let ca: Promise<CertificateAuthority> | undefined;
-    return () => (ca ??= CertificateAuthority.open(CertificateAuthority.controlHost(o), o.inventoryFile, o.cluster, { mayCreate: true }).then((r) => r.ca));
+    return () =>
+      (ca ??= CertificateAuthority.open(CertificateAuthority.controlHost({ dryRun, logger }), ctx.inventory.file, ctx.inventory.cluster, {
+        mayCreate: true,
+        ...(ctx.reissueCertsBefore ? { reissueBefore: ctx.reissueCertsBefore } : {}),
+      }).then((r) => r.ca));
   }
 
   /**
@@ -285,21 +315,26 @@ export class CertificateAuthority {
     const pem = await host.readFile(certFile);
     const pub = await host.exec(['openssl', 'pkey', '-in', keyFile, '-pubout'], { mutates: false, allowFailure: true });
     const facts = pem === undefined ? undefined : readCertFacts(pem, this.certPem, pub.exitCode === 0 ? pub.stdout : undefined);
-    const d = certDecision(facts, req, now);
+    const d = certDecision(facts, req, now, this.reissueBefore);
     if (!d.issue) return { changed };
     if (host.dryRun) {
       await host.exec(['openssl', 'req', '-new', '-key', keyFile, '-subj', `/CN=${req.cn}`]);
       return { changed: true, reason: d.reason };
     }
     // A new key each time a certificate is issued: a key whose certificate was replaced is not trusted to be secret.
+    // Key and certificate are made beside the pair in force and swapped in together at the end: the exporters,
+    // Prometheus and Alertmanager read the pair at every TLS handshake, and a new key beside the old
+    // certificate, for as long as signing takes, fails the handshakes (and scrapes) made meanwhile.
     // Why sh: umask before the key exists, then it is handed to its owner; paths and owner are "$1", "$2", never spliced in.
+    const [newKey, newCert] = [`${keyFile}.dpgc-new`, `${certFile}.dpgc-new`];
     await host.exec([
-      'sh', '-c', 'set -e; umask 077; k=$1 o=$2; mkdir -p -- "$(dirname -- "$k")"; t="$k.dpgc-tmp"; shift 2; openssl genpkey "$@" -out "$t"; chown -- "$o:$o" "$t"; mv -f -- "$t" "$k"',
-      'sh', keyFile, owner, ...KEY_ALGORITHM,
+      'sh', '-c', 'set -e; umask 077; t=$1 o=$2; mkdir -p -- "$(dirname -- "$t")"; shift 2; openssl genpkey "$@" -out "$t"; chown -- "$o:$o" "$t"',
+      'sh', newKey, owner, ...KEY_ALGORITHM,
     ]);
-    const csr = await host.exec(['openssl', 'req', '-new', '-key', keyFile, '-subj', `/CN=${req.cn}`]);
+    const csr = await host.exec(['openssl', 'req', '-new', '-key', newKey, '-subj', `/CN=${req.cn}`]);
     const signed = await this.sign(csr.stdout, req);
-    await host.writeFile(certFile, signed, { mode: 0o644, owner });
+    await host.writeFile(newCert, signed, { mode: 0o644, owner });
+    await host.exec(['sh', '-c', 'mv -f -- "$1" "$2" && mv -f -- "$3" "$4"', 'sh', newKey, keyFile, newCert, certFile]);
     changed = true;
     return { changed, reason: d.reason };
   }

@@ -5,7 +5,6 @@ import type { HostPaths } from '../config/paths.js';
 import type { RunContext } from '../context.js';
 import type { Credentials } from '../db/client.js';
 import type { Node } from '../hosts/pool.js';
-import { silentLogger } from '../output/log.js';
 import { render } from '../templates.js';
 import { CertificateAuthority, type CertRequest } from './ca.js';
 import { clientTls, type ClientTlsChoice } from './deployed.js';
@@ -116,7 +115,7 @@ export interface HostWeb {
 }
 
 /** `logger` and `options` only to open the CA (`o.ca` spares it): a caller without them (a rotation) goes by the host's dry-run. */
-export type MetricsCtx = Pick<RunContext, 'inventory' | 'pool'> & { secrets: Credentials } & Partial<Pick<RunContext, 'logger' | 'options'>>;
+export type MetricsCtx = Pick<RunContext, 'inventory' | 'pool'> & { secrets: Credentials } & Partial<Pick<RunContext, 'logger' | 'options' | 'reissueCertsBefore'>>;
 export interface MetricsTlsChoice extends ClientTlsChoice {
   /** The run's CA, when the caller already holds one (sprint 5); else opened here when TLS is on. */
   ca?: () => Promise<CertificateAuthority>;
@@ -166,7 +165,7 @@ async function ensureOnce(ctx: MetricsCtx, node: Node, o: MetricsTlsChoice): Pro
 }
 
 function caOf(ctx: MetricsCtx, node: Node): () => Promise<CertificateAuthority> {
-  return CertificateAuthority.lazy({ dryRun: ctx.options?.dryRun ?? node.host.dryRun, logger: ctx.logger ?? silentLogger, inventoryFile: ctx.inventory.file, cluster: ctx.inventory.cluster });
+  return CertificateAuthority.lazy({ ...ctx, options: { dryRun: ctx.options?.dryRun ?? node.host.dryRun } });
 }
 
 /** The password where Prometheus (password_file) and amtool read it: root's, readable by their group only. */

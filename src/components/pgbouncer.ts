@@ -189,7 +189,7 @@ export async function ensurePgbouncer(
   const cert =
     ca === undefined
       ? { changed: false }
-      : await (await CertificateAuthority.lazy({ dryRun: ctx.options.dryRun, logger: ctx.logger, inventoryFile: inv.file, cluster: inv.cluster })()).ensureHostCert(node.host, node.paths.tlsDir, pgbouncerCertRequest(node.spec), 'postgres');
+      : await (await CertificateAuthority.lazy(ctx)()).ensureHostCert(node.host, node.paths.tlsDir, pgbouncerCertRequest(node.spec), 'postgres');
   const w0 = ca === undefined ? { changed: false } : await node.host.writeFile(files.serverCa, ca, { mode: 0o644, owner: 'root' });
   const before = await node.host.readFile(files.ini);
   const w1 = await node.host.writeFile(files.ini, ini, { mode: 0o640, owner: 'root', group: 'postgres' });

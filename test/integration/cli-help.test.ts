@@ -103,7 +103,7 @@ describe('--json: exactly one JSON document on stdout, humans on stderr', () => 
   it('`dpgc rotate` without a role, or with a secret it does not rotate, is a usage error that says why, before any host is asked', async () => {
     const none = await dpgc(['--json', 'rotate']);
     expect(none.code).toBe(2);
-    expect((JSON.parse(none.stdout) as { error: { message: string } }).error.message).toBe('say which password to rotate: --role NAME (repeatable) or --all');
+    expect((JSON.parse(none.stdout) as { error: { message: string } }).error.message).toBe('say what to rotate: --role NAME (repeatable), --all, or --certs');
     const cipher = await dpgc(['rotate', '--role', 'pgbackrest_cipher']);
     expect(cipher.code).toBe(2);
     expect(cipher.stderr).toContain('pgbackrest_cipher is not rotated by dpgc: the backup repository');

@@ -1,5 +1,6 @@
 import { execa } from 'execa';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseDocument } from 'yaml';
 import { sprint4 } from '../../sprints/sprint-4.js';
@@ -531,6 +532,63 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect(await failedLogins()).toBe(failed);
     ctx = await lab.context();
     timings['rotate replicator'] = (Date.now() - t0) / 1000;
+  });
+
+  it('dpgc rotate --certs under a load of app_user clients: every certificate issued again on every host, each daemon serving the new one; no query fails, no member or PgBouncer restarted; the criteria pass', async () => {
+    const t0 = Date.now();
+    const inv = ctx.inventory;
+    /** Every certificate dpgc issued on every host: file → SHA-256 fingerprint (the CA's copy left out). */
+    const issued = async () => {
+      const out = new Map<string, string>();
+      for (const h of inv.hosts) {
+        const dir = (await node(h.name)).paths.tlsDir;
+        const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.crt') && f !== 'ca.crt');
+        for (const f of files) out.set(`${h.name}:${f}`, new X509Certificate(await readFile(`${dir}/${f}`)).fingerprint256);
+      }
+      return out;
+    };
+    /** The certificate a daemon presents (openssl speaks PostgreSQL's SSLRequest with -starttls postgres). */
+    const served = async (address: string, port: number, starttls: boolean) => {
+      const r = await execa('openssl', ['s_client', ...(starttls ? ['-starttls', 'postgres'] : []), '-connect', `${address}:${port}`], { input: '', reject: false });
+      const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(r.stdout)?.[0];
+      return pem ? new X509Certificate(pem).fingerprint256 : `none (${r.stderr.trim().split('\n').pop() ?? ''})`;
+    };
+    const members = inv.hosts.filter((h) => h.roles.includes('postgres'));
+    const ctl = inv.hosts.find((h) => h.name === 'ctl')!;
+    const startedAt = async () => Promise.all(members.map(async (h) => localSql(inv, await node(h.name), 'SELECT pg_postmaster_start_time()::text')));
+    const before = await issued();
+    expect([...before.keys()].filter((k) => k.endsWith(':postgres.crt'))).toHaveLength(3);
+    const up = await startedAt();
+
+    const endpoints = [appUserVia('distributed_postgres_cluster'), appUserVia('claude_flow_shared')];
+    const names = await withClient(ctx.secrets, endpoints[0]!, (c) => vectorNames(inv.postgres.vector, (sql, p) => c.query(sql, p)));
+    const stop = new AbortController();
+    let running!: () => void;
+    const started = new Promise<void>((r) => (running = r));
+    const load = runPoolTest({ secrets: ctx.secrets, endpoints, admin: pgbouncerAdmin(inv, ctl), names, agents: 8, durationS: 600, thinkMs: 20, signal: stop.signal, onProgress: (p) => p.phase === 'running' && running(), progressEveryMs: 250 });
+    await started;
+    const r = await lab.cli(['--yes', '--json', 'rotate', '--certs'], { timeoutMs: 600_000 });
+    stop.abort();
+    const report = await load;
+    console.log(`rotate --certs under load: ${report.ops} queries by ${report.agents} app_user clients, ${report.errors} failed, latency max ${report.latencyMs.max} ms; ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    expect(r.code, `${explain(r)}\n${r.stdout.slice(0, 6000)}`).toBe(0);
+    expect(report.errors, report.errorSamples.join('\n')).toBe(0);
+    const doc = JSON.parse(r.stdout) as { ok: boolean; rotated: unknown[]; certs: { passed: boolean; results: { id: string; verdict: string }[] } };
+    expect(doc.rotated).toEqual([]);
+    expect(doc.certs.passed).toBe(true);
+    expect(doc.certs.results.map((x) => x.id)).toEqual(expect.arrayContaining(['s4.pgbackrest.check', 's5.tls.postgres', 's5.tls.required', 's5.tls.metrics']));
+
+    const after = await issued();
+    expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+    const kept = [...after].filter(([k, fp]) => before.get(k) === fp).map(([k]) => k);
+    expect(kept, 'certificates not issued again').toEqual([]);
+    // Loaded without a restart: each daemon hands out the new certificate, the members kept running.
+    for (const h of members) expect(await served(h.address, inv.ports.postgres, true), `${h.name}'s PostgreSQL`).toBe(after.get(`${h.name}:postgres.crt`));
+    expect(await served(ctl.address, inv.ports.pgbouncer, true), 'PgBouncer').toBe(after.get('ctl:pgbouncer.crt'));
+    expect(await served(members[0]!.address, inv.ports.node_exporter, false), `${members[0]!.name}'s node_exporter`).toBe(after.get(`${members[0]!.name}:metrics.crt`));
+    expect(await startedAt()).toEqual(up);
+    ctx = await lab.context();
+    timings['rotate --certs'] = (Date.now() - t0) / 1000;
   });
 
   it('an earlier sprint re-run keeps the metrics endpoints on TLS: sprint 1 would change none of its exporter and monitoring steps, and its criteria reading Prometheus and Alertmanager pass over TLS', async () => {

@@ -19,7 +19,7 @@ import { labInv } from '../helpers/lab-inventory.js';
 
 const now = new Date('2026-12-02T08:00:00Z');
 const want: CertRequest = { name: 'pgbackrest', cn: 'db1', dns: ['db1', '10.0.0.11'], ips: ['10.0.0.11'], usage: ['server', 'client'] };
-const good: CertFacts = { cn: 'db1', dns: ['10.0.0.11', 'db1'], ips: ['10.0.0.11'], usage: ['client', 'server'], notAfter: new Date('2027-06-01T00:00:00Z'), signedByCa: true, keyMatches: true };
+const good: CertFacts = { cn: 'db1', dns: ['10.0.0.11', 'db1'], ips: ['10.0.0.11'], usage: ['client', 'server'], notAfter: new Date('2027-06-01T00:00:00Z'), notBefore: new Date('2026-11-01T00:00:00Z'), signedByCa: true, keyMatches: true };
 
 describe('certDecision: what the CA issues', () => {
   it('keeps a valid, matching certificate of this CA (order of names does not matter)', () => {
@@ -39,6 +39,12 @@ describe('certDecision: what the CA issues', () => {
     const d = certDecision(change === undefined ? undefined : { ...good, ...change }, want, now);
     expect(d.issue).toBe(true);
     expect(d.issue && d.reason).toMatch(reason);
+  });
+  it('rotation (--certs): re-issues one issued before the run, keeps one this run issued in the same second', () => {
+    const start = new Date('2026-12-02T08:00:00.700Z');
+    expect(certDecision(good, want, now, start)).toEqual({ issue: true, reason: 'rotation: issued 2026-11-01T00:00:00.000Z, before this run' });
+    expect(certDecision({ ...good, notBefore: new Date('2026-12-02T08:00:00Z') }, want, now, start)).toEqual({ issue: false });
+    expect(certDecision({ ...good, notBefore: new Date('2026-12-02T07:59:59Z') }, want, now, start).issue).toBe(true);
   });
   it('keeps one expiring in 31 days', () => {
     expect(certDecision({ ...good, notAfter: new Date(now.getTime() + 31 * 86_400_000) }, want, now).issue).toBe(false);

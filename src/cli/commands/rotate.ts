@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
-import { observeDeployed } from '../../components/deployed.js';
+import { clientTls, observeDeployed } from '../../components/deployed.js';
+import { requireSprint, measureSprints } from '../../gate.js';
+import { allRequiredPass } from '../../checks/run.js';
 import { writableHost } from '../../components/databases.js';
 import { pgbouncerDatabases } from '../../components/pgbouncer-pause.js';
 import {
@@ -22,20 +24,22 @@ import {
 import { superuserOn } from '../../components/endpoints.js';
 import type { RunContext } from '../../context.js';
 import { withClient } from '../../db/client.js';
-import { HostError, UsageError } from '../../errors.js';
+import { CriteriaError, HostError, UsageError } from '../../errors.js';
 import { sequence, twoWay, type Change, type PlanNode, type StepKind } from '../../plan/step.js';
-import { runSteps, summarize } from '../../tasks/run.js';
+import { runSteps, summarize, type TaskContext } from '../../tasks/run.js';
 import { emitJson, withContext } from '../setup.js';
 
 /**
  * `dpgc rotate --role NAME | --all`: new passwords, applied in an order that
  * never refuses a client using the password in force (src/components/rotation.ts).
  * Rotations left pending by an interrupted run are completed first, with the
- * value recorded then.
+ * value recorded then. `--certs`: every certificate issued again, then.
  */
 export async function rotateCommand(cmd: Command): Promise<void> {
-  const o = cmd.opts<{ role?: string[]; all?: boolean; pauseTimeout: number }>();
-  if (!o.all && !o.role?.length) throw new UsageError('say which password to rotate: --role NAME (repeatable) or --all', { hint: `Roles: ${ROTATABLE.map((r) => r.user).join(', ')}.` });
+  const o = cmd.opts<{ role?: string[]; all?: boolean; certs?: boolean; pauseTimeout: number }>();
+  if (!o.all && !o.role?.length && !o.certs) {
+    throw new UsageError('say what to rotate: --role NAME (repeatable), --all, or --certs', { hint: `Roles: ${ROTATABLE.map((r) => r.user).join(', ')}. --certs issues every certificate again.` });
+  }
   if (o.all && o.role?.length) throw new UsageError('--role and --all exclude each other', { hint: 'Use --all alone, or name each role with --role.' });
   const asked: Rotatable[] = [];
   for (const name of o.role ?? []) {
@@ -55,7 +59,8 @@ export async function rotateCommand(cmd: Command): Promise<void> {
     const resumed = ROTATABLE.filter((r) => pending.includes(r.secret));
     const wanted = o.all ? [...ROTATABLE] : asked;
     const targets = [...resumed, ...wanted.filter((r) => !resumed.includes(r))];
-    const present = await preflight(ctx, targets, { all: o.all ?? false, resuming: resumed.length > 0 });
+    if (o.certs) await certsPreflight(ctx);
+    const present = targets.length ? await preflight(ctx, targets, { all: o.all ?? false, resuming: resumed.length > 0 }) : [];
     const run = await runSteps(
       present.flatMap((r) => rotationSteps(ctx, r, { pauseTimeoutMs: o.pauseTimeout * 1000 })),
       { ...ctx.options, mode: ctx.options.dryRun ? 'observe' : 'apply', logger: ctx.logger },
@@ -74,20 +79,65 @@ export async function rotateCommand(cmd: Command): Promise<void> {
     for (const c of caveats) ctx.logger.warn(`not seamless: ${c}`);
     if (skipped.length) ctx.logger.info(`Not created yet, nothing to rotate: ${skipped.join(', ')}.`);
     for (const n of notRotated) ctx.logger.info(`Not rotated: ${n}`);
+    if (!ctx.options.dryRun && present.length) {
+      ctx.logger.info(`Rotated: ${present.map((r) => r.user).join(', ')}. The new passwords are in ${ctx.secrets.file}${present.some((r) => r.kind === 'routed') ? '; give applications theirs from there' : ''}.`);
+    }
+    const certs = o.certs ? await rotateCerts(ctx) : undefined;
     if (ctx.options.json) {
       emitJson({
-        ok: true,
+        ok: certs?.passed ?? true,
         dryRun: ctx.options.dryRun,
         rotated: present.map((r) => ({ role: r.user, secret: r.secret, resumed: resumed.includes(r), ...(r.caveat ? { caveat: r.caveat } : {}) })),
         skipped,
         notRotated: Object.keys(o.all ? NOT_ROTATED : {}),
         tasks: summarize(run),
         steps: run.outcomes,
+        ...(certs ? { certs } : {}),
       });
-    } else if (!ctx.options.dryRun) {
-      ctx.logger.info(`Rotated: ${present.map((r) => r.user).join(', ')}. The new passwords are in ${ctx.secrets.file}${present.some((r) => r.kind === 'routed') ? '; give applications theirs from there' : ''}.`);
+    }
+    if (certs && !certs.passed) {
+      const failing = certs.results.filter((r) => r.verdict === 'fail' && r.required).map((r) => r.id);
+      throw new CriteriaError(`the certificates were issued again, but ${failing.length} criteria fail: ${failing.join(', ')}`, {
+        hint: 'Fix what the failing checks say, then run `dpgc sprint 5` (safe to repeat); `dpgc rotate --certs` may be run again too.',
+      });
     }
   }, { changesHosts: true });
+}
+
+/**
+ * Certificates are issued by sprint 4 (pgBackRest's TLS) and sprint 5 (every
+ * other TLS endpoint): the steps that keep them current already install a
+ * certificate and reload what serves it (PostgreSQL and PgBouncer reload,
+ * the exporters read theirs at each handshake; pgBackRest's TLS server is
+ * restarted). Rotating is those steps with every certificate older than this
+ * run issued again, so there is one way a certificate reaches a host. The
+ * earlier sprints' criteria are not re-run (no PITR drill): the checks that
+ * use the new certificates are, sprint 5's and pgBackRest's own.
+ */
+async function rotateCerts(ctx: RunContext): Promise<{ passed: boolean; tasks: { changed: number; unchanged: number }; steps: TaskContext['outcomes']; results: Awaited<ReturnType<typeof measureSprints>> }> {
+  const [s4, s5] = await Promise.all([requireSprint(4), requireSprint(5)]);
+  const c: RunContext = { ...ctx, reissueCertsBefore: new Date() };
+  ctx.logger.info(`Issuing every certificate again (those issued before ${c.reissueCertsBefore?.toISOString() ?? ''}), through sprint 4's and sprint 5's steps:`);
+  const run = await runSteps([...s4.tasks(c), ...s5.tasks(c)], { ...ctx.options, mode: ctx.options.dryRun ? 'observe' : 'apply', logger: ctx.logger });
+  const tasks = summarize(run);
+  if (ctx.options.dryRun) return { passed: true, tasks, steps: run.outcomes, results: [] };
+  ctx.logger.info(`${tasks.changed} steps changed something (each names the certificate it issued), ${tasks.unchanged} were already done.`);
+  ctx.logger.info('Measuring the criteria that use them:');
+  const results = await measureSprints(c, [s4, s5], { headings: false, only: (k) => s5.criteria.includes(k) || CERT_USING_S4.includes(k.id) });
+  return { passed: allRequiredPass(results), tasks, steps: run.outcomes, results };
+}
+
+/** Sprint 4's criteria that go through pgBackRest's TLS server (the others read state, or restore for minutes). */
+const CERT_USING_S4 = ['s4.pgbackrest.check', 's4.archive.working'];
+
+/** --certs needs a cluster on TLS: before sprint 5 there is little to rotate, and its steps would be sprint 5 itself. */
+async function certsPreflight(ctx: RunContext): Promise<void> {
+  const on = await clientTls(ctx).catch(() => undefined);
+  if (on === undefined) {
+    throw new UsageError("dpgc rotate --certs needs a cluster that serves TLS: sprint 5 has not turned it on (or no Patroni member answers)", {
+      hint: 'Run `dpgc up` (or `dpgc sprint 5`) first; `dpgc status` shows what is down. Nothing was changed.',
+    });
+  }
 }
 
 /**
