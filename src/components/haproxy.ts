@@ -190,6 +190,17 @@ export async function showStat(node: Pick<Node, 'host' | 'paths'>): Promise<Serv
   return parseShowStat(r.stdout);
 }
 
+/**
+ * Health checks of one server paused or resumed in the running HAProxy
+ * (runtime API, not the file): while paused the server keeps the state it has,
+ * so a check about to speak the wrong protocol cannot mark the leader DOWN.
+ * A reload starts new workers with the checks the file says.
+ */
+export async function setHealthChecks(node: Pick<Node, 'host' | 'paths'>, server: string, on: boolean): Promise<void> {
+  const cmds = Object.values(BACKENDS).map((b) => `${on ? 'enable' : 'disable'} health ${b}/${server}`);
+  await node.host.exec(['socat', '-t', '2', 'stdio', `unix-connect:${node.paths.haproxySocket}`], { input: `${cmds.join(';')}\n`, timeoutMs: 10_000 });
+}
+
 export function upServers(stats: ServerStat[], backend: string): string[] {
   // "UP 1/2" (one failed check, going down) still receives connections.
   return stats.filter((s) => s.backend === backend && s.status.startsWith('UP')).map((s) => s.server);

@@ -5,7 +5,7 @@ import { waitUntil } from '../wait.js';
 import type { CertificateAuthority, CertRequest } from './ca.js';
 import { currentLeader } from './cluster.js';
 import type { HostPool } from '../hosts/pool.js';
-import { configureHaproxy, ensureHaproxyRouting } from './haproxy.js';
+import { configureHaproxy, ensureHaproxyRouting, setHealthChecks } from './haproxy.js';
 import { ensurePatroniConfig, patroniCredentials, patroniService, REST_CERT, type PatroniTls } from './patroni.js';
 import { tlsProbe } from './web-client.js';
 
@@ -18,9 +18,10 @@ import { tlsProbe } from './web-client.js';
  * appears or the certificate's serial changes (patroni/api.py reload_config,
  * reload_local_certificate): no restart.
  *
- * Switched one member at a time: once a member serves TLS, HAProxy's check of
- * that member goes over TLS and HAProxy is reloaded, so a check in the wrong
- * protocol can only ever fail for one member, for well under HAProxy's `fall`.
+ * Switched one member at a time, with HAProxy's checks of that member paused
+ * in the running HAProxy meanwhile: once the member serves TLS, HAProxy's new
+ * configuration checks it over TLS and a reload puts it in force. A check
+ * in the wrong protocol never runs, so the leader is never marked DOWN.
  */
 export function restCertRequest(spec: Pick<HostSpec, 'name' | 'address'>): CertRequest {
   return { name: REST_CERT, cn: spec.name, dns: [spec.name], ips: [spec.address], usage: ['server'] };
@@ -74,17 +75,27 @@ export async function switchRestToTls(
   for (const h of order) {
     if ((await restServes(inv, h)) === 'tls') continue;
     const t0 = Date.now();
-    await ensurePatroniConfig(inv, await ctx.pool.node(h.name), creds, { requireTls: true, restTls: true });
-    await waitUntil(
-      async (seen) => {
-        const s = await restServes(inv, h);
-        seen(`its REST port answers ${s ?? 'nothing'}`);
-        return s === 'tls' || undefined;
-      },
-      { timeoutMs: (3 * inv.timings.loop_wait + 15) * 1000, everyMs: 100 },
-      `Patroni on ${h.name} serving its REST API over TLS`,
-    );
-    await followWithHaproxy(ctx);
+    // Until HAProxy checks it over TLS, its plaintext check of this member would fail: paused meanwhile, so
+    // the member stays UP (the leader on the primary port) while HAProxy's new workers check it over TLS.
+    const proxies = await Promise.all(inv.hosts.filter((x) => x.roles.includes('haproxy')).map((x) => ctx.pool.node(x.name)));
+    for (const p of proxies) await setHealthChecks(p, h.name, false);
+    try {
+      await ensurePatroniConfig(inv, await ctx.pool.node(h.name), creds, { requireTls: true, restTls: true });
+      await waitUntil(
+        async (seen) => {
+          const s = await restServes(inv, h);
+          seen(`its REST port answers ${s ?? 'nothing'}`);
+          return s === 'tls' || undefined;
+        },
+        { timeoutMs: (3 * inv.timings.loop_wait + 15) * 1000, everyMs: 100 },
+        `Patroni on ${h.name} serving its REST API over TLS`,
+      );
+      await followWithHaproxy(ctx);
+    } catch (e) {
+      // Not switched: the running workers check it as before.
+      for (const p of proxies) await setHealthChecks(p, h.name, true).catch(() => undefined);
+      throw e;
+    }
     switched.push(`${h.name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
   }
   return switched.length ? { changed: true, note: `REST API on TLS, HAProxy checking it over TLS: ${switched.join(', ')}` } : { changed: false };
