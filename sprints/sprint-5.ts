@@ -43,11 +43,13 @@ import type { Sprint } from './types.js';
  * endpoint (the exporters, Prometheus, Alertmanager) serves HTTPS with basic
  * auth, and Prometheus scrapes them over TLS.
  *
+ * Patroni's REST API serves https only, with a certificate per member from
+ * the CA, switched one member at a time with HAProxy's check of that member.
+ *
  * Each host's firewall (nftables) lets in only the ports its roles need, from
  * the addresses that need them.
  *
- * Not here yet (issue 14): TLS on etcd and Patroni's API, and the security
- * alerts. Passwords are rotated by `dpgc rotate` (src/components/rotation.ts),
+ * Not here yet (issue 14): TLS on etcd, and the security alerts. Passwords are rotated by `dpgc rotate` (src/components/rotation.ts),
  * not by a sprint.
  */
 export const sprint5: Sprint = {
