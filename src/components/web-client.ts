@@ -130,6 +130,7 @@ function describeError(e: NodeJS.ErrnoException): string {
   if (e.name === 'AbortError' || e.name === 'TimeoutError') return 'no answer in time';
   const notTls = /wrong version number|packet length too long|unknown protocol|http request/i.exec(e.message);
   if (notTls) return `it does not speak TLS (${notTls[0].toLowerCase()})`;
-  if (e.code === 'ECONNRESET' || e.message === 'socket hang up') return 'the connection was closed without an answer';
+  // A TLS server's alert read as HTTP (HPE_…) is no answer either.
+  if (e.code === 'ECONNRESET' || e.message === 'socket hang up' || e.code?.startsWith('HPE_')) return 'the connection was closed without an answer';
   return e.code && !e.message.includes(e.code) ? `${e.message} (${e.code})` : e.message;
 }
