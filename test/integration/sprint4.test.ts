@@ -622,6 +622,14 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     const leader = await currentLeader(ctx.inventory);
     const replica = ctx.inventory.hosts.find((h) => h.roles.includes('postgres') && h.name !== leader.name)!;
     const n = await node(replica.name);
+    // Patroni's file edited by hand back to a plaintext REST API, and a reload: Patroni serves plaintext on its next loop.
+    // First: the same reload has Patroni write pg_hba.conf again, right after its REST server, which would take the rule below away.
+    const yml = (await n.host.readFile(n.paths.patroniConf))!;
+    expect(yml).toMatch(/^\s+certfile: /m);
+    await n.host.writeFile(n.paths.patroniConf, yml.replace(/^\s+(certfile|keyfile): .*\n/gm, ''), { mode: 0o600, owner: 'postgres' });
+    await n.services.reload(patroniService(ctx.inventory, n));
+    await waitUntil(async () => (await restServes(ctx.inventory, replica)) === 'plain' || undefined, { timeoutMs: 30_000, everyMs: 250 }, `Patroni on ${replica.name} serving plaintext`);
+    await sleep(1000);
     // A SCRAM rule above the reject: s5.auth.scram-only has nothing to say against it, only TLS is missing.
     const hba = `${n.paths.pgData}/pg_hba.conf`;
     const rules = (await n.host.readFile(hba))!;
@@ -638,12 +646,6 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     // By hand, without --web.config.file: node_exporter on the replica serves plaintext to anyone.
     const ne = nodeExporterService(ctx.inventory, n);
     await n.services.restart({ ...ne, argv: ne.argv.filter((x) => !x.startsWith('--web.config.file=')) });
-    // Patroni's file edited by hand back to a plaintext REST API, and a reload: Patroni serves plaintext on its next loop.
-    const yml = (await n.host.readFile(n.paths.patroniConf))!;
-    expect(yml).toMatch(/^\s+certfile: /m);
-    await n.host.writeFile(n.paths.patroniConf, yml.replace(/^\s+(certfile|keyfile): .*\n/gm, ''), { mode: 0o600, owner: 'postgres' });
-    await n.services.reload(patroniService(ctx.inventory, n));
-    await waitUntil(async () => (await restServes(ctx.inventory, replica)) === 'plain' || undefined, { timeoutMs: 30_000, everyMs: 250 }, `Patroni on ${replica.name} serving plaintext`);
     const through = await withClient(ctx.secrets, appViaPgbouncer(ctx.inventory, ctl.spec, 'project'), (c) => c.query('SELECT 1')).then(() => 'ok', (e: Error) => e.message);
     expect(through).not.toBe('ok');
     const broken = await run(s5('s5.tls.required'));
