@@ -9,6 +9,7 @@ import { installPatroni } from '../src/components/patroni-package.js';
 import { ensureWatchdog } from '../src/components/watchdog.js';
 import { ensurePatroniConfig, patroniCredentials } from '../src/components/patroni.js';
 import { tlsRequired } from '../src/components/deployed.js';
+import { memberTls } from '../src/components/patroni-tls.js';
 import { notYetReachable } from '../src/plan/sql.js';
 import { onHost, parallel, perHost, sequence, twoWay } from '../src/plan/step.js';
 import { haMonitoringTasks } from './ha-monitoring.js';
@@ -80,8 +81,8 @@ export const sprint2: Sprint = {
         'Patroni configuration',
         pgHosts.map((h) =>
           onHost('file', `Write and validate the Patroni configuration on ${h.name}`, h.name, async () =>
-            // Once Patroni runs (sprint 3 done), a changed file reaches it by a reload; TLS stays required once sprint 5 turned it on.
-            ensurePatroniConfig(inv, await node(h.name), await patroniCredentials(ctx.secrets), await peerTls()),
+            // Once Patroni runs (sprint 3 done), a changed file reaches it by a reload; TLS (PostgreSQL's, the REST API's) stays once sprint 5 turned it on.
+            ensurePatroniConfig(inv, await node(h.name), await patroniCredentials(ctx.secrets), await memberTls(inv, h, await peerTls())),
           ),
         ),
       ),

@@ -7,6 +7,7 @@ import { ensurePackages } from '../src/components/ha-packages.js';
 import { convergeDynamicConfig, observeDynamicConfig } from '../src/components/patroni-cluster.js';
 import { ensurePatroniConfig, patroniCredentials } from '../src/components/patroni.js';
 import { tlsRequired } from '../src/components/deployed.js';
+import { memberTls } from '../src/components/patroni-tls.js';
 import { rollingRestart, staleMembers } from '../src/components/patroni-upgrade.js';
 import {
   ensureConf,
@@ -96,7 +97,7 @@ export const sprint4: Sprint = {
         'Patroni restores replicas from the repository',
         ctx.pool.specs('postgres').map((h) =>
           onHost('file', `Add the pgbackrest replica method to Patroni's config on ${h.name}`, h.name, async () =>
-            ensurePatroniConfig(inv, await node(h.name), await patroniCredentials(ctx.secrets), await peerTls()),
+            ensurePatroniConfig(inv, await node(h.name), await patroniCredentials(ctx.secrets), await memberTls(inv, h, await peerTls())),
           ),
         ),
       ),

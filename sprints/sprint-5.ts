@@ -1,7 +1,7 @@
 import { rolesDeclared, rolesEnforced, scramOnly } from '../src/checks/access.js';
 import { auditLogged } from '../src/checks/audit.js';
 import { firewallEnforced } from '../src/checks/firewall.js';
-import { pgTls, plaintextRefused, tlsSessions } from '../src/checks/tls.js';
+import { patroniRestTls, pgTls, plaintextRefused, tlsSessions } from '../src/checks/tls.js';
 import { CertificateAuthority } from '../src/components/ca.js';
 import { describePlain, ensurePgCert, plaintextStreams, reloadIfServing, restreamOverTls, sessionsByTls, waitForTls, waitForVerifiedStreams } from '../src/components/postgres-tls.js';
 import { ensureHostExporters, ensurePostgresExporter } from '../src/components/exporters.js';
@@ -19,6 +19,7 @@ import { superuserOn } from '../src/components/endpoints.js';
 import { pgbouncerTargets } from '../src/components/haproxy.js';
 import { ensureHbaAsRendered, ensurePatroniConfig, patroniCredentials } from '../src/components/patroni.js';
 import { ensurePgbouncer } from '../src/components/pgbouncer.js';
+import { ensureRestCert, memberTls, restServes, switchRestToTls } from '../src/components/patroni-tls.js';
 import { APP_DATABASES, APP_ROLE_LIST, ensureAppRole, ensureGrants } from '../src/components/roles.js';
 import type { Client } from '../src/db/client.js';
 import { notYetReachable, readsLive, sqlStep } from '../src/plan/sql.js';
@@ -42,11 +43,13 @@ import type { Sprint } from './types.js';
  * endpoint (the exporters, Prometheus, Alertmanager) serves HTTPS with basic
  * auth, and Prometheus scrapes them over TLS.
  *
+ * Patroni's REST API serves https only, with a certificate per member from
+ * the CA, switched one member at a time with HAProxy's check of that member.
+ *
  * Each host's firewall (nftables) lets in only the ports its roles need, from
  * the addresses that need them.
  *
- * Not here yet (issue 14): TLS on etcd and Patroni's API, and the security
- * alerts. Passwords are rotated by `dpgc rotate` (src/components/rotation.ts),
+ * Not here yet (issue 14): TLS on etcd, and the security alerts. Passwords are rotated by `dpgc rotate` (src/components/rotation.ts),
  * not by a sprint.
  */
 export const sprint5: Sprint = {
@@ -184,7 +187,8 @@ export const sprint5: Sprint = {
         'TLS required on every member',
         ctx.pool.specs('postgres').map((h) =>
           onHost('file', `Require TLS in Patroni's configuration on ${h.name}: pg_hba hostssl only (plaintext TCP rejected), streaming and pg_rewind verify-full against the cluster CA; Patroni reloaded`, h.name, async () =>
-            ensurePatroniConfig(inv, await node(h.name), await patroniCredentials(ctx.secrets), { requireTls: true }),
+            // The REST API as the member serves it now: the switch below turns it on one member at a time.
+            ensurePatroniConfig(inv, await node(h.name), await patroniCredentials(ctx.secrets), await memberTls(inv, h, { requireTls: true })),
           ),
         ),
       ),
@@ -199,6 +203,22 @@ export const sprint5: Sprint = {
       twoWay('wait', 'Every replica streams with verify-full', undefined, {
         apply: async () => waitForVerifiedStreams(inv, ctx.secrets, ctx.pool.specs('postgres')),
         observe: async () => ({ changed: false, note: 'waits in a real run' }),
+      }),
+      parallel(
+        'Patroni REST API certificates',
+        ctx.pool.specs('postgres').map((h) =>
+          onHost('file', `Issue ${h.name}'s Patroni REST API certificate from the cluster CA (its name and address; key made on ${h.name}, owned by postgres)`, h.name, async () =>
+            ensureRestCert(await theCa(), inv, await node(h.name)),
+          ),
+        ),
+      ),
+      twoWay('service', "Patroni's REST API serves TLS only, one member at a time (replicas, then the leader): its file and a reload, then HAProxy checks it over TLS (haproxy -c, a reload, the primary port on the leader)", undefined, {
+        apply: () => switchRestToTls(ctx),
+        observe: () =>
+          notYetReachable(async () => {
+            const plain = (await Promise.all(ctx.pool.specs('postgres').map(async (h) => ((await restServes(inv, h)) === 'tls' ? undefined : h.name)))).filter((x): x is string => x !== undefined);
+            return plain.length ? { changed: true, would: plain.map((n) => `${n}: REST API onto TLS; HAProxy's check of ${n} over TLS`) } : { changed: false };
+          }),
       }),
       perHost(inv)(
         'Packages: nftables',
@@ -215,5 +235,5 @@ export const sprint5: Sprint = {
     ];
   },
 
-  criteria: [rolesDeclared, rolesEnforced, scramOnly, pgTls, tlsSessions, plaintextRefused, auditLogged, metricsTls, firewallEnforced],
+  criteria: [rolesDeclared, rolesEnforced, scramOnly, pgTls, tlsSessions, plaintextRefused, patroniRestTls, auditLogged, metricsTls, firewallEnforced],
 };

@@ -1,5 +1,5 @@
 import { currentLeader } from '../components/cluster.js';
-import { haproxyService, haproxyUser, renderHaproxyConfig, STATS_USER, BACKENDS, showStat, upServers } from '../components/haproxy.js';
+import { haproxyService, haproxyUser, renderHaproxyConfig, restChecks, STATS_USER, BACKENDS, showStat, upServers } from '../components/haproxy.js';
 import { runValidator } from '../components/config-file.js';
 import { portOpen } from '../hosts/services.js';
 import { fail, pass, type Check } from './types.js';
@@ -26,7 +26,7 @@ export function haproxyConfigCheck(sprint: number, id: string): Check {
           problems.push(`${n.spec.name}: ${path} is missing`);
           continue;
         }
-        if (text !== renderHaproxyConfig(ctx.inventory, n.spec, n.paths, await ctx.secrets.get('haproxy_stats'))) problems.push(`${n.spec.name}: ${path} differs from what the inventory renders`);
+        if (text !== renderHaproxyConfig(ctx.inventory, n.spec, n.paths, await ctx.secrets.get('haproxy_stats'), await restChecks(ctx.inventory, n))) problems.push(`${n.spec.name}: ${path} differs from what the inventory renders`);
         await runValidator(n.host, 'HAProxy config', ['haproxy', '-c', '-f', path]).catch((e: Error) => problems.push(e.message));
       }
       if (problems.length) return fail(problems.join('\n'), { remedy: 'Run `dpgc sprint 2` to render, check and install it again.' });

@@ -1,6 +1,7 @@
 import { currentLeader } from '../components/cluster.js';
 import { clientEndpoints, etcdctlNode, keysWithPrefix } from '../components/etcd.js';
 import { tlsRequired } from '../components/deployed.js';
+import { memberTls } from '../components/patroni-tls.js';
 import { patroniCredentials, renderPatroniConfig, rest, restTarget, validatePatroniArgv, memberStatus, PATRONI_NAMESPACE } from '../components/patroni.js';
 import { runValidator } from '../components/config-file.js';
 import { explainFailover, inventoryWorstCase, patroniEffectiveTimings, validateTimings } from '../config/timings.js';
@@ -82,7 +83,7 @@ export function patroniConfigCheck(sprint: number, id: string): Check {
           const st = await n.host.exec(['stat', '-c', '%a %U', path], { mutates: false, allowFailure: true });
           if (st.exitCode !== 0) return [`${n.spec.name}: ${path} is missing`];
           if (st.stdout.trim() !== '600 postgres') problems.push(`${n.spec.name}: ${path} is mode/owner ${st.stdout.trim()}, want 600 postgres (it holds passwords)`);
-          if ((await n.host.readFile(path)) !== renderPatroniConfig(ctx.inventory, n.spec, n.paths, creds, tls)) problems.push(`${n.spec.name}: ${path} differs from what the inventory renders`);
+          if ((await n.host.readFile(path)) !== renderPatroniConfig(ctx.inventory, n.spec, n.paths, creds, await memberTls(ctx.inventory, n.spec, tls))) problems.push(`${n.spec.name}: ${path} differs from what the inventory renders`);
           await runValidator(n.host, 'Patroni config', validatePatroniArgv(path), { user: 'postgres' }).catch((e: Error) => problems.push(e.message));
           return problems;
         }),

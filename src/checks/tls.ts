@@ -3,6 +3,9 @@ import { caPathsFor, RENEW_BEFORE_DAYS } from '../components/ca.js';
 import { pgbouncerAdmin, ROLES_DB, superuserOn } from '../components/endpoints.js';
 import { describePlain, replicaStreams, sessionsByTls, streamProblem } from '../components/postgres-tls.js';
 import { withClient, type Client, type ConnectOptions, type Endpoint } from '../db/client.js';
+import { currentLeader } from '../components/cluster.js';
+import { BACKENDS, showStat, tlsCheckedIn, upServers } from '../components/haproxy.js';
+import { webRequest } from '../components/web-client.js';
 import { pgHosts } from './common.js';
 import { fail, pass, type Check } from './types.js';
 
@@ -152,5 +155,61 @@ export const plaintextRefused: Check = {
       });
     }
     return pass(`${tries.length} plaintext logins refused; ${streams.filter((x) => x.recovery).length} replicas stream verify-full`, 'plaintext refused everywhere');
+  },
+};
+
+/**
+ * Patroni's REST API serves TLS only, on every member: a plaintext request
+ * gets no HTTP answer (Patroni with a certfile closes it), a request verified
+ * against the cluster CA and the member's address gets GET /patroni's 200 over
+ * a certificate valid 30 days or more. Every HAProxy checks every member with
+ * check-ssl (its live configuration), no check fails in the TLS layer, and
+ * its primary port still reaches the leader alone.
+ */
+export const patroniRestTls: Check = {
+  id: 's5.tls.patroni',
+  title: 'Patroni’s REST API serves TLS only on every member (plaintext gets no answer), verified against the cluster CA; HAProxy checks each member over TLS and routes to the leader',
+  sprint: 5,
+  kind: 'read',
+  async run(ctx) {
+    const inv = ctx.inventory;
+    const ca = await ctx.secrets.clusterCa();
+    if (ca === undefined) return fail(`the cluster's CA certificate ${caPathsFor(inv.file).cert} does not exist`, { remedy: 'Run `dpgc sprint 4` (it creates the CA), then `dpgc sprint 5`.' });
+    const members = pgHosts(ctx);
+    const now = Date.now();
+    const perMember = await Promise.all(
+      members.map(async (h) => {
+        const base = `${h.address}:${inv.ports.patroni}`;
+        const problems: string[] = [];
+        const plain = await webRequest(`http://${base}/liveness`, { timeoutMs: 10_000 }).catch((e: Error) => e);
+        if (!(plain instanceof Error)) problems.push(`${h.name}: Patroni's REST API answers plaintext HTTP (HTTP ${plain.status})`);
+        const tls = await webRequest(`https://${base}/patroni`, { ca, timeoutMs: 10_000 }).catch((e: Error) => e);
+        if (tls instanceof Error) problems.push(`${h.name}: Patroni's REST API does not serve TLS verified by the cluster CA: ${tls.message}`);
+        else if (tls.status !== 200) problems.push(`${h.name}: GET /patroni over TLS answered HTTP ${tls.status}`);
+        else if (tls.peerValidTo && (tls.peerValidTo.getTime() - now) / 86_400_000 < RENEW_BEFORE_DAYS) problems.push(`${h.name}: its REST certificate ends ${tls.peerValidTo.toISOString().slice(0, 10)}`);
+        return problems;
+      }),
+    );
+    const routing: string[] = [];
+    const leader = await currentLeader(inv).catch((e: Error) => e);
+    for (const n of await ctx.pool.nodesWith('haproxy')) {
+      const checked = tlsCheckedIn((await n.host.readFile(n.paths.haproxyCfg)) ?? '');
+      for (const h of members) if (!checked.includes(h.name)) routing.push(`HAProxy on ${n.spec.name} checks ${h.name} without TLS (no check-ssl)`);
+      const stats = await showStat(n).catch((e: Error) => e);
+      if (stats instanceof Error) {
+        routing.push(`HAProxy on ${n.spec.name}: cannot read its state (${stats.message.split('\n')[0]})`);
+        continue;
+      }
+      // L6: the TLS layer of a check failed (handshake, certificate); a check answered in HTTP (L7) went over TLS.
+      for (const s of stats.filter((x) => x.checkStatus.startsWith('L6'))) routing.push(`HAProxy on ${n.spec.name}: the ${s.backend} check of ${s.server} fails in TLS (${s.checkStatus})`);
+      const up = upServers(stats, BACKENDS.primary);
+      if (leader instanceof Error) routing.push(`no leader to route to: ${leader.message.split('\n')[0]}`);
+      else if (up.length !== 1 || up[0] !== leader.name) routing.push(`HAProxy on ${n.spec.name} routes its primary port to ${up.join(', ') || 'no server'}, not to the leader ${leader.name}`);
+    }
+    const problems = [...perMember.flat(), ...routing];
+    const bad = perMember.filter((p) => p.length).length;
+    const value = `${members.length - bad}/${members.length} members TLS only${leader instanceof Error ? '' : `; HAProxy checks over TLS, primary port on ${leader.name}`}`;
+    const threshold = 'every member, every HAProxy';
+    return problems.length ? fail(problems.join('\n'), { value, threshold, remedy: 'Run `dpgc sprint 5` again: it issues a missing or ending REST certificate, switches a member serving plaintext back to TLS (a reload) and HAProxy\'s check of it with it.' }) : pass(value, threshold);
   },
 };

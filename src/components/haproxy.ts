@@ -14,6 +14,7 @@ import { DATABASES } from './endpoints.js';
 import { baseInstanceBackends, type PgbouncerBackend } from './pgbouncer.js';
 import { liveSprint } from './deployed.js';
 import { waitUntil } from '../wait.js';
+import { tlsProbe } from './web-client.js';
 
 /**
  * HAProxy in front of the Patroni members: :5000 reaches only the leader
@@ -33,7 +34,13 @@ export const BACKENDS = { primary: 'primary', replicas: 'replicas' } as const;
 
 type Inv = Pick<Inventory, 'hosts' | 'ports' | 'timings'>;
 
-export function renderHaproxyConfig(inv: Inv, host: Pick<HostSpec, 'name' | 'address'>, paths: Pick<HostPaths, 'haproxySocket'>, statsPassword: string): string {
+/** Which members HAProxy checks over TLS (verified against `caFile`, by each member's name), the others in plaintext. */
+export interface RestChecks {
+  tls: string[];
+  caFile: string;
+}
+
+export function renderHaproxyConfig(inv: Inv, host: Pick<HostSpec, 'name' | 'address'>, paths: Pick<HostPaths, 'haproxySocket'>, statsPassword: string, checks?: RestChecks): string {
   if (!/^[A-Za-z0-9_.~+/=-]+$/.test(statsPassword)) throw new HostError('the haproxy_stats secret has characters HAProxy would need escaped; use letters, digits and -_.~+/=');
   const t = inv.timings;
   return render('haproxy/haproxy.cfg.eta', {
@@ -51,7 +58,7 @@ export function renderHaproxyConfig(inv: Inv, host: Pick<HostSpec, 'name' | 'add
     pgPort: inv.ports.postgres,
     restPort: inv.ports.patroni,
     maxLagBytes: MAX_LAG_BYTES,
-    servers: inv.hosts.filter((h) => h.roles.includes('postgres')).map((h) => ({ name: h.name, address: h.address })),
+    servers: inv.hosts.filter((h) => h.roles.includes('postgres')).map((h) => ({ name: h.name, address: h.address, ...(checks?.tls.includes(h.name) ? { tlsCa: checks.caFile } : {}) })),
     statsUser: STATS_USER,
     statsPassword,
   });
@@ -78,8 +85,26 @@ export async function installHaproxy(node: Node): Promise<boolean> {
   return ensurePackages(node, HA_PACKAGES.haproxy);
 }
 
+/** The server lines' check options as HAProxy has them now: the members named with check-ssl. */
+export function tlsCheckedIn(cfg: string): string[] {
+  return [...new Set([...cfg.matchAll(/^\s*server (\S+) .* check-ssl\b/gm)].map((m) => m[1]!))];
+}
+
+/**
+ * Each member checked in the protocol its REST API speaks now (patroni-tls.ts
+ * switches one member at a time); a member that does not answer keeps the
+ * check HAProxy has for it. The CA file is the copy every host keeps in its
+ * TLS directory (CertificateAuthority.ensureHostCert).
+ */
+export async function restChecks(inv: Pick<Inventory, 'hosts' | 'ports'>, node: Pick<Node, 'host' | 'paths'>): Promise<RestChecks> {
+  const now = tlsCheckedIn((await node.host.readFile(node.paths.haproxyCfg)) ?? '');
+  const members = inv.hosts.filter((h) => h.roles.includes('postgres'));
+  const serves = await Promise.all(members.map((h) => tlsProbe(h.address, inv.ports.patroni)));
+  return { tls: members.filter((h, i) => serves[i] === 'tls' || (serves[i] === undefined && now.includes(h.name))).map((h) => h.name), caFile: `${node.paths.tlsDir}/ca.crt` };
+}
+
 /** Writes the config once `haproxy -c` accepted it; the socket's directory belongs to the daemon's user. */
-export async function configureHaproxy(inv: Inv, node: Node, secrets: Pick<Secrets, 'get'>): Promise<boolean> {
+export async function configureHaproxy(inv: Inv, node: Node, secrets: Pick<Secrets, 'get'> & Partial<Pick<Secrets, 'clusterCa'>>): Promise<boolean> {
   const user = await haproxyUser(node);
   const sockDir = node.paths.haproxySocket.replace(/\/[^/]+$/, '');
   const st = await node.host.exec(['stat', '-c', '%U', sockDir], { mutates: false, allowFailure: true });
@@ -89,7 +114,13 @@ export async function configureHaproxy(inv: Inv, node: Node, secrets: Pick<Secre
     await node.host.exec(['sh', '-c', 'mkdir -p -- "$1" && chown -- "$2" "$1" && chmod 750 -- "$1"', 'sh', sockDir, `${user}:`]);
     changed = true;
   }
-  const text = renderHaproxyConfig(inv, node.spec, node.paths, await secrets.get('haproxy_stats'));
+  const checks = await restChecks(inv, node);
+  if (checks.tls.length) {
+    const ca = await secrets.clusterCa?.();
+    if (ca === undefined) throw new HostError('a Patroni member serves its REST API over TLS, but this machine has no cluster CA certificate for HAProxy to check it with', { hint: 'Restore the CA directory beside the inventory (`<inventory>.ca/`) from the machine that set the cluster up.' });
+    changed = (await node.host.writeFile(checks.caFile, ca, { mode: 0o644, owner: 'root' })).changed || changed;
+  }
+  const text = renderHaproxyConfig(inv, node.spec, node.paths, await secrets.get('haproxy_stats'), checks);
   const w = await installValidated(node.host, node.paths.haproxyCfg, text, { mode: 0o600, owner: user }, (candidate) =>
     runValidator(node.host, 'HAProxy config', ['haproxy', '-c', '-f', candidate]),
   );
@@ -157,6 +188,17 @@ export function parseShowStat(csv: string): ServerStat[] {
 export async function showStat(node: Pick<Node, 'host' | 'paths'>): Promise<ServerStat[]> {
   const r = await node.host.exec(['socat', '-t', '2', 'stdio', `unix-connect:${node.paths.haproxySocket}`], { input: 'show stat\n', mutates: false, timeoutMs: 10_000 });
   return parseShowStat(r.stdout);
+}
+
+/**
+ * Health checks of one server paused or resumed in the running HAProxy
+ * (runtime API, not the file): while paused the server keeps the state it has,
+ * so a check about to speak the wrong protocol cannot mark the leader DOWN.
+ * A reload starts new workers with the checks the file says.
+ */
+export async function setHealthChecks(node: Pick<Node, 'host' | 'paths'>, server: string, on: boolean): Promise<void> {
+  const cmds = Object.values(BACKENDS).map((b) => `${on ? 'enable' : 'disable'} health ${b}/${server}`);
+  await node.host.exec(['socat', '-t', '2', 'stdio', `unix-connect:${node.paths.haproxySocket}`], { input: `${cmds.join(';')}\n`, timeoutMs: 10_000 });
 }
 
 export function upServers(stats: ServerStat[], backend: string): string[] {

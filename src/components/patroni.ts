@@ -1,7 +1,10 @@
 import type { HostSpec, Inventory } from '../config/schema.js';
 import type { HostPaths } from '../config/paths.js';
 import type { Secrets } from '../config/secrets.js';
+import { readFile } from 'node:fs/promises';
 import { HostError } from '../errors.js';
+import { caPathsFor } from './ca.js';
+import { webRequest, WebError, type WebResponse } from './web-client.js';
 import type { Node } from '../hosts/pool.js';
 import type { ServiceSpec } from '../hosts/services.js';
 import { render } from '../templates.js';
@@ -25,6 +28,8 @@ type Inv = Pick<Inventory, 'cluster' | 'hosts' | 'ports' | 'postgres' | 'network
 export const PATRONI_SERVICE = 'patroni';
 export const PATRONI_NAMESPACE = '/service/';
 export const REST_USER = 'patroni';
+/** The REST API's certificate: `<tlsDir>/patroni.crt` and `.key`, owned by postgres. */
+export const REST_CERT = 'patroni';
 /** Most a replica may lag (bytes) and still be promoted, or serve reads through HAProxy. */
 export const MAX_LAG_BYTES = 1024 * 1024;
 
@@ -122,6 +127,13 @@ export function localParameters(paths: Pick<HostPaths, 'pgSocketDir'>): Record<s
  */
 export interface PatroniTls {
   requireTls?: boolean;
+  /**
+   * The REST API serves https only, with the member's REST certificate
+   * (components/patroni-tls.ts). Decided per member: the sprint that turns it
+   * on does so one member at a time, and every other render keeps what the
+   * member serves (patroni-tls.ts memberTls).
+   */
+  restTls?: boolean;
 }
 
 export function patroniHba(inv: Pick<Inventory, 'network'>, o: PatroniTls = {}): string[] {
@@ -202,6 +214,9 @@ export function renderPatroniConfig(
     pgHba: patroniHba(inv, o),
     // The CA file every member holds beside its own certificate (CertificateAuthority.ensureHostCert).
     peerTls: o.requireTls ? { sslmode: 'verify-full', sslrootcert: `${paths.tlsDir}/ca.crt` } : undefined,
+    restTls: o.restTls ? { certfile: `${paths.tlsDir}/${REST_CERT}.crt`, keyfile: `${paths.tlsDir}/${REST_CERT}.key` } : undefined,
+    // Every member trusts the CA for the others' REST APIs before any of them serves it.
+    ctlCa: o.requireTls || o.restTls ? `${paths.tlsDir}/ca.crt` : undefined,
     watchdog: inv.patroni.watchdog,
     pgbackrestRestore: pgbackrestRestoreCommand(inv, paths),
   });
@@ -284,10 +299,16 @@ export interface RestTarget {
   name: string;
   address: string;
   port: number;
+  /** The cluster CA's certificate file on the control machine (`<inventory>.ca/ca.crt`): https is tried when it exists. */
+  caFile?: string;
 }
 
-export function restTarget(inv: Pick<Inventory, 'ports'>, h: Pick<HostSpec, 'name' | 'address'>): RestTarget {
-  return { name: h.name, address: h.address, port: inv.ports.patroni };
+/**
+ * The inventory's file locates the cluster CA; an inventory without one (a
+ * unit test's) reaches Patroni in plaintext only.
+ */
+export function restTarget(inv: Pick<Inventory, 'ports'> & Partial<Pick<Inventory, 'file'>>, h: Pick<HostSpec, 'name' | 'address'>): RestTarget {
+  return { name: h.name, address: h.address, port: inv.ports.patroni, ...(inv.file ? { caFile: caPathsFor(inv.file).cert } : {}) };
 }
 
 export interface RestResponse<T> {
@@ -295,34 +316,62 @@ export interface RestResponse<T> {
   body: T;
 }
 
-/** One REST call from the control machine; `auth` for Patroni's unsafe endpoints (POST, PATCH). */
+/** The CA's certificate by file, read once it exists (a sprint may make it mid-run). */
+const caPems = new Map<string, string>();
+async function caPem(file: string | undefined): Promise<string | undefined> {
+  if (!file) return undefined;
+  const known = caPems.get(file);
+  if (known) return known;
+  const pem = await readFile(file, 'utf8').catch(() => undefined);
+  if (pem) caPems.set(file, pem);
+  return pem;
+}
+
+/** What each member served last (address:port), so a member that serves plaintext costs one failed handshake, not one per call. */
+const lastScheme = new Map<string, 'https' | 'http'>();
+
+/**
+ * One REST call from the control machine; `auth` for Patroni's unsafe
+ * endpoints (POST, PATCH). Over https, verified against the cluster CA and the
+ * member's address, whenever the member serves it (sprint 5 on); plaintext
+ * only when the member answers in plaintext, so a member in the middle of its
+ * switch to TLS, either way, is still reached. The other scheme is tried only
+ * when the first one got no answer because of the protocol (a handshake
+ * answered in plaintext, a plaintext request closed unanswered): the request
+ * never reached Patroni, so even a POST is sent at most once. A certificate
+ * that does not verify is an error, never a reason to fall back.
+ */
 export async function rest<T = unknown>(
   t: RestTarget,
   method: 'GET' | 'POST' | 'PATCH' | 'OPTIONS',
   path: string,
   opts: { body?: unknown; auth?: { username: string; password: string }; timeoutMs?: number } = {},
 ): Promise<RestResponse<T>> {
-  const headers: Record<string, string> = {};
-  if (opts.body !== undefined) headers['content-type'] = 'application/json';
-  if (opts.auth) headers['authorization'] = `Basic ${Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64')}`;
-  let res: Response;
+  const key = `${t.address}:${t.port}`;
+  const ca = await caPem(t.caFile);
+  const first = ca === undefined ? 'http' : (lastScheme.get(key) ?? 'https');
+  const send = (scheme: 'https' | 'http') =>
+    webRequest(`${scheme}://${key}${path}`, { method, body: opts.body, ...(opts.auth ? { auth: opts.auth } : {}), ...(scheme === 'https' && ca ? { ca } : {}), timeoutMs: opts.timeoutMs ?? 5000 });
+  let res: WebResponse;
   try {
-    res = await fetch(`http://${t.address}:${t.port}${path}`, {
-      method,
-      headers,
-      ...(opts.body === undefined ? {} : { body: JSON.stringify(opts.body) }),
-      signal: AbortSignal.timeout(opts.timeoutMs ?? 5000),
-    });
+    try {
+      res = await send(first);
+      lastScheme.set(key, first);
+    } catch (e) {
+      const other = first === 'https' ? 'http' : 'https';
+      const wrongProtocol = e instanceof WebError && (first === 'https' ? e.kind === 'not-tls' : e.kind === 'closed' && ca !== undefined);
+      if (!wrongProtocol) throw e;
+      res = await send(other);
+      lastScheme.set(key, other);
+    }
   } catch (e) {
-    const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).name;
-    throw new HostError(`${t.name}: Patroni REST API at ${t.address}:${t.port} did not answer ${method} ${path} (${cause})`, {
+    throw new HostError(`${t.name}: Patroni REST API at ${key} did not answer ${method} ${path} (${(e as Error).message})`, {
       hint: `Is Patroni running on ${t.name}? \`dpgc status\` shows each member; its log is under the host's log directory (patroni.log).`,
     });
   }
-  const text = await res.text();
-  let body: unknown = text;
+  let body: unknown = res.body;
   try {
-    body = text ? JSON.parse(text) : undefined;
+    body = res.body ? JSON.parse(res.body) : undefined;
   } catch {
     // plain-text answers (POST /switchover) stay strings
   }

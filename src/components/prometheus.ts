@@ -31,6 +31,11 @@ export interface ScrapeJob {
    * once sprint 5 turns them on.
    */
   web?: string;
+  /**
+   * Served over https without basic auth once sprint 5 turns TLS on: Patroni's
+   * REST API (components/patroni-tls.ts), whose GET /metrics is a safe endpoint.
+   */
+  httpsOnly?: boolean;
   /** Hosts running the target once `sprint` has been deployed. */
   hosts(inv: Pick<Inventory, 'hosts' | 'file'>, sprint: number): HostSpec[];
 }
@@ -45,7 +50,7 @@ export const SCRAPE_JOBS: ScrapeJob[] = [
   { job: 'pgbouncer', sinceSprint: 1, port: 'pgbouncer_exporter', hosts: withRole('pgbouncer'), web: 'the PgBouncer exporter' },
   { job: 'etcd', sinceSprint: 2, port: 'etcd_client', hosts: withRole('etcd') },
   // Patroni runs from sprint 3 (sprint 2 only renders its configuration).
-  { job: 'patroni', sinceSprint: 3, port: 'patroni', hosts: withRole('postgres') },
+  { job: 'patroni', sinceSprint: 3, port: 'patroni', hosts: withRole('postgres'), httpsOnly: true },
   { job: 'haproxy', sinceSprint: 2, port: 'haproxy_stats', hosts: withRole('haproxy') },
 ];
 
@@ -98,7 +103,8 @@ export const ruleTestName = (f: string): string => f.replace(/\.yml$/, '.test.ym
 /**
  * `tls`: the metrics endpoints (jobs with `web`) and Alertmanager are reached
  * over TLS, verified against the CA file, with basic auth from the password
- * file; the other jobs (etcd, Patroni, HAProxy) as they serve.
+ * file; Patroni's REST API over TLS verified against the CA, without auth;
+ * the other jobs (etcd, HAProxy) as they serve.
  */
 export function renderPrometheusYml(
   inv: Pick<Inventory, 'hosts' | 'file' | 'ports' | 'cluster'>,
@@ -110,7 +116,8 @@ export function renderPrometheusYml(
   const targets = scrapeTargets(inv, sprint);
   const jobs = [...new Set(targets.map((t) => t.job))].map((job) => {
     const ts = targets.filter((t) => t.job === job);
-    return { job, path: ts[0]!.path, targets: ts, tls: ts[0]!.web ? tls : undefined };
+    const httpsOnly = SCRAPE_JOBS.find((j) => j.job === job)?.httpsOnly;
+    return { job, path: ts[0]!.path, targets: ts, tls: ts[0]!.web ? tls : httpsOnly && tls ? { caFile: tls.caFile } : undefined };
   });
   return render('prometheus/prometheus.yml.eta', {
     cluster: inv.cluster,

@@ -11,6 +11,7 @@ import { DATABASES, ROLES_DB, pgbouncerAdmin, superuserOn, type DatabaseKey } fr
 import { ensurePgbouncerExporter, ensurePostgresExporter } from './exporters.js';
 import { ensurePatroniConfig, patroniCredentials, rest, REST_USER, restTarget } from './patroni.js';
 import { tlsRequired } from './deployed.js';
+import { memberTls } from './patroni-tls.js';
 import { authEntries, parseAuthFile, pgbouncerFiles, renderAuthFile } from './pgbouncer.js';
 import { pauseDatabases, pgbouncerDatabases, reloadPgbouncer, resumeDatabases } from './pgbouncer-pause.js';
 import { APP_ROLES } from './roles.js';
@@ -437,7 +438,7 @@ async function renderPatroniEverywhere(ctx: RotationCtx, r: Rotatable, next: str
   for (const h of members(ctx.inventory)) {
     const n = await ctx.pool.node(h.name);
     const passfile = await passfileAt(n);
-    if ((await ensurePatroniConfig(ctx.inventory, n, creds, tls)).changed) reloaded.push({ name: h.name, passfileAt: passfile });
+    if ((await ensurePatroniConfig(ctx.inventory, n, creds, await memberTls(ctx.inventory, h, tls))).changed) reloaded.push({ name: h.name, passfileAt: passfile });
   }
   const refreshed = await refreshPassfiles(ctx, ROLES_DB.replication.user, await secrets.get(ROLES_DB.replication.secret), reloaded);
   const said = [reloaded.length ? `patroni.yml written and Patroni reloaded on ${reloaded.map((x) => x.name).join(', ')}` : '', refreshed.length ? `replication passfile refreshed on ${refreshed.join(', ')}` : ''].filter(Boolean);

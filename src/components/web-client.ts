@@ -1,6 +1,6 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 
 /**
  * dpgc's HTTP client for the metrics plane (the exporters, Prometheus,
@@ -43,10 +43,41 @@ export function webGet(t: WebTarget, path: string, o: WebGetOptions = {}): Promi
 
 /** GET a whole URL (a scrape URL Prometheus reports): TLS options apply when it is https. */
 export function httpGet(url: string, o: WebGetOptions & { ca?: string; auth?: { username: string; password: string } } = {}): Promise<WebResponse> {
+  return webRequest(url, o);
+}
+
+export interface WebRequestOptions extends WebGetOptions {
+  method?: string;
+  /** Sent as JSON. */
+  body?: unknown;
+  ca?: string;
+  auth?: { username: string; password: string };
+}
+
+/**
+ * Why a request got no HTTP answer, so a caller can tell a server speaking
+ * the other protocol from one that is down: `not-tls` (https to a plaintext
+ * server), `closed` (the server closed without answering: plaintext to a TLS
+ * server), `timeout`, or `other` (refused, a certificate that does not verify…).
+ */
+export class WebError extends Error {
+  constructor(
+    message: string,
+    readonly kind: 'not-tls' | 'closed' | 'timeout' | 'other',
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** One request; rejects with a WebError only when no HTTP answer came. */
+export function webRequest(url: string, o: WebRequestOptions = {}): Promise<WebResponse> {
   const u = new URL(url);
   const secure = u.protocol === 'https:';
   const headers: Record<string, string> = {};
   if (o.auth) headers['authorization'] = `Basic ${Buffer.from(`${o.auth.username}:${o.auth.password}`).toString('base64')}`;
+  const body = o.body === undefined ? undefined : JSON.stringify(o.body);
+  if (body !== undefined) headers['content-type'] = 'application/json';
   const signal = AbortSignal.any([AbortSignal.timeout(o.timeoutMs ?? 10_000), ...(o.signal ? [o.signal] : [])]);
   return new Promise((resolve, reject) => {
     const onResponse = (res: IncomingMessage) => {
@@ -59,11 +90,39 @@ export function httpGet(url: string, o: WebGetOptions & { ca?: string; auth?: { 
       );
     };
     // agent: false: one connection per request, nothing pooled that would keep the process alive.
-    const opts = { method: 'GET', headers, signal, agent: false as const };
+    const opts = { method: o.method ?? 'GET', headers, signal, agent: false as const };
     const req = secure ? httpsRequest(u, { ...opts, ...(o.ca ? { ca: o.ca } : {}) }, onResponse) : httpRequest(u, opts, onResponse);
-    req.on('error', (e: NodeJS.ErrnoException) => reject(new Error(describeError(e), { cause: e })));
-    req.end();
+    req.on('error', (e: NodeJS.ErrnoException) => reject(webError(e)));
+    req.end(body);
   });
+}
+
+/**
+ * What a server speaks on a port, from a TLS handshake that does not judge
+ * the certificate (a wrong certificate is still TLS): `tls`, `plain` (it
+ * answered the handshake with something else, or closed it), or undefined
+ * when nothing answers (refused, or no answer in time).
+ */
+export function tlsProbe(address: string, port: number, timeoutMs = 3000): Promise<'tls' | 'plain' | undefined> {
+  return new Promise((resolve) => {
+    const s = tlsConnect({ host: address, port, rejectUnauthorized: false, timeout: timeoutMs });
+    const done = (r: 'tls' | 'plain' | undefined) => {
+      s.destroy();
+      resolve(r);
+    };
+    s.once('secureConnect', () => done('tls'));
+    s.once('timeout', () => done(undefined));
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      const k = webError(e).kind;
+      done(k === 'not-tls' || k === 'closed' ? 'plain' : undefined);
+    });
+  });
+}
+
+function webError(e: NodeJS.ErrnoException): WebError {
+  const msg = describeError(e);
+  const kind = e.name === 'AbortError' || e.name === 'TimeoutError' ? 'timeout' : msg.startsWith('it does not speak TLS') ? 'not-tls' : msg.startsWith('the connection was closed') ? 'closed' : 'other';
+  return new WebError(msg, kind, { cause: e });
 }
 
 /** What went wrong, in the words an operator looks up: the TLS stack's reason, or the socket's code. */
@@ -71,6 +130,7 @@ function describeError(e: NodeJS.ErrnoException): string {
   if (e.name === 'AbortError' || e.name === 'TimeoutError') return 'no answer in time';
   const notTls = /wrong version number|packet length too long|unknown protocol|http request/i.exec(e.message);
   if (notTls) return `it does not speak TLS (${notTls[0].toLowerCase()})`;
-  if (e.code === 'ECONNRESET' || e.message === 'socket hang up') return 'the connection was closed without an answer';
+  // A TLS server's alert read as HTTP (HPE_…) is no answer either.
+  if (e.code === 'ECONNRESET' || e.message === 'socket hang up' || e.code?.startsWith('HPE_')) return 'the connection was closed without an answer';
   return e.code && !e.message.includes(e.code) ? `${e.message} (${e.code})` : e.message;
 }

@@ -16,7 +16,8 @@ import { caPathsFor } from '../../src/components/ca.js';
 import { firewallTable, openListener } from '../../src/components/firewall.js';
 import { tcpAnswer } from '../../src/hosts/tcp.js';
 import { convergeDynamicConfig } from '../../src/components/patroni-cluster.js';
-import { memberStatus, rest, REST_USER, restTarget, switchover } from '../../src/components/patroni.js';
+import { memberStatus, patroniService, rest, REST_USER, restTarget, switchover } from '../../src/components/patroni.js';
+import { restServes } from '../../src/components/patroni-tls.js';
 import { appViaPgbouncer, pgbouncerAdmin, superuserOn } from '../../src/components/endpoints.js';
 import { writableHost } from '../../src/components/databases.js';
 import { pgbouncerDatabases } from '../../src/components/pgbouncer-pause.js';
@@ -383,7 +384,7 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     if (!state.sprints['4']?.passed) expect((await sprint4Run('sprint 4 (for sprint 5)')).passed).toBe(true);
     const first = await sprint5Run();
     expect(first.code, first.why).toBe(0);
-    expect(first.doc.results.map((r) => r.id).sort()).toEqual(['s5.audit.logged', 's5.auth.scram-only', 's5.firewall.enforced', 's5.roles.enforced', 's5.roles.privileges', 's5.tls.metrics', 's5.tls.postgres', 's5.tls.required', 's5.tls.sessions']);
+    expect(first.doc.results.map((r) => r.id).sort()).toEqual(['s5.audit.logged', 's5.auth.scram-only', 's5.firewall.enforced', 's5.roles.enforced', 's5.roles.privileges', 's5.tls.metrics', 's5.tls.patroni', 's5.tls.postgres', 's5.tls.required', 's5.tls.sessions']);
     const again = await sprint5Run();
     expect(again.code, again.why).toBe(0);
     expect(again.doc.tasks.changed).toBe(0);
@@ -674,11 +675,19 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect((await memberStatus(restTarget(ctx.inventory, leader))).timeline).toBe(before);
   });
 
-  it('a plaintext rule added by hand on a replica, and PgBouncer put back to plaintext on both sides, fail s5.tls.required naming each; the leader refuses PgBouncer\'s plaintext logins meanwhile (fail closed); node_exporter on that replica started without its web config fails s5.tls.metrics naming host and endpoint; a re-run puts TLS back', async () => {
+  it('a plaintext rule added by hand on a replica, and PgBouncer put back to plaintext on both sides, fail s5.tls.required naming each; the leader refuses PgBouncer\'s plaintext logins meanwhile (fail closed); node_exporter on that replica started without its web config fails s5.tls.metrics naming host and endpoint; its Patroni REST API put back to plaintext by hand fails s5.tls.patroni naming it; a re-run puts TLS back', async () => {
     const ctl = await node('ctl');
     const leader = await currentLeader(ctx.inventory);
     const replica = ctx.inventory.hosts.find((h) => h.roles.includes('postgres') && h.name !== leader.name)!;
     const n = await node(replica.name);
+    // Patroni's file edited by hand back to a plaintext REST API, and a reload: Patroni serves plaintext on its next loop.
+    // First: the same reload has Patroni write pg_hba.conf again, right after its REST server, which would take the rule below away.
+    const yml = (await n.host.readFile(n.paths.patroniConf))!;
+    expect(yml).toMatch(/^\s+certfile: /m);
+    await n.host.writeFile(n.paths.patroniConf, yml.replace(/^\s+(certfile|keyfile): .*\n/gm, ''), { mode: 0o600, owner: 'postgres' });
+    await n.services.reload(patroniService(ctx.inventory, n));
+    await waitUntil(async () => (await restServes(ctx.inventory, replica)) === 'plain' || undefined, { timeoutMs: 30_000, everyMs: 250 }, `Patroni on ${replica.name} serving plaintext`);
+    await sleep(1000);
     // A SCRAM rule above the reject: s5.auth.scram-only has nothing to say against it, only TLS is missing.
     const hba = `${n.paths.pgData}/pg_hba.conf`;
     const rules = (await n.host.readFile(hba))!;
@@ -711,9 +720,16 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect(plain.detail).toMatch(new RegExp(`^node on ${replica.name} \\(${at.replace(/\./g, '\\.')}\\) is down: .*HTTP response to HTTPS client`, 'm'));
     // That endpoint only: every other one still refuses plaintext and anonymous requests.
     for (const line of plain.detail!.split('\n')) expect(line).toContain(`${replica.name} (${at})`);
+    const restPlain = await run(s5('s5.tls.patroni'));
+    expect(restPlain.verdict).toBe('fail');
+    expect(restPlain.detail).toContain(`${replica.name}: Patroni's REST API answers plaintext HTTP (HTTP 200)`);
+    expect(restPlain.detail).toContain(`${replica.name}: Patroni's REST API does not serve TLS verified by the cluster CA: it does not speak TLS`);
+    // HAProxy's TLS check of that member fails (its TLS layer, or one check short of it); the other members, and the leader's route, are fine.
+    for (const line of restPlain.detail!.split('\n')) expect(line).toContain(replica.name);
     const fix = await sprint5Run();
     expect(fix.code, fix.why).toBe(0);
-    for (const id of ['s5.tls.required', 's5.tls.sessions', 's5.roles.enforced', 's5.tls.metrics']) expect(fix.doc.results.find((r) => r.id === id)?.verdict, `${id}: ${fix.why}`).toBe('pass');
+    for (const id of ['s5.tls.required', 's5.tls.sessions', 's5.roles.enforced', 's5.tls.metrics', 's5.tls.patroni']) expect(fix.doc.results.find((r) => r.id === id)?.verdict, `${id}: ${fix.why}`).toBe('pass');
+    expect(await n.host.readFile(n.paths.patroniConf)).toMatch(/^\s+certfile: /m);
     expect(await n.host.readFile(hba)).not.toMatch(/^host all/m);
     const tls = await withClient(ctx.secrets, appViaPgbouncer(ctx.inventory, ctl.spec, 'project'), async (c) => (await c.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows[0]?.ssl);
     expect(tls).toBe(true);

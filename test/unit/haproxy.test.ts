@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { hostPaths } from '../../src/config/paths.js';
-import { parseShowStat, renderHaproxyConfig, upServers } from '../../src/components/haproxy.js';
+import { parseShowStat, renderHaproxyConfig, tlsCheckedIn, upServers } from '../../src/components/haproxy.js';
 import { labInv } from '../helpers/lab-inventory.js';
 
 function rendered(over = '', password = 'stats-Pw_123456') {
@@ -57,6 +57,25 @@ describe('renderHaproxyConfig', () => {
     expect(t).toContain('log stdout format iso local0 info');
     expect(t).not.toContain('/dev/log');
     expect(t).toContain('stats socket /lab/ctl/run/haproxy/admin.sock mode 600 level admin');
+  });
+
+  it("checks a member over TLS once its REST API serves it (the CA, the member's name), the others in plaintext; haproxy -c accepts it", () => {
+    const inv = labInv();
+    const ctl = inv.hosts.find((h) => h.name === 'ctl')!;
+    const dir = mkdtempSync(join(tmpdir(), 'dpgc-haproxy-ca-'));
+    try {
+      // haproxy -c loads the CA file: any readable PEM certificate does for the syntax.
+      const caFile = join(dir, 'ca.crt');
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k'), '-subj', '/CN=t', '-days', '1', '-out', caFile], { stdio: 'ignore' });
+      const t = renderHaproxyConfig(inv, ctl, hostPaths(inv, ctl), 'stats-Pw_123456', { tls: ['db2'], caFile });
+      expect(t.match(new RegExp(`server db2 127\\.0\\.30\\.12:5432 check port 8008 check-ssl verify required ca-file ${caFile} check-sni db2 verifyhost db2\n`, 'g'))).toHaveLength(2);
+      expect(t.match(/server db1 127\.0\.30\.11:5432 check port 8008\n/g)).toHaveLength(2);
+      expect(tlsCheckedIn(t)).toEqual(['db2']);
+      const r = haproxyCheck(t);
+      expect(r.out).toContain('Configuration file is valid');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a stats password HAProxy would misparse', () => {

@@ -107,7 +107,10 @@ describe("Prometheus's config with TLS on", () => {
     const secured = { scheme: 'https', tls_config: { ca_file: t.caFile }, basic_auth: { username: METRICS_USER, password_file: t.passwordFile } };
     for (const j of y.scrape_configs) {
       if (['prometheus', 'node', 'postgres', 'pgbouncer'].includes(j.job_name)) expect(j, j.job_name).toMatchObject(secured);
+      // Patroni's REST API serves TLS from sprint 5 on too; GET /metrics is a safe endpoint, no credentials.
+      else if (j.job_name === 'patroni') expect(j).toMatchObject({ scheme: 'https', tls_config: { ca_file: t.caFile } });
       else expect(j.scheme, j.job_name).toBeUndefined();
+      if (!['prometheus', 'node', 'postgres', 'pgbouncer'].includes(j.job_name)) expect(j.basic_auth, j.job_name).toBeUndefined();
     }
     expect(y.alerting.alertmanagers[0]).toMatchObject(secured);
     await writeFile(join(dir, 'prometheus.yml'), text);

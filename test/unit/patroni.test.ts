@@ -111,6 +111,24 @@ describe('renderPatroniConfig', () => {
     expect(y.postgresql.pg_hba).toEqual(patroniHba(inv, { requireTls: true }));
     expect(parse(rendered('db2')).postgresql.authentication.replication).not.toHaveProperty('sslmode');
   });
+
+  it("serves the REST API over TLS with the member's own certificate only when told (restTls); every member trusts the CA as a client once TLS is required", () => {
+    const inv = labInv();
+    const h = inv.hosts.find((x) => x.name === 'db2')!;
+    const tls = hostPaths(inv, h).tlsDir;
+    type Y = { restapi: Record<string, unknown>; ctl?: Record<string, unknown> };
+    const plain = parse(rendered('db2')) as Y;
+    expect(plain.restapi).not.toHaveProperty('certfile');
+    expect(plain).not.toHaveProperty('ctl');
+    const required = parse(renderPatroniConfig(inv, h, hostPaths(inv, h), creds, { requireTls: true })) as Y;
+    expect(required.restapi).not.toHaveProperty('certfile');
+    expect(required.ctl).toEqual({ cacert: `${tls}/ca.crt` });
+    const on = parse(renderPatroniConfig(inv, h, hostPaths(inv, h), creds, { requireTls: true, restTls: true })) as Y;
+    expect(on.restapi).toMatchObject({ listen: '127.0.30.12:8008', certfile: `${tls}/patroni.crt`, keyfile: `${tls}/patroni.key` });
+    // No client certificates: basic auth still guards the unsafe endpoints.
+    expect(on.restapi).not.toHaveProperty('verify_client');
+    expect(on.ctl).toEqual({ cacert: `${tls}/ca.crt` });
+  });
 });
 
 describe('dynamicConfigPatch', () => {
