@@ -1,6 +1,8 @@
 import { rolesDeclared, rolesEnforced, scramOnly } from '../src/checks/access.js';
 import { auditLogged } from '../src/checks/audit.js';
 import { firewallEnforced } from '../src/checks/firewall.js';
+import { securityAlerts } from '../src/checks/security.js';
+import { ensureMtail } from '../src/components/security-metrics.js';
 import { pgTls, plaintextRefused, tlsSessions } from '../src/checks/tls.js';
 import { CertificateAuthority } from '../src/components/ca.js';
 import { describePlain, ensurePgCert, plaintextStreams, reloadIfServing, restreamOverTls, sessionsByTls, waitForTls, waitForVerifiedStreams } from '../src/components/postgres-tls.js';
@@ -45,8 +47,12 @@ import type { Sprint } from './types.js';
  * Each host's firewall (nftables) lets in only the ports its roles need, from
  * the addresses that need them.
  *
- * Not here yet (issue 14): TLS on etcd and Patroni's API, and the security
- * alerts. Passwords are rotated by `dpgc rotate` (src/components/rotation.ts),
+ * mtail on every member counts refused logins and superuser logins over TCP
+ * from PostgreSQL's log, and Prometheus alerts on bursts of the first and any
+ * of the second (templates/prometheus/rules/security.yml).
+ *
+ * Not here yet (issue 14): TLS on etcd and Patroni's API, and the certificate
+ * expiry and changed-outside-dpgc alerts. Passwords are rotated by `dpgc rotate` (src/components/rotation.ts),
  * not by a sprint.
  */
 export const sprint5: Sprint = {
@@ -82,8 +88,12 @@ export const sprint5: Sprint = {
 
     return [
       perHost(inv)(
-        'Packages: pgaudit',
-        auditHosts.map((h) => onHost('package', `Install pgaudit for PostgreSQL ${inv.postgres.version} on ${h.name}`, h.name, async () => ensurePackages(await node(h.name), [pgauditPackage(inv.postgres.version)]))),
+        'Packages: pgaudit, mtail',
+        auditHosts.map((h) => {
+          // mtail reads the members' logs for the security alerts; the backup host runs no PostgreSQL of its own.
+          const pkgs = [pgauditPackage(inv.postgres.version), ...(h.roles.includes('postgres') ? ['mtail'] : [])];
+          return onHost('package', `Install ${pkgs.join(' and ')} on ${h.name}`, h.name, async () => ensurePackages(await node(h.name), pkgs));
+        }),
       ),
       parallel(
         'PostgreSQL server certificates',
@@ -129,6 +139,13 @@ export const sprint5: Sprint = {
           readsLive('file', `Add ${APP_ROLE_LIST.map((r) => r.user).join(' and ')} to PgBouncer's auth file on ${h.name}, connect to PostgreSQL with TLS (verify-full), and reload it`, h.name, async () =>
             ensurePgbouncer(ctx, await node(h.name), await pgbouncerTargets(ctx), { tlsCa: await clusterCa() }),
           ),
+        ),
+      ),
+      // After audit logging (the log files and their line prefix) and before Prometheus, which scrapes it from then on.
+      parallel(
+        "Security metrics: mtail counts refused logins and superuser logins over TCP from PostgreSQL's log",
+        ctx.pool.specs('postgres').map((h) =>
+          onHost('service', `Run mtail on ${h.name} over PostgreSQL's log files (as postgres, on ${h.address}:${inv.ports.mtail}: mtail serves no TLS)`, h.name, async () => ensureMtail(inv, await node(h.name))),
         ),
       ),
       parallel(
@@ -215,5 +232,5 @@ export const sprint5: Sprint = {
     ];
   },
 
-  criteria: [rolesDeclared, rolesEnforced, scramOnly, pgTls, tlsSessions, plaintextRefused, auditLogged, metricsTls, firewallEnforced],
+  criteria: [rolesDeclared, rolesEnforced, scramOnly, pgTls, tlsSessions, plaintextRefused, auditLogged, metricsTls, securityAlerts, firewallEnforced],
 };

@@ -47,6 +47,8 @@ export const SCRAPE_JOBS: ScrapeJob[] = [
   // Patroni runs from sprint 3 (sprint 2 only renders its configuration).
   { job: 'patroni', sinceSprint: 3, port: 'patroni', hosts: withRole('postgres') },
   { job: 'haproxy', sinceSprint: 2, port: 'haproxy_stats', hosts: withRole('haproxy') },
+  // mtail serves no TLS (components/security-metrics.ts): scraped in plaintext, on the host's address only.
+  { job: 'mtail', sinceSprint: 5, port: 'mtail', hosts: withRole('postgres') },
 ];
 
 export interface Target {
@@ -75,10 +77,10 @@ export async function monitoredSprint(ctx: { inventory: Pick<Inventory, 'cluster
   return Math.max(atLeast, await liveSprint(ctx));
 }
 
-export const RULE_FILES = ['postgres.yml', 'pgbouncer.yml', 'node.yml', 'backup.yml'] as const;
+export const RULE_FILES = ['postgres.yml', 'pgbouncer.yml', 'node.yml', 'backup.yml', 'security.yml'] as const;
 export type RuleFile = (typeof RULE_FILES)[number];
 /** The sprint that installs each rule file (its alerts read what that sprint deploys), and whose criteria judge it. */
-export const RULE_FILE_SPRINT: Record<RuleFile, number> = { 'postgres.yml': 1, 'pgbouncer.yml': 1, 'node.yml': 1, 'backup.yml': 4 };
+export const RULE_FILE_SPRINT: Record<RuleFile, number> = { 'postgres.yml': 1, 'pgbouncer.yml': 1, 'node.yml': 1, 'backup.yml': 4, 'security.yml': 5 };
 export const ruleFilesOf = (sprint: number): RuleFile[] => RULE_FILES.filter((f) => RULE_FILE_SPRINT[f] === sprint);
 export const SCRAPE_INTERVAL_S = 15;
 
