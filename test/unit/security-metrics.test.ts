@@ -22,18 +22,22 @@ describe('the mtail program over PostgreSQL log lines', () => {
 
   const lines = [
     '2026-12-07 19:00:00.100 UTC [100] @ [unknown] LOG:  connection received: host=127.0.0.1 port=4000',
-    // Refused: a wrong password, no pg_hba rule, a reject rule.
+    // Refused: a wrong password, no pg_hba rule, a reject rule (a replication connection too).
     '2026-12-07 19:00:00.101 UTC [100] app_user@app 127.0.0.1 FATAL:  password authentication failed for user "app_user"',
     '2026-12-07 19:00:00.101 UTC [100] app_user@app 127.0.0.1 DETAIL:  Connection matched pg_hba.conf line 7: "hostssl all all 127.0.0.0/8 scram-sha-256"',
     '2026-12-07 19:00:00.102 UTC [101] x@y 10.0.0.9 FATAL:  no pg_hba.conf entry for host "10.0.0.9", user "x", database "y", no encryption',
     '2026-12-07 19:00:00.102 UTC [102] x@y 10.0.0.9 FATAL:  pg_hba.conf rejects connection for host "10.0.0.9", user "x", database "y", no encryption',
-    // The superuser over TCP: dpgc, psql, an unnamed client over IPv6; then the socket and another role (not counted).
+    '2026-12-07 19:00:00.103 UTC [111] replicator@[unknown] 127.0.0.1 FATAL:  pg_hba.conf rejects replication connection for host "127.0.0.1", user "replicator", no encryption',
+    // Not a login refused: a standby's own connection failing.
+    '2026-12-07 19:00:00.104 UTC [112] FATAL:  could not connect to the primary server: connection to server at "127.0.0.12", port 5432 failed: FATAL:  password authentication failed for user "replicator"',
+    // The superuser over TCP: dpgc, psql, an unnamed client over IPv6; then the socket and another role (not counted); a name only starting like dpgc's; a dpgc probe.
     '2026-12-07 19:00:00.200 UTC [103] postgres@postgres 127.0.0.1 LOG:  connection authorized: user=postgres database=postgres application_name=dpgc SSL enabled (protocol=TLSv1.3, cipher=TLS_AES_256_GCM_SHA384, bits=256)',
     '2026-12-07 19:00:00.200 UTC [104] postgres@postgres 127.0.0.1 LOG:  connection authorized: user=postgres database=postgres application_name=psql SSL enabled (protocol=TLSv1.3, cipher=TLS_AES_256_GCM_SHA384, bits=256)',
     '2026-12-07 19:00:00.200 UTC [106] postgres@postgres ::1 LOG:  connection authorized: user=postgres database=postgres',
     '2026-12-07 19:00:00.200 UTC [105] postgres@postgres [local] LOG:  connection authorized: user=postgres database=postgres application_name=Patroni',
     '2026-12-07 19:00:00.200 UTC [107] postgres_x@postgres 127.0.0.1 LOG:  connection authorized: user=postgres_x database=postgres',
-    '2026-12-07 19:00:00.200 UTC [109] postgres@postgres 127.0.0.1 LOG:  connection authorized: user=postgres database=postgres application_name=dpgc-ish',
+    '2026-12-07 19:00:00.200 UTC [109] postgres@postgres 127.0.0.1 LOG:  connection authorized: user=postgres database=postgres application_name=dpgcx',
+    '2026-12-07 19:00:00.200 UTC [110] postgres@postgres 127.0.0.1 LOG:  connection authorized: user=postgres database=postgres application_name=dpgc-lag-probe SSL enabled (protocol=TLSv1.3, cipher=TLS_AES_256_GCM_SHA384, bits=256)',
     // A statement quoting the messages is not an event.
     "2026-12-07 19:00:00.300 UTC [108] app_user@app 127.0.0.1 LOG:  AUDIT: SESSION,1,1,DDL,CREATE TABLE,,,\"create table t (c text default ' FATAL:  password authentication failed for user')\",<not logged>",
   ];
@@ -53,9 +57,9 @@ describe('the mtail program over PostgreSQL log lines', () => {
 
   it('counts refused logins, and superuser logins over TCP by dpgc and by any other client', () => {
     expect(counters()).toEqual({
-      postgresql_auth_failures_total: 3,
+      postgresql_auth_failures_total: 4,
       postgresql_superuser_network_logins_total: 3,
-      postgresql_superuser_network_logins_dpgc_total: 1,
+      postgresql_superuser_network_logins_dpgc_total: 2,
     });
   });
 
