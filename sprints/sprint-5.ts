@@ -2,7 +2,7 @@ import { rolesDeclared, rolesEnforced, scramOnly } from '../src/checks/access.js
 import { auditLogged } from '../src/checks/audit.js';
 import { firewallEnforced } from '../src/checks/firewall.js';
 import { securityAlerts } from '../src/checks/security.js';
-import { ensureMtail } from '../src/components/security-metrics.js';
+import { ensureCertMetrics, ensureMtail } from '../src/components/security-metrics.js';
 import { pgTls, plaintextRefused, tlsSessions } from '../src/checks/tls.js';
 import { CertificateAuthority } from '../src/components/ca.js';
 import { describePlain, ensurePgCert, plaintextStreams, reloadIfServing, restreamOverTls, sessionsByTls, waitForTls, waitForVerifiedStreams } from '../src/components/postgres-tls.js';
@@ -49,10 +49,11 @@ import type { Sprint } from './types.js';
  *
  * mtail on every member counts refused logins and superuser logins over TCP
  * from PostgreSQL's log, and Prometheus alerts on bursts of the first and any
- * of the second (templates/prometheus/rules/security.yml).
+ * of the second, and on a certificate with fewer than 30 days left (each
+ * host's node_exporter reads when each ends): templates/prometheus/rules/security.yml.
  *
- * Not here yet (issue 14): TLS on etcd and Patroni's API, and the certificate
- * expiry and changed-outside-dpgc alerts. Passwords are rotated by `dpgc rotate` (src/components/rotation.ts),
+ * Not here yet (issue 14): TLS on etcd and Patroni's API, and an alert on
+ * pg_hba or settings changed outside dpgc. Passwords are rotated by `dpgc rotate` (src/components/rotation.ts),
  * not by a sprint.
  */
 export const sprint5: Sprint = {
@@ -228,6 +229,11 @@ export const sprint5: Sprint = {
             ensureFirewall(inv, await node(h.name)),
           ),
         ),
+      ),
+      // Last: every certificate this run issued is in place.
+      parallel(
+        "Certificate expiry for Prometheus: when each certificate in dpgc's TLS directory ends (node_exporter's textfile)",
+        inv.hosts.map((h) => onHost('file', `Write the end of every certificate on ${h.name} for node_exporter`, h.name, async () => ensureCertMetrics(await node(h.name)))),
       ),
     ];
   },

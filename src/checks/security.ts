@@ -3,10 +3,11 @@ import { metricsWeb } from '../components/metrics-web.js';
 import { rulesCheck, targetsUp, type RuleInput } from './prometheus.js';
 import { fail, pass, type Check } from './types.js';
 
-/** What the security alerts read (templates/prometheus/rules/security.yml): mtail's counters from PostgreSQL's log. */
+/** What the security alerts read (templates/prometheus/rules/security.yml): mtail's counters from PostgreSQL's log, the certificates' ends. */
 export const SECURITY_ALERT_INPUTS: RuleInput[] = [
   { what: "refused logins (mtail, PostgreSQL's log)", expr: 'postgresql_auth_failures_total' },
   { what: "superuser logins over TCP (mtail, PostgreSQL's log)", expr: 'postgresql_superuser_network_logins_total' },
+  { what: "certificates' ends (node_exporter's textfile)", expr: 'dpgc_certificate_not_after_seconds' },
 ];
 
 const rules = rulesCheck('s5.alerts.security', 5, '', SECURITY_ALERT_INPUTS);
@@ -19,7 +20,7 @@ const rules = rulesCheck('s5.alerts.security', 5, '', SECURITY_ALERT_INPUTS);
  */
 export const securityAlerts: Check = {
   id: 's5.alerts.security',
-  title: 'Security alerts (refused-login bursts, superuser logins over the network) are loaded, evaluate, pass their promtool tests, and mtail is scraped on every PostgreSQL host',
+  title: 'Security alerts (refused-login bursts, superuser logins over the network, certificates near their end) are loaded, evaluate, pass their promtool tests, every series they read is scraped, and mtail on every PostgreSQL host',
   sprint: 5,
   kind: 'read',
   async run(ctx) {

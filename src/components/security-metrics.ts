@@ -5,7 +5,8 @@ import type { Node } from '../hosts/pool.js';
 import type { ServiceSpec } from '../hosts/services.js';
 import { templateText } from '../templates.js';
 import { auditParameters } from './audit.js';
-import { ensureExporter } from './exporters.js';
+import { certificatesIn, type CertInPlace } from './ca.js';
+import { ensureExporter, ensureTextfileDir } from './exporters.js';
 
 /**
  * The security metrics (sprint 5): Debian's mtail on every PostgreSQL host
@@ -92,4 +93,42 @@ export async function ensureMtail(inv: Pick<Inventory, 'ports' | 'postgres' | 'f
   if ((await node.host.exec(['test', '-d', f.dir], { mutates: false, allowFailure: true })).exitCode !== 0) await node.host.exec(['install', '-d', '-m', '755', f.dir]);
   const r = await ensureExporter(node, mtailService(inv, node), [{ path: f.program, content: mtailProgram(), mode: 0o644 }]);
   return logs ? { changed: true, note: [r.note, 'log files made for mtail to follow'].filter(Boolean).join('; ') } : r;
+}
+
+/**
+ * Certificate expiry for Prometheus: node_exporter's textfile collector
+ * reads, on every host, when each certificate in dpgc's TLS directory ends
+ * (PostgreSQL's, PgBouncer's, pgBackRest's, the metrics endpoints', the CA's
+ * copy), as dpgc reads them from the files. Why not Debian's
+ * blackbox_exporter: PostgreSQL's port starts TLS only after its own
+ * SSLRequest message, which blackbox's TLS probe does not send, and a prober
+ * sees only what answers on a port; the files cover every certificate dpgc
+ * issues, with no daemon or port more. The file is rewritten by every
+ * `dpgc sprint 5` (its last step); a certificate another sprint renews in
+ * between shows its old end until then, which can only alert early, never
+ * late. dpgc renews a certificate that has fewer than 30 days left
+ * (ca.ts RENEW_BEFORE_DAYS) on any run: the alert at 30 days means no run
+ * renewed it.
+ */
+export const CERT_TEXTFILE = 'dpgc-certificates.prom';
+
+const labelValue = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+
+/** Pure: the textfile's text; an unreadable certificate ends at 0 (alerts as expired). */
+export function renderCertMetrics(certs: readonly Pick<CertInPlace, 'file' | 'cn' | 'notAfter'>[]): string {
+  const lines = certs.map((c) => `dpgc_certificate_not_after_seconds{file="${labelValue(c.file)}",cn="${labelValue(c.cn ?? '')}"} ${c.notAfter ? Math.floor(c.notAfter.getTime() / 1000) : 0}`);
+  return [
+    '# HELP dpgc_certificate_not_after_seconds When each certificate in dpgc\'s TLS directory on this host ends (its notAfter), Unix time; 0 when unreadable.',
+    '# TYPE dpgc_certificate_not_after_seconds gauge',
+    ...lines,
+    '',
+  ].join('\n');
+}
+
+/** The textfile of one host, from its TLS directory as it is now. */
+export async function ensureCertMetrics(node: Node): Promise<{ changed: boolean; note?: string }> {
+  const certs = await certificatesIn(node.host, node.paths.tlsDir);
+  const dir = await ensureTextfileDir(node);
+  const w = await node.host.writeFile(`${node.paths.textfileDir}/${CERT_TEXTFILE}`, renderCertMetrics(certs), { mode: 0o644, owner: 'root' });
+  return w.changed || dir ? { changed: true, note: `${certs.length} certificates` } : { changed: false };
 }

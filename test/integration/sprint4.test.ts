@@ -24,7 +24,7 @@ import { vectorNames } from '../../src/components/vector.js';
 import { Secrets, secretsPathFor } from '../../src/config/secrets.js';
 import { runPoolTest } from '../../src/pooltest/engine.js';
 import { localSql } from '../../src/components/postgres.js';
-import { mtailService } from '../../src/components/security-metrics.js';
+import { ensureCertMetrics, mtailService } from '../../src/components/security-metrics.js';
 import type { HostError } from '../../src/errors.js';
 import { connect, isAuthFailure, passwordAccepted, withClient, type Endpoint } from '../../src/db/client.js';
 import { ensureDirectories, ensureServer, REPO_USER, SCHEDULE, serverService } from '../../src/components/pgbackrest.js';
@@ -534,7 +534,7 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     timings['rotate replicator'] = (Date.now() - t0) / 1000;
   });
 
-  it('security alerts fire from PostgreSQL\'s log: 20 wrong passwords on a replica fire PostgresAuthFailureBurst, a superuser login over TCP by another client than dpgc fires PostgresSuperuserNetworkLogin; dpgc\'s own superuser logins do not', async () => {
+  it('security alerts fire: 20 wrong passwords on a replica fire PostgresAuthFailureBurst, a superuser login over TCP by another client than dpgc fires PostgresSuperuserNetworkLogin (PostgreSQL\'s log through mtail), dpgc\'s own superuser logins do not; a certificate ending in 10 days fires CertificateExpiresSoon', async () => {
     const t0 = Date.now();
     const inv = ctx.inventory;
     const base = await prometheusApi(ctx);
@@ -547,11 +547,22 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     const direct: Endpoint = { ...superuserOn(inv, replica), user: 'app_user', secret: 'app_user' };
     for (let i = 0; i < 20; i++) expect(await loginWith(`not-the-password-${i}`, direct)).toBe('refused');
     await connect(ctx.secrets, superuserOn(inv, leader), { applicationName: 'psql' }).then((c) => c.end());
-    const s = await waitAlerts(['PostgresAuthFailureBurst', 'PostgresSuperuserNetworkLogin'], true, 90_000);
+    // Every certificate dpgc issued has a year left; one ending in 10 days is put beside them on ctl, and the
+    // product's own step writes the textfile again (sprint 5 does at its end).
+    expect([...(await firing())]).not.toContain('CertificateExpiresSoon');
+    const ctl = await node('ctl');
+    const short = `${ctl.paths.tlsDir}/dpgc-test-short.crt`;
+    const pem = (await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', '/dev/null', '-subj', '/CN=short-lived', '-days', '10'])).stdout;
+    await ctl.host.writeFile(short, `${pem}\n`, { mode: 0o644 });
+    await ensureCertMetrics(ctl);
+    const s = await waitAlerts(['PostgresAuthFailureBurst', 'PostgresSuperuserNetworkLogin', 'CertificateExpiresSoon'], true, 90_000);
+    await ctl.host.exec(['rm', '-f', short]);
+    await ensureCertMetrics(ctl);
     const r = await promGet<{ alerts: { labels: Record<string, string>; state: string }[] }>(base, '/api/v1/alerts');
     const on = (name: string) => r.alerts.filter((a) => a.state === 'firing' && a.labels['alertname'] === name).map((a) => a.labels['host']);
     expect(on('PostgresAuthFailureBurst')).toEqual([replica.name]);
     expect(on('PostgresSuperuserNetworkLogin')).toEqual([leader.name]);
+    expect(r.alerts.filter((a) => a.state === 'firing' && a.labels['alertname'] === 'CertificateExpiresSoon').map((a) => `${a.labels['host']} ${a.labels['cn']}`)).toEqual(['ctl short-lived']);
     console.log(`security alerts firing ${s.toFixed(0)} s after the logins`);
     timings['security alerts fire'] = (Date.now() - t0) / 1000;
   });

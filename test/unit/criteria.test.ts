@@ -73,7 +73,7 @@ const EXPECTED: [string, string][] = [
   ["s5.tls.required", "Plaintext is refused: a login without TLS to any member (replication too) or to PgBouncer fails; every replica streams verify-full"],
   ["s5.audit.logged", "pgaudit is loaded on every member, and a DDL statement run now appears as an AUDIT line in the leader’s log"],
   ["s5.tls.metrics", "Every metrics endpoint (exporters, Prometheus, Alertmanager) refuses plaintext HTTP and answers 401 without credentials; Prometheus scrapes each over TLS"],
-  ["s5.alerts.security", "Security alerts (refused-login bursts, superuser logins over the network) are loaded, evaluate, pass their promtool tests, and mtail is scraped on every PostgreSQL host"],
+  ["s5.alerts.security", "Security alerts (refused-login bursts, superuser logins over the network, certificates near their end) are loaded, evaluate, pass their promtool tests, every series they read is scraped, and mtail on every PostgreSQL host"],
   ["s5.firewall.enforced", "Every host’s firewall is as rendered, and a port it does not open is refused from the control machine"],
 ];
 

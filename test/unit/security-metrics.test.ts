@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROLES_DB } from '../../src/components/endpoints.js';
 import { AUDIT_DEFAULTS } from '../../src/components/audit.js';
-import { MTAIL_PROGRAM, mtailProgram, mtailService, pgLogFiles } from '../../src/components/security-metrics.js';
+import { MTAIL_PROGRAM, mtailProgram, mtailService, pgLogFiles, renderCertMetrics } from '../../src/components/security-metrics.js';
 import { hostPaths } from '../../src/config/paths.js';
 import { ConfigError } from '../../src/errors.js';
 import { labInv } from '../helpers/lab-inventory.js';
@@ -87,5 +87,17 @@ describe('the log files mtail follows', () => {
     expect(pgLogFiles(own({ log_directory: '/var/log/pg', log_filename: 'pg.log' }), node)).toEqual({ files: ['/var/log/pg/pg.log'], glob: '/var/log/pg/pg.log' });
     expect(() => pgLogFiles(own({ log_filename: 'postgresql-%Y-%m-%d.log' }), node)).toThrow(ConfigError);
     expect(() => pgLogFiles(own({ log_filename: 'postgresql-%Y-%m-%d.log' }), node)).toThrow(/postgres\.settings\.log_filename/);
+  });
+});
+
+describe("certificate ends for node_exporter's textfile collector", () => {
+  it('one series per certificate, its end in Unix seconds, 0 when unreadable; promtool accepts the text', () => {
+    const text = renderCertMetrics([
+      { file: '/etc/dpgc/tls/postgres.crt', cn: 'db1', notAfter: new Date('2027-01-10T12:00:00Z') },
+      { file: '/lab/db1/etc/dpgc/tls/odd "name".crt', cn: undefined, notAfter: undefined },
+    ]);
+    expect(text).toContain('dpgc_certificate_not_after_seconds{file="/etc/dpgc/tls/postgres.crt",cn="db1"} 1799582400\n');
+    expect(text).toContain('dpgc_certificate_not_after_seconds{file="/lab/db1/etc/dpgc/tls/odd \\"name\\".crt",cn=""} 0\n');
+    expect(execFileSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' })).toBe('');
   });
 });
