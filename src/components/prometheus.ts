@@ -177,8 +177,11 @@ export async function ensurePrometheus(ctx: MetricsCtx, node: Node, sprint: numb
     const t = await node.host.writeFile(f.ruleTest(r), ruleTestText(r), { mode: 0o644 });
     changed = w.changed || t.changed || changed;
   }
+  // A rule file a later sprint installed says that sprint ran, so its scrape targets stay too: the live
+  // cluster reads as sprint 3 at most (deployed.ts), and sprint 1 re-run on a sprint-5 cluster keeps mtail.
+  const scrapeSprint = Math.max(sprint, ...files.map((r) => RULE_FILE_SPRINT[r]));
   // --syntax-only: the staged config's rule files are the live ones, checked above.
-  const cfg = renderPrometheusYml(inv, node.paths, sprint, files, web.tls ? scrapeTls(node.paths) : undefined);
+  const cfg = renderPrometheusYml(inv, node.paths, scrapeSprint, files, web.tls ? scrapeTls(node.paths) : undefined);
   const w = await installValidated(node.host, f.config, cfg, { mode: 0o644 }, (s) => runValidator(node.host, 'Prometheus config', ['promtool', 'check', 'config', '--syntax-only', s]));
   changed = w.changed || changed;
   const dir = await node.host.exec(['stat', '-c', '%U', f.data], { mutates: false, allowFailure: true });
