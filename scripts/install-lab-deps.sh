@@ -17,6 +17,8 @@ PKGS=(
   "postgresql-${PG_MAJOR}" "postgresql-server-dev-${PG_MAJOR}" "postgresql-${PG_MAJOR}-pgaudit"
   patroni python3-etcd etcd-server etcd-client haproxy pgbouncer pgbackrest
   prometheus prometheus-alertmanager prometheus-postgres-exporter prometheus-node-exporter python3-psycopg2
+  # The security alerts read PostgreSQL's log through mtail (sprint 5).
+  mtail
   openssh-server build-essential dpkg-dev nftables iproute2 procps
   socat
   # The HTML report (dpgc report) is tested in a real browser, driven by playwright-core.

@@ -1,6 +1,8 @@
 import { rolesDeclared, rolesEnforced, scramOnly } from '../src/checks/access.js';
 import { auditLogged } from '../src/checks/audit.js';
 import { firewallEnforced } from '../src/checks/firewall.js';
+import { securityAlerts } from '../src/checks/security.js';
+import { ensureCertMetrics, ensureMtail } from '../src/components/security-metrics.js';
 import { patroniRestTls, pgTls, plaintextRefused, tlsSessions } from '../src/checks/tls.js';
 import { CertificateAuthority } from '../src/components/ca.js';
 import { describePlain, ensurePgCert, plaintextStreams, reloadIfServing, restreamOverTls, sessionsByTls, waitForTls, waitForVerifiedStreams } from '../src/components/postgres-tls.js';
@@ -49,7 +51,13 @@ import type { Sprint } from './types.js';
  * Each host's firewall (nftables) lets in only the ports its roles need, from
  * the addresses that need them.
  *
- * Not here yet (issue 14): TLS on etcd, and the security alerts. Passwords are rotated by `dpgc rotate` (src/components/rotation.ts),
+ * mtail on every member counts refused logins and superuser logins over TCP
+ * from PostgreSQL's log, and Prometheus alerts on bursts of the first and any
+ * of the second, and on a certificate with fewer than 30 days left (each
+ * host's node_exporter reads when each ends): templates/prometheus/rules/security.yml.
+ *
+ * Not here yet (issue 14): TLS on etcd, and an alert on
+ * pg_hba or settings changed outside dpgc. Passwords are rotated by `dpgc rotate` (src/components/rotation.ts),
  * not by a sprint.
  */
 export const sprint5: Sprint = {
@@ -85,8 +93,12 @@ export const sprint5: Sprint = {
 
     return [
       perHost(inv)(
-        'Packages: pgaudit',
-        auditHosts.map((h) => onHost('package', `Install pgaudit for PostgreSQL ${inv.postgres.version} on ${h.name}`, h.name, async () => ensurePackages(await node(h.name), [pgauditPackage(inv.postgres.version)]))),
+        'Packages: pgaudit, mtail',
+        auditHosts.map((h) => {
+          // mtail reads the members' logs for the security alerts; the backup host runs no PostgreSQL of its own.
+          const pkgs = [pgauditPackage(inv.postgres.version), ...(h.roles.includes('postgres') ? ['mtail'] : [])];
+          return onHost('package', `Install ${pkgs.join(' and ')} on ${h.name}`, h.name, async () => ensurePackages(await node(h.name), pkgs));
+        }),
       ),
       parallel(
         'PostgreSQL server certificates',
@@ -132,6 +144,13 @@ export const sprint5: Sprint = {
           readsLive('file', `Add ${APP_ROLE_LIST.map((r) => r.user).join(' and ')} to PgBouncer's auth file on ${h.name}, connect to PostgreSQL with TLS (verify-full), and reload it`, h.name, async () =>
             ensurePgbouncer(ctx, await node(h.name), await pgbouncerTargets(ctx), { tlsCa: await clusterCa() }),
           ),
+        ),
+      ),
+      // After audit logging (the log files and their line prefix) and before Prometheus, which scrapes it from then on.
+      parallel(
+        "Security metrics: mtail counts refused logins and superuser logins over TCP from PostgreSQL's log",
+        ctx.pool.specs('postgres').map((h) =>
+          onHost('service', `Run mtail on ${h.name} over PostgreSQL's log files (as postgres, on ${h.address}:${inv.ports.mtail}: mtail serves no TLS)`, h.name, async () => ensureMtail(inv, await node(h.name))),
         ),
       ),
       parallel(
@@ -232,8 +251,13 @@ export const sprint5: Sprint = {
           ),
         ),
       ),
+      // Last: every certificate this run issued is in place.
+      parallel(
+        "Certificate expiry for Prometheus: when each certificate in dpgc's TLS directory ends (node_exporter's textfile)",
+        inv.hosts.map((h) => onHost('file', `Write the end of every certificate on ${h.name} for node_exporter`, h.name, async () => ensureCertMetrics(await node(h.name)))),
+      ),
     ];
   },
 
-  criteria: [rolesDeclared, rolesEnforced, scramOnly, pgTls, tlsSessions, plaintextRefused, patroniRestTls, auditLogged, metricsTls, firewallEnforced],
+  criteria: [rolesDeclared, rolesEnforced, scramOnly, pgTls, tlsSessions, plaintextRefused, patroniRestTls, auditLogged, metricsTls, securityAlerts, firewallEnforced],
 };

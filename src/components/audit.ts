@@ -20,6 +20,9 @@ import { superuserOn } from './endpoints.js';
  */
 export const AUDIT_DEFAULTS: Record<string, string | number> = {
   'pgaudit.log': 'ddl, role',
+  // The client's address on every session's lines ("[local]" on the socket): who logged in from where,
+  // and what the security metrics tell apart (components/security-metrics.ts).
+  log_line_prefix: '%m [%p] %q%u@%d %h ',
   log_connections: 'on',
   log_disconnections: 'on',
   logging_collector: 'on',

@@ -67,6 +67,9 @@ function peersOf(inv: Pick<Inventory, 'hosts'>, h: Spec, service: string): strin
     // The repository host calls the database hosts' servers (backups); they call its server (archive-push, restores).
     case 'pgbackrest':
       return [...(h.roles.includes('postgres') ? withRole('backup') : []), ...(h.roles.includes('backup') ? withRole('postgres') : [])];
+    // mtail serves plaintext without auth (components/security-metrics.ts): only Prometheus scrapes it.
+    case 'mtail':
+      return withRole('monitoring');
     // Alertmanager posts its notifications there.
     case 'lab_receiver':
       return withRole('monitoring');

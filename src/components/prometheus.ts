@@ -52,6 +52,8 @@ export const SCRAPE_JOBS: ScrapeJob[] = [
   // Patroni runs from sprint 3 (sprint 2 only renders its configuration).
   { job: 'patroni', sinceSprint: 3, port: 'patroni', hosts: withRole('postgres'), httpsOnly: true },
   { job: 'haproxy', sinceSprint: 2, port: 'haproxy_stats', hosts: withRole('haproxy') },
+  // mtail serves no TLS (components/security-metrics.ts): scraped in plaintext, on the host's address only.
+  { job: 'mtail', sinceSprint: 5, port: 'mtail', hosts: withRole('postgres') },
 ];
 
 export interface Target {
@@ -80,10 +82,10 @@ export async function monitoredSprint(ctx: { inventory: Pick<Inventory, 'cluster
   return Math.max(atLeast, await liveSprint(ctx));
 }
 
-export const RULE_FILES = ['postgres.yml', 'pgbouncer.yml', 'node.yml', 'backup.yml'] as const;
+export const RULE_FILES = ['postgres.yml', 'pgbouncer.yml', 'node.yml', 'backup.yml', 'security.yml'] as const;
 export type RuleFile = (typeof RULE_FILES)[number];
 /** The sprint that installs each rule file (its alerts read what that sprint deploys), and whose criteria judge it. */
-export const RULE_FILE_SPRINT: Record<RuleFile, number> = { 'postgres.yml': 1, 'pgbouncer.yml': 1, 'node.yml': 1, 'backup.yml': 4 };
+export const RULE_FILE_SPRINT: Record<RuleFile, number> = { 'postgres.yml': 1, 'pgbouncer.yml': 1, 'node.yml': 1, 'backup.yml': 4, 'security.yml': 5 };
 export const ruleFilesOf = (sprint: number): RuleFile[] => RULE_FILES.filter((f) => RULE_FILE_SPRINT[f] === sprint);
 export const SCRAPE_INTERVAL_S = 15;
 
@@ -182,8 +184,11 @@ export async function ensurePrometheus(ctx: MetricsCtx, node: Node, sprint: numb
     const t = await node.host.writeFile(f.ruleTest(r), ruleTestText(r), { mode: 0o644 });
     changed = w.changed || t.changed || changed;
   }
+  // A rule file a later sprint installed says that sprint ran, so its scrape targets stay too: the live
+  // cluster reads as sprint 3 at most (deployed.ts), and sprint 1 re-run on a sprint-5 cluster keeps mtail.
+  const scrapeSprint = Math.max(sprint, ...files.map((r) => RULE_FILE_SPRINT[r]));
   // --syntax-only: the staged config's rule files are the live ones, checked above.
-  const cfg = renderPrometheusYml(inv, node.paths, sprint, files, web.tls ? scrapeTls(node.paths) : undefined);
+  const cfg = renderPrometheusYml(inv, node.paths, scrapeSprint, files, web.tls ? scrapeTls(node.paths) : undefined);
   const w = await installValidated(node.host, f.config, cfg, { mode: 0o644 }, (s) => runValidator(node.host, 'Prometheus config', ['promtool', 'check', 'config', '--syntax-only', s]));
   changed = w.changed || changed;
   const dir = await node.host.exec(['stat', '-c', '%U', f.data], { mutates: false, allowFailure: true });

@@ -50,6 +50,8 @@ export function hostPaths(inv: Pick<Inventory, 'postgres' | 'cluster'>, host: Pi
     systemdDir: `${r}/etc/systemd/system`,
     /** node_exporter's textfile collector reads *.prom here (Debian's own default directory). */
     textfileDir: `${r}/var/lib/prometheus/node-exporter`,
+    /** mtail's programs (sprint 5's security metrics, components/security-metrics.ts). */
+    mtailDir: `${r}/etc/mtail`,
     /** What the backup metrics script reads: pgBackRest's config, the stanza, the alert thresholds. */
     backupMetricsConf: `${r}/etc/dpgc/backup-metrics.json`,
     tlsDir: `${r}/etc/dpgc/tls`,

@@ -19,7 +19,7 @@ export type PortName = keyof ParsedInventory['ports'];
 
 /** Which ports each role's services listen on; node_exporter runs on every host. */
 const ROLE_PORTS: Record<Role, PortName[]> = {
-  postgres: ['postgres', 'patroni', 'postgres_exporter', 'pgbackrest'],
+  postgres: ['postgres', 'patroni', 'postgres_exporter', 'pgbackrest', 'mtail'],
   etcd: ['etcd_client', 'etcd_peer'],
   haproxy: ['haproxy_primary', 'haproxy_replicas', 'haproxy_stats'],
   pgbouncer: ['pgbouncer', 'pgbouncer_exporter'],

@@ -136,6 +136,8 @@ export const portsSchema = z
     postgres_exporter: port.default(9187),
     node_exporter: port.default(9100),
     pgbouncer_exporter: port.default(9127),
+    /** mtail on the database hosts: counts from PostgreSQL's log for the security alerts (sprint 5). */
+    mtail: port.default(3903),
     grafana: port.default(3000),
     alertmanager: port.default(9093),
     /** pgBackRest's TLS server (`pgbackrest server`) on the database hosts and the repository host. */

@@ -12,7 +12,7 @@ import type { Logger } from '../output/log.js';
 import { checkLabDirPath, claimDir, MARKER, ownedBy, readMarker } from './marker.js';
 
 /** Stop order: clients of a service before the service, etcd and sshd last. */
-const STOP_ORDER = ['pool', 'pgbouncer-exporter', 'pgbouncer', 'haproxy', 'prometheus', 'postgres-exporter', 'node-exporter', 'patroni', 'postgresql', 'etcd', 'sshd'];
+const STOP_ORDER = ['pool', 'pgbouncer-exporter', 'pgbouncer', 'haproxy', 'prometheus', 'postgres-exporter', 'mtail', 'node-exporter', 'patroni', 'postgresql', 'etcd', 'sshd'];
 
 const HINT_ROOTS = 'Every lab host needs `root: <lab dir>/<host name>`, as `dpgc lab init` writes it.';
 

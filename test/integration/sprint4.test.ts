@@ -26,6 +26,7 @@ import { vectorNames } from '../../src/components/vector.js';
 import { Secrets, secretsPathFor } from '../../src/config/secrets.js';
 import { runPoolTest } from '../../src/pooltest/engine.js';
 import { localSql } from '../../src/components/postgres.js';
+import { ensureCertMetrics, mtailService } from '../../src/components/security-metrics.js';
 import type { HostError } from '../../src/errors.js';
 import { connect, isAuthFailure, passwordAccepted, withClient, type Endpoint } from '../../src/db/client.js';
 import { ensureDirectories, ensureServer, REPO_USER, SCHEDULE, serverService } from '../../src/components/pgbackrest.js';
@@ -384,7 +385,7 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     if (!state.sprints['4']?.passed) expect((await sprint4Run('sprint 4 (for sprint 5)')).passed).toBe(true);
     const first = await sprint5Run();
     expect(first.code, first.why).toBe(0);
-    expect(first.doc.results.map((r) => r.id).sort()).toEqual(['s5.audit.logged', 's5.auth.scram-only', 's5.firewall.enforced', 's5.roles.enforced', 's5.roles.privileges', 's5.tls.metrics', 's5.tls.patroni', 's5.tls.postgres', 's5.tls.required', 's5.tls.sessions']);
+    expect(first.doc.results.map((r) => r.id).sort()).toEqual(['s5.alerts.security', 's5.audit.logged', 's5.auth.scram-only', 's5.firewall.enforced', 's5.roles.enforced', 's5.roles.privileges', 's5.tls.metrics', 's5.tls.patroni', 's5.tls.postgres', 's5.tls.required', 's5.tls.sessions']);
     const again = await sprint5Run();
     expect(again.code, again.why).toBe(0);
     expect(again.doc.tasks.changed).toBe(0);
@@ -590,6 +591,37 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect(await startedAt()).toEqual(up);
     ctx = await lab.context();
     timings['rotate --certs'] = (Date.now() - t0) / 1000;
+  it('security alerts fire: 20 wrong passwords on a replica fire PostgresAuthFailureBurst, a superuser login over TCP by another client than dpgc fires PostgresSuperuserNetworkLogin (PostgreSQL\'s log through mtail), dpgc\'s own superuser logins do not; a certificate ending in 10 days fires CertificateExpiresSoon', async () => {
+    const t0 = Date.now();
+    const inv = ctx.inventory;
+    const base = await prometheusApi(ctx);
+    // Two sprint 5 runs logged in as the superuser over TCP many times by now: counted apart, alerting on none.
+    const ours = await promQuery(base, 'sum(postgresql_superuser_network_logins_dpgc_total)');
+    expect(Number(ours.result[0]?.value?.[1] ?? 0)).toBeGreaterThan(0);
+    expect([...(await firing())].filter((a) => a === 'PostgresSuperuserNetworkLogin' || a === 'PostgresAuthFailureBurst')).toEqual([]);
+    const leader = await currentLeader(inv);
+    const replica = inv.hosts.find((h) => h.roles.includes('postgres') && h.name !== leader.name)!;
+    const direct: Endpoint = { ...superuserOn(inv, replica), user: 'app_user', secret: 'app_user' };
+    for (let i = 0; i < 20; i++) expect(await loginWith(`not-the-password-${i}`, direct)).toBe('refused');
+    await connect(ctx.secrets, superuserOn(inv, leader), { applicationName: 'psql' }).then((c) => c.end());
+    // Every certificate dpgc issued has a year left; one ending in 10 days is put beside them on ctl, and the
+    // product's own step writes the textfile again (sprint 5 does at its end).
+    expect([...(await firing())]).not.toContain('CertificateExpiresSoon');
+    const ctl = await node('ctl');
+    const short = `${ctl.paths.tlsDir}/dpgc-test-short.crt`;
+    const pem = (await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', '/dev/null', '-subj', '/CN=short-lived', '-days', '10'])).stdout;
+    await ctl.host.writeFile(short, `${pem}\n`, { mode: 0o644 });
+    await ensureCertMetrics(ctl);
+    const s = await waitAlerts(['PostgresAuthFailureBurst', 'PostgresSuperuserNetworkLogin', 'CertificateExpiresSoon'], true, 90_000);
+    await ctl.host.exec(['rm', '-f', short]);
+    await ensureCertMetrics(ctl);
+    const r = await promGet<{ alerts: { labels: Record<string, string>; state: string }[] }>(base, '/api/v1/alerts');
+    const on = (name: string) => r.alerts.filter((a) => a.state === 'firing' && a.labels['alertname'] === name).map((a) => a.labels['host']);
+    expect(on('PostgresAuthFailureBurst')).toEqual([replica.name]);
+    expect(on('PostgresSuperuserNetworkLogin')).toEqual([leader.name]);
+    expect(r.alerts.filter((a) => a.state === 'firing' && a.labels['alertname'] === 'CertificateExpiresSoon').map((a) => `${a.labels['host']} ${a.labels['cn']}`)).toEqual(['ctl short-lived']);
+    console.log(`security alerts firing ${s.toFixed(0)} s after the logins`);
+    timings['security alerts fire'] = (Date.now() - t0) / 1000;
   });
 
   it('an earlier sprint re-run keeps the metrics endpoints on TLS: sprint 1 would change none of its exporter and monitoring steps, and its criteria reading Prometheus and Alertmanager pass over TLS', async () => {
@@ -770,7 +802,7 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect(rows).toEqual({ ro: true, ri: false, ai: true, ac: false });
   });
 
-  it('changed by hand: a trust rule on a replica and an md5 password fail s5.auth.scram-only, naming line and role; a firewall table deleted on one host and an accept rule added on another fail s5.firewall.enforced, naming each; one re-run repairs all of it', async () => {
+  it('changed by hand: a trust rule on a replica and an md5 password fail s5.auth.scram-only, naming line and role; a firewall table deleted on one host and an accept rule added on another fail s5.firewall.enforced, naming each; mtail stopped on a member fails s5.alerts.security naming it; one re-run repairs all of it', async () => {
     const leader = await currentLeader(ctx.inventory);
     const replica = ctx.inventory.hosts.find((h) => h.roles.includes('postgres') && h.name !== leader.name)!;
     const n = await node(replica.name);
@@ -810,10 +842,19 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect(fw.verdict).toBe('fail');
     expect(fw.detail).toBe(`${a.name}: no firewall: nftables has no table inet ${ta}\n${b.name}: table inet ${tb} is not as rendered: not rendered: tcp dport 3306 accept`);
 
+    // mtail stopped on the replica: its refused logins would go unseen, though the other members' series remain.
+    await n.services.stop(mtailService(ctx.inventory, n));
+    const unseen = await waitUntil(async () => {
+      const x = await run(s5('s5.alerts.security'));
+      return x.verdict === 'fail' ? x : undefined;
+    }, { timeoutMs: 60_000, everyMs: 2000 }, 's5.alerts.security failing');
+    expect(unseen.detail).toMatch(new RegExp(`^mtail on ${b.name} \\(${b.address.replace(/\./g, '\\.')}:${ctx.inventory.ports.mtail}\\) is down`, 'm'));
+    expect(unseen.detail!.split('\n')).toHaveLength(1);
+
     const fix = await sprint5Run();
     expect(fix.code, fix.why).toBe(0);
     expect(await n.host.readFile(hba)).not.toContain('trust');
-    for (const id of ['s5.auth.scram-only', 's5.firewall.enforced']) expect(fix.doc.results.find((x) => x.id === id)?.verdict, id).toBe('pass');
+    for (const id of ['s5.auth.scram-only', 's5.firewall.enforced', 's5.alerts.security']) expect(fix.doc.results.find((x) => x.id === id)?.verdict, id).toBe('pass');
     expect(await probe()).toBe('refused');
   });
 });

@@ -46,8 +46,8 @@ function nftListing(text: string, table: string): string {
 describe('firewallFor: the ports each host’s roles need, from the addresses that need them', () => {
   const inv = realInv();
 
-  it('a database host: ssh, PostgreSQL, Patroni, etcd, the exporters and pgBackRest’s server, nothing else', () => {
-    expect(ports(fwOf(inv, 'db1'))).toEqual(['ssh:22', 'node_exporter:9100', 'postgres:5432', 'patroni:8008', 'postgres_exporter:9187', 'pgbackrest:8432', 'etcd_client:2379', 'etcd_peer:2380']);
+  it('a database host: ssh, PostgreSQL, Patroni, etcd, the exporters, mtail and pgBackRest’s server, nothing else', () => {
+    expect(ports(fwOf(inv, 'db1'))).toEqual(['ssh:22', 'node_exporter:9100', 'postgres:5432', 'patroni:8008', 'postgres_exporter:9187', 'pgbackrest:8432', 'mtail:3903', 'etcd_client:2379', 'etcd_peer:2380']);
   });
 
   it('the control host: ssh, HAProxy, PgBouncer, monitoring and the repository’s server and scratch restore', () => {
@@ -62,6 +62,10 @@ describe('firewallFor: the ports each host’s roles need, from the addresses th
     expect(db1.rules.find((r) => r.service === 'etcd_peer')?.from).toEqual(['10.0.1.11', '10.0.1.12', '10.0.1.13']);
     expect(db1.rules.find((r) => r.service === 'pgbackrest')?.from).toEqual(['10.0.1.11', '10.0.1.10']);
     expect(fwOf(inv, 'ctl').rules.find((r) => r.service === 'pgbackrest')?.from).toEqual(['10.0.1.10', '10.0.1.11', '10.0.1.12', '10.0.1.13']);
+  });
+
+  it('mtail (plaintext, no auth) admits the monitoring host only', () => {
+    expect(fwOf(inv, 'db1').rules.find((r) => r.service === 'mtail')?.from).toEqual(['10.0.1.11', '10.0.1.10']);
   });
 
   it('every other port admits network.allowed_cidrs (applications and dpgc), SSH included', () => {

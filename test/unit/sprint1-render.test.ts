@@ -130,7 +130,7 @@ describe('prometheus.yml', () => {
   });
 
   it('later sprints add their jobs without an edit here', () => {
-    const jobs = new Set(scrapeTargets(inv, 3).map((x) => x.job));
+    const jobs = new Set(scrapeTargets(inv, 5).map((x) => x.job));
     expect(jobs).toEqual(new Set(SCRAPE_JOBS.map((j) => j.job)));
     expect(scrapeTargets(inv, 3).filter((x) => x.job === 'postgres')).toHaveLength(3);
   });
@@ -174,10 +174,11 @@ describe('alert rules', () => {
     expect(r.stdout + r.stderr).toMatch(/parse error|unexpected/);
   });
 
-  it('counts every alert: 10 of sprint 1, 6 of sprint 4 (backups)', () => {
+  it('counts every alert: 10 of sprint 1, 6 of sprint 4 (backups), 3 of sprint 5 (security)', () => {
     expect(expectedAlertNames(ruleFilesOf(1))).toHaveLength(10);
     expect(expectedAlertNames(ruleFilesOf(4))).toEqual(['BackupFailed', 'BackupTooOld', 'FullBackupTooOld', 'WalArchivingFailing', 'WalArchiveLagAboveRpo', 'BackupRepositoryNearFull']);
-    expect(expectedAlertNames()).toHaveLength(16);
+    expect(expectedAlertNames(ruleFilesOf(5))).toEqual(['PostgresAuthFailureBurst', 'PostgresSuperuserNetworkLogin', 'CertificateExpiresSoon']);
+    expect(expectedAlertNames()).toHaveLength(19);
   });
 
   it('a sprint-1 config names sprint 1 rule files only; the backup rules come with sprint 4', () => {
