@@ -588,9 +588,12 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     for (const h of members) expect(await served(h.address, inv.ports.postgres, true), `${h.name}'s PostgreSQL`).toBe(after.get(`${h.name}:postgres.crt`));
     expect(await served(ctl.address, inv.ports.pgbouncer, true), 'PgBouncer').toBe(after.get('ctl:pgbouncer.crt'));
     expect(await served(members[0]!.address, inv.ports.node_exporter, false), `${members[0]!.name}'s node_exporter`).toBe(after.get(`${members[0]!.name}:metrics.crt`));
+    expect(await served(members[1]!.address, inv.ports.patroni, false), `${members[1]!.name}'s Patroni REST API`).toBe(after.get(`${members[1]!.name}:patroni.crt`));
     expect(await startedAt()).toEqual(up);
     ctx = await lab.context();
     timings['rotate --certs'] = (Date.now() - t0) / 1000;
+  });
+
   it('security alerts fire: 20 wrong passwords on a replica fire PostgresAuthFailureBurst, a superuser login over TCP by another client than dpgc fires PostgresSuperuserNetworkLogin (PostgreSQL\'s log through mtail), dpgc\'s own superuser logins do not; a certificate ending in 10 days fires CertificateExpiresSoon', async () => {
     const t0 = Date.now();
     const inv = ctx.inventory;
