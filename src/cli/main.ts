@@ -265,7 +265,7 @@ export function buildProgram(): Command {
   example(
     program
       .command('rotate')
-      .description('new passwords or certificates, applied without refusing a client')
+      .description('new passwords or certificates, no client refused')
       .option('--role <name...>', 'a role (or its secret) to rotate: app_user, readonly_user, dpg_cluster, shared_user, dpgc_monitor, pgbouncer_admin, replicator, rewind_user, postgres, patroni (REST), haproxy_stats')
       .option('--all', 'every password dpgc generated and can rotate')
       .option('--certs', 'issue every certificate again (the CA stays), loaded without restarting PostgreSQL or PgBouncer')
