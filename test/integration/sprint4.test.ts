@@ -417,22 +417,35 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
       (e: unknown) => (isAuthFailure(e) ? 'refused' : `error: ${(e as Error).message}`),
     );
 
+  /**
+   * `fn` run while `agents` app_user clients query through PgBouncer on ctl (both databases), with
+   * `settleMs` of load before and after it: fn's result and the load's report.
+   */
+  const underAppLoad = async <T>(agents: number, settleMs: number, fn: () => Promise<T>) => {
+    const endpoints = [appUserVia('distributed_postgres_cluster'), appUserVia('claude_flow_shared')];
+    const names = await withClient(ctx.secrets, endpoints[0]!, (c) => vectorNames(ctx.inventory.postgres.vector, (sql, p) => c.query(sql, p)));
+    const ctl = ctx.inventory.hosts.find((h) => h.name === 'ctl')!;
+    const stop = new AbortController();
+    let running!: () => void;
+    const started = new Promise<void>((r) => (running = r));
+    const load = runPoolTest({ secrets: ctx.secrets, endpoints, admin: pgbouncerAdmin(ctx.inventory, ctl), names, agents, durationS: 600, thinkMs: 20, signal: stop.signal, onProgress: (p) => p.phase === 'running' && running(), progressEveryMs: 250 });
+    await started;
+    try {
+      await sleep(settleMs);
+      const result = await fn();
+      await sleep(settleMs);
+      stop.abort();
+      return { result, report: await load };
+    } finally {
+      stop.abort();
+    }
+  };
+
   it('dpgc rotate --role app_user under a load of app_user clients through PgBouncer: no query fails; the old password is refused, the new one works; the cluster\'s state criteria pass', async () => {
     const t0 = Date.now();
     const old = await ctx.secrets.get('app_user');
     const endpoints = [appUserVia('distributed_postgres_cluster'), appUserVia('claude_flow_shared')];
-    const names = await withClient(ctx.secrets, endpoints[0]!, (c) => vectorNames(ctx.inventory.postgres.vector, (sql, p) => c.query(sql, p)));
-    const stop = new AbortController();
-    let running!: () => void;
-    const started = new Promise<void>((r) => (running = r));
-    const ctl = ctx.inventory.hosts.find((h) => h.name === 'ctl')!;
-    const load = runPoolTest({ secrets: ctx.secrets, endpoints, admin: pgbouncerAdmin(ctx.inventory, ctl), names, agents: 16, durationS: 300, thinkMs: 20, signal: stop.signal, onProgress: (p) => p.phase === 'running' && running(), progressEveryMs: 250 });
-    await started;
-    await sleep(1000);
-    const r = await lab.cli(['--yes', '--json', 'rotate', '--role', 'app_user']);
-    await sleep(1000);
-    stop.abort();
-    const report = await load;
+    const { result: r, report } = await underAppLoad(16, 1000, () => lab.cli(['--yes', '--json', 'rotate', '--role', 'app_user']));
     console.log(`rotation under load: ${report.ops} queries by ${report.agents} app_user clients, ${report.errors} failed, latency max ${report.latencyMs.max} ms (p99 ${report.latencyMs.p99} ms); ${JSON.parse(r.stdout || '{}').steps?.[1]?.note ?? ''}`);
     expect(r.code, r.stderr).toBe(0);
     expect(report.errors, report.errorSamples.join('\n')).toBe(0);
@@ -562,16 +575,7 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect([...before.keys()].filter((k) => k.endsWith(':postgres.crt'))).toHaveLength(3);
     const up = await startedAt();
 
-    const endpoints = [appUserVia('distributed_postgres_cluster'), appUserVia('claude_flow_shared')];
-    const names = await withClient(ctx.secrets, endpoints[0]!, (c) => vectorNames(inv.postgres.vector, (sql, p) => c.query(sql, p)));
-    const stop = new AbortController();
-    let running!: () => void;
-    const started = new Promise<void>((r) => (running = r));
-    const load = runPoolTest({ secrets: ctx.secrets, endpoints, admin: pgbouncerAdmin(inv, ctl), names, agents: 8, durationS: 600, thinkMs: 20, signal: stop.signal, onProgress: (p) => p.phase === 'running' && running(), progressEveryMs: 250 });
-    await started;
-    const r = await lab.cli(['--yes', '--json', 'rotate', '--certs'], { timeoutMs: 600_000 });
-    stop.abort();
-    const report = await load;
+    const { result: r, report } = await underAppLoad(8, 0, () => lab.cli(['--yes', '--json', 'rotate', '--certs'], { timeoutMs: 600_000 }));
     console.log(`rotate --certs under load: ${report.ops} queries by ${report.agents} app_user clients, ${report.errors} failed, latency max ${report.latencyMs.max} ms; ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     expect(r.code, `${explain(r)}\n${r.stdout.slice(0, 6000)}`).toBe(0);
     expect(report.errors, report.errorSamples.join('\n')).toBe(0);

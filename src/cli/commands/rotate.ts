@@ -116,8 +116,9 @@ export async function rotateCommand(cmd: Command): Promise<void> {
  */
 async function rotateCerts(ctx: RunContext): Promise<{ passed: boolean; tasks: { changed: number; unchanged: number }; steps: TaskContext['outcomes']; results: Awaited<ReturnType<typeof measureSprints>> }> {
   const [s4, s5] = await Promise.all([requireSprint(4), requireSprint(5)]);
-  const c: RunContext = { ...ctx, reissueCertsBefore: new Date() };
-  ctx.logger.info(`Issuing every certificate again (those issued before ${c.reissueCertsBefore?.toISOString() ?? ''}), through sprint 4's and sprint 5's steps:`);
+  const since = new Date();
+  const c: RunContext = { ...ctx, reissueCertsBefore: since };
+  ctx.logger.info(`Issuing every certificate again (those issued before ${since.toISOString()}), through sprint 4's and sprint 5's steps:`);
   const run = await runSteps([...s4.tasks(c), ...s5.tasks(c)], { ...ctx.options, mode: ctx.options.dryRun ? 'observe' : 'apply', logger: ctx.logger });
   const tasks = summarize(run);
   if (ctx.options.dryRun) return { passed: true, tasks, steps: run.outcomes, results: [] };
