@@ -125,12 +125,14 @@ describe('dpgc init in a terminal, against the SSH lab', () => {
       await term.waitFor(new RegExp(`✔ 127\\.0\\.160\\.${octet}: `));
     }
     await term.answer(/Host 5: .*empty: no more hosts/, '');
-    s = await term.waitFor(/Role placement/);
+    // The placement table comes line by line: wait for its last line, not its heading.
+    s = await term.waitFor(/db3\s+127\.0\.160\.13\s+postgres, etcd/);
+    expect(s).toMatch(/Role placement/);
     expect(s).toMatch(/ctl\s+127\.0\.160\.10\s+haproxy, pgbouncer, monitoring, backup/);
-    expect(s).toMatch(/db3\s+127\.0\.160\.13\s+postgres, etcd/);
     await term.line('');
     await term.answer(/Backup repository host/, '');
-    s = await term.waitFor(/Failover timing profile/);
+    s = await term.waitFor(/balanced\s+worst-case failover [\d.]+ s/);
+    expect(s).toMatch(/Failover timing profile/);
     expect(s).toMatch(/balanced\s+worst-case failover 28\.25 s/);
     await term.line('');
     await term.answer(/Vector engine/, '');
@@ -142,8 +144,8 @@ describe('dpgc init in a terminal, against the SSH lab', () => {
     await term.line('');
     // Offered next: plan 0, sprint 0, or nothing. These "real hosts" are this machine, whose own
     // Debian cluster in /var/lib/postgresql plan 0 rightly refuses to touch, so: nothing now.
-    s = await term.waitFor(/Next/);
-    expect(s).toMatch(/Show what sprint 0 would change \(dpgc plan 0\)/);
+    s = await term.waitFor(/Show what sprint 0 would change \(dpgc plan 0\)/);
+    expect(s).toMatch(/Next/);
     await term.keys('Down', 'Down');
     await term.line('');
     s = await term.waitFor(/__EXIT=\d+__/);
