@@ -170,6 +170,22 @@ export async function dropAlterSystemOverrides(node: Pick<Node, 'host' | 'paths'
   return { changed: true, note: `removed ALTER SYSTEM ${removed.join(', ')}` };
 }
 
+/** Pure: the settings postgresql.auto.conf sets (lowercase), comments left out. */
+export function autoConfSettings(text: string): string[] {
+  return [...new Set(text.split('\n').flatMap((line) => (line.trimStart().startsWith('#') ? [] : [/^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=?/.exec(line)?.[1]?.toLowerCase()]).filter((x): x is string => !!x)))];
+}
+
+/**
+ * On a Patroni member: no ALTER SYSTEM value at all (sprint 5; the alert
+ * PostgresSettingsChangedOutsideDpgc). Patroni's documentation keeps a
+ * member's settings in its configuration; dpgc's come from the inventory
+ * (postgres.settings), so a value set by hand here goes, and the server reloads.
+ */
+export async function dropAllAlterSystem(inv: Pick<Inventory, 'ports'>, secrets: Pick<Secrets, 'get'>, node: Node): Promise<{ changed: boolean; note?: string }> {
+  const text = await node.host.readFile(`${node.paths.pgData}/${AUTO_CONF}`);
+  return dropOverridesAndReload(inv, secrets, node, autoConfSettings(text ?? ''));
+}
+
 /** On a Patroni member: drop the overrides, then have the server reload (Patroni does not rewrite this file). */
 export async function dropOverridesAndReload(inv: Pick<Inventory, 'ports'>, secrets: Pick<Secrets, 'get'>, node: Node, names: string[]): Promise<{ changed: boolean; note?: string }> {
   const r = await dropAlterSystemOverrides(node, names);
