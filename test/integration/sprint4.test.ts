@@ -778,8 +778,10 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect(tls).toBe(true);
   });
 
-  it('a grant too many (CREATE in public, INSERT for readonly_user, membership in the owner) fails both role criteria, naming each; a re-run repairs them', async () => {
+  it('a grant too many (CREATE in public, INSERT for readonly_user, membership in the owner) fails both role criteria, naming each; a re-run repairs them, and gives the monitoring role back its grant on pg_hba_file_rules', async () => {
     const leader = await currentLeader(ctx.inventory);
+    // postgres_exporter's pg_local_config query reads it (the configuration alerts): revoked, the series are gone until the re-run.
+    await asSuperuser(leader, 'postgres', 'REVOKE SELECT ON pg_hba_file_rules FROM dpgc_monitor');
     await asSuperuser(leader, 'distributed_postgres_cluster', 'GRANT CREATE ON SCHEMA public TO app_user');
     await asSuperuser(leader, 'claude_flow_shared', 'GRANT INSERT ON public.metadata TO readonly_user');
     await asSuperuser(leader, 'postgres', 'GRANT shared_user TO app_user');
@@ -794,8 +796,10 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect(enforced.detail).toContain('readonly_user@claude_flow_shared may not insert a row, but was allowed');
     const fix = await sprint5Run();
     expect(fix.code, fix.why).toBe(0);
-    expect(fix.doc.tasks.changed).toBeGreaterThanOrEqual(3);
-    for (const id of ['s5.roles.privileges', 's5.roles.enforced']) expect(fix.doc.results.find((r) => r.id === id)?.verdict).toBe('pass');
+    expect(fix.doc.tasks.changed).toBeGreaterThanOrEqual(4);
+    for (const id of ['s5.roles.privileges', 's5.roles.enforced', 's5.alerts.security']) expect(fix.doc.results.find((r) => r.id === id)?.verdict).toBe('pass');
+    const granted = await withClient(ctx.secrets, superuserOn(ctx.inventory, leader), async (c) => (await c.query<{ g: boolean }>("SELECT has_table_privilege('dpgc_monitor', 'pg_hba_file_rules', 'SELECT') AS g")).rows[0]?.g);
+    expect(granted).toBe(true);
   });
 
   it('a table the owner creates later is readable by readonly_user and writable by app_user, without a re-run (default privileges)', async () => {
