@@ -17,7 +17,9 @@ import { ensurePackages } from '../src/components/ha-packages.js';
 import { convergeDynamicConfig, observeDynamicConfig } from '../src/components/patroni-cluster.js';
 import { rollingRestart, staleMembers } from '../src/components/patroni-upgrade.js';
 import { writableHost } from '../src/components/databases.js';
-import { superuserOn } from '../src/components/endpoints.js';
+import { ROLES_DB, superuserOn } from '../src/components/endpoints.js';
+import { ensureMonitoringRole } from '../src/components/databases.js';
+import { dropAllAlterSystem } from '../src/components/sizing.js';
 import { pgbouncerTargets } from '../src/components/haproxy.js';
 import { ensureHbaAsRendered, ensurePatroniConfig, patroniCredentials } from '../src/components/patroni.js';
 import { ensurePgbouncer } from '../src/components/pgbouncer.js';
@@ -53,11 +55,12 @@ import type { Sprint } from './types.js';
  *
  * mtail on every member counts refused logins and superuser logins over TCP
  * from PostgreSQL's log, and Prometheus alerts on bursts of the first and any
- * of the second, and on a certificate with fewer than 30 days left (each
- * host's node_exporter reads when each ends): templates/prometheus/rules/security.yml.
+ * of the second, on a certificate with fewer than 30 days left (each
+ * host's node_exporter reads when each ends), and on a member whose pg_hba
+ * is not what dpgc rendered or that has an ALTER SYSTEM value (postgres_exporter
+ * reads both; no member keeps one after this sprint): templates/prometheus/rules/security.yml.
  *
- * Not here yet (issue 14): TLS on etcd, and an alert on
- * pg_hba or settings changed outside dpgc. Passwords are rotated by `dpgc rotate` (src/components/rotation.ts),
+ * Not here yet (issue 14): TLS on etcd. Passwords are rotated by `dpgc rotate` (src/components/rotation.ts),
  * not by a sprint.
  */
 export const sprint5: Sprint = {
@@ -132,6 +135,7 @@ export const sprint5: Sprint = {
         apply: () => waitForTls(inv, ctx.secrets, ctx.pool.specs('postgres')),
         observe: async () => ({ changed: false, note: 'waits in a real run' }),
       }),
+      sql(`Let the monitoring role ${ROLES_DB.monitoring.user} read pg_hba_file_rules and pg_file_settings (the alerts on configuration changed outside dpgc)`, 'postgres', (c) => ensureMonitoringRole(c, ctx.secrets)),
       sequence('Application roles', [
         ...APP_ROLE_LIST.map((r) => sql(`Create the login role ${r.user} (no superuser, no DDL, member of nothing)`, 'postgres', (c) => ensureAppRole(c, r, ctx.secrets))),
         ...APP_DATABASES.map((d) =>
@@ -216,6 +220,14 @@ export const sprint5: Sprint = {
         ctx.pool.specs('postgres').map((h) =>
           onHost('file', `Keep pg_hba on ${h.name} exactly as rendered (SCRAM over TLS; peer for postgres on the socket) and reload it if a rule was added by hand`, h.name, async () =>
             ensureHbaAsRendered(inv, await node(h.name), { requireTls: true }),
+          ),
+        ),
+      ),
+      parallel(
+        'No ALTER SYSTEM values on any member',
+        ctx.pool.specs('postgres').map((h) =>
+          onHost('file', `Drop every ALTER SYSTEM value on ${h.name} (postgresql.auto.conf: dpgc's settings come from the inventory) and reload if one was set`, h.name, async () =>
+            dropAllAlterSystem(inv, ctx.secrets, await node(h.name)),
           ),
         ),
       ),

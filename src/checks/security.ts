@@ -3,11 +3,14 @@ import { metricsWeb } from '../components/metrics-web.js';
 import { rulesCheck, targetsUp, type RuleInput } from './prometheus.js';
 import { fail, pass, type Check } from './types.js';
 
-/** What the security alerts read (templates/prometheus/rules/security.yml): mtail's counters from PostgreSQL's log, the certificates' ends. */
+/** What the security alerts read (templates/prometheus/rules/security.yml): mtail's counters from PostgreSQL's log, the certificates' ends, the live and the rendered pg_hba, ALTER SYSTEM values. */
 export const SECURITY_ALERT_INPUTS: RuleInput[] = [
   { what: "refused logins (mtail, PostgreSQL's log)", expr: 'postgresql_auth_failures_total' },
   { what: "superuser logins over TCP (mtail, PostgreSQL's log)", expr: 'postgresql_superuser_network_logins_total' },
   { what: "certificates' ends (node_exporter's textfile)", expr: 'dpgc_certificate_not_after_seconds' },
+  { what: "the live pg_hba rules' hash (postgres_exporter's pg_local_config)", expr: 'pg_local_config_hba_hash' },
+  { what: "the rendered pg_hba rules' hash (node_exporter's textfile)", expr: 'dpgc_pg_hba_rendered_hash' },
+  { what: "ALTER SYSTEM values (postgres_exporter's pg_local_config)", expr: 'pg_local_config_alter_system_settings' },
 ];
 
 const rules = rulesCheck('s5.alerts.security', 5, '', SECURITY_ALERT_INPUTS);
@@ -20,7 +23,7 @@ const rules = rulesCheck('s5.alerts.security', 5, '', SECURITY_ALERT_INPUTS);
  */
 export const securityAlerts: Check = {
   id: 's5.alerts.security',
-  title: 'Security alerts (refused-login bursts, superuser logins over the network, certificates near their end) are loaded, evaluate, pass their promtool tests, every series they read is scraped, and mtail on every PostgreSQL host',
+  title: 'Security alerts (refused-login bursts, superuser logins over the network, certificates near their end, pg_hba or settings changed outside dpgc) are loaded, evaluate, pass their promtool tests, every series they read is scraped, and mtail on every PostgreSQL host',
   sprint: 5,
   kind: 'read',
   async run(ctx) {

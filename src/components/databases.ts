@@ -24,8 +24,20 @@ export async function ensureLoginRole(su: pg.Client, role: string, secrets: Pick
   return { changed: true, note: cur ? 'password or login reset' : 'created' };
 }
 
-/** The monitoring role: a login with pg_monitor, never a superuser. */
-export async function ensureMonitoringRole(su: pg.Client, secrets: Pick<Secrets, 'get'>): Promise<{ changed: boolean }> {
+/**
+ * What the monitoring role reads beyond pg_monitor: the pg_hba rules and the
+ * configuration files' settings as they are on disk, for the alerts on
+ * configuration changed outside dpgc (postgres_exporter's pg_local_config
+ * query). Superuser-only by default; they show rules and setting values, no
+ * secret pg_monitor does not already see (pg_settings), and no file beyond.
+ */
+export const MONITOR_VIEWS = [
+  { view: 'pg_hba_file_rules', fn: 'pg_hba_file_rules()' },
+  { view: 'pg_file_settings', fn: 'pg_show_all_file_settings()' },
+] as const;
+
+/** The monitoring role: a login with pg_monitor, never a superuser, and SELECT on MONITOR_VIEWS. */
+export async function ensureMonitoringRole(su: pg.Client, secrets: Pick<Secrets, 'get'>): Promise<{ changed: boolean; note?: string }> {
   const role = ROLES_DB.monitoring.user;
   const login = await ensureLoginRole(su, role, secrets, ROLES_DB.monitoring.secret);
   const r = await su.query<{ sup: boolean; mon: boolean }>("SELECT rolsuper AS sup, pg_has_role(oid, 'pg_monitor', 'MEMBER') AS mon FROM pg_roles WHERE rolname = $1", [role]);
@@ -33,7 +45,17 @@ export async function ensureMonitoringRole(su: pg.Client, secrets: Pick<Secrets,
   const cur = r.rows[0] ?? { sup: false, mon: false };
   if (cur.sup) await su.query(`ALTER ROLE ${role} NOSUPERUSER`);
   if (!cur.mon) await su.query(`GRANT pg_monitor TO ${role}`);
-  return { changed: login.changed || cur.sup || !cur.mon };
+  const missing: string[] = [];
+  for (const v of MONITOR_VIEWS) {
+    const g = r.rows[0]
+      ? (await su.query<{ sel: boolean; exe: boolean }>("SELECT has_table_privilege($1, $2, 'SELECT') AS sel, has_function_privilege($1, $3, 'EXECUTE') AS exe", [role, v.view, v.fn])).rows[0]!
+      : { sel: false, exe: false };
+    if (g.sel && g.exe) continue;
+    await su.query(`GRANT SELECT ON ${v.view} TO ${role}`);
+    await su.query(`GRANT EXECUTE ON FUNCTION ${v.fn} TO ${role}`);
+    missing.push(v.view);
+  }
+  return { changed: login.changed || cur.sup || !cur.mon || missing.length > 0, ...(missing.length ? { note: `SELECT on ${missing.join(', ')} granted` } : {}) };
 }
 
 /** The database with its owner, and the owner's CONNECT privilege (a revoked grant is restored). */

@@ -15,6 +15,7 @@ import { waitUntil } from '../wait.js';
 import { auditParameters } from './audit.js';
 import { clusterTlsParameters } from './postgres-tls.js';
 import { localSql } from './postgres.js';
+import { ensureHbaMetric } from './security-metrics.js';
 
 /**
  * Patroni: its config file (pure rendering), its service, and its REST API.
@@ -170,7 +171,8 @@ export async function ensureHbaAsRendered(inv: Pick<Inventory, 'network' | 'port
   const file = `${node.paths.pgData}/pg_hba.conf`;
   const cur = await node.host.readFile(file);
   const want = patroniHba(inv, o);
-  if (cur !== undefined && hbaRules(cur).join('\n') === want.join('\n')) return { changed: false };
+  const metric = await ensureHbaMetric(node, want);
+  if (cur !== undefined && hbaRules(cur).join('\n') === want.join('\n')) return metric ? { changed: true, note: 'hash of the rendered rules written for Prometheus' } : { changed: false };
   const extra = cur === undefined ? [] : hbaRules(cur).filter((l) => !want.includes(l));
   await node.host.writeFile(file, `${PATRONI_HBA_HEADER}${want.join('\n')}\n`, { mode: 0o600, owner: 'postgres' });
   await localSql(inv, node, 'SELECT pg_reload_conf()');
@@ -254,16 +256,18 @@ export const validatePatroniArgv = (file: string): string[] => ['patroni', '--va
  * changed one on SIGHUP (and rewrites pg_hba and primary_conninfo from it,
  * reloading PostgreSQL: no restart).
  */
-export async function ensurePatroniConfig(inv: Inv, node: Node, creds: PatroniCredentials, o: PatroniTls = {}): Promise<{ changed: boolean; note?: string }> {
+export async function ensurePatroniConfig(inv: Inv, node: Node, creds: PatroniCredentials, o: PatroniTls = {}): Promise<{ changed: boolean; note?: string; written: boolean }> {
   const text = renderPatroniConfig(inv, node.spec, node.paths, creds, o);
   const w = await installValidated(node.host, node.paths.patroniConf, text, { mode: 0o600, owner: 'postgres' }, (candidate) =>
     runValidator(node.host, 'Patroni config', validatePatroniArgv(candidate), { user: 'postgres' }),
   );
-  if (!w.changed) return { changed: false };
+  // Patroni writes pg_hba from this file: what dpgc expects of it changes with it (components/security-metrics.ts).
+  const metric = await ensureHbaMetric(node, patroniHba(inv, o));
+  if (!w.changed) return metric ? { changed: true, note: 'hash of the rendered pg_hba rules written for Prometheus', written: false } : { changed: false, written: false };
   const svc = patroniService(inv, node);
-  if (!(await node.services.status(svc)).running) return { changed: true };
+  if (!(await node.services.status(svc)).running) return { changed: true, written: true };
   await node.services.reload(svc);
-  return { changed: true, note: 'Patroni reloaded' };
+  return { changed: true, note: 'Patroni reloaded', written: true };
 }
 
 /**

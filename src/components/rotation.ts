@@ -438,7 +438,7 @@ async function renderPatroniEverywhere(ctx: RotationCtx, r: Rotatable, next: str
   for (const h of members(ctx.inventory)) {
     const n = await ctx.pool.node(h.name);
     const passfile = await passfileAt(n);
-    if ((await ensurePatroniConfig(ctx.inventory, n, creds, await memberTls(ctx.inventory, h, tls))).changed) reloaded.push({ name: h.name, passfileAt: passfile });
+    if ((await ensurePatroniConfig(ctx.inventory, n, creds, await memberTls(ctx.inventory, h, tls))).written) reloaded.push({ name: h.name, passfileAt: passfile });
   }
   const refreshed = await refreshPassfiles(ctx, ROLES_DB.replication.user, await secrets.get(ROLES_DB.replication.secret), reloaded);
   const said = [reloaded.length ? `patroni.yml written and Patroni reloaded on ${reloaded.map((x) => x.name).join(', ')}` : '', refreshed.length ? `replication passfile refreshed on ${refreshed.join(', ')}` : ''].filter(Boolean);

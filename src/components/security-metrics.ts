@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Inventory } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
@@ -125,10 +126,64 @@ export function renderCertMetrics(certs: readonly Pick<CertInPlace, 'file' | 'cn
   ].join('\n');
 }
 
+/** One of dpgc's files in node_exporter's textfile directory (made when missing); true when it changed. */
+async function writeTextfile(node: Node, name: string, text: string): Promise<boolean> {
+  const dir = await ensureTextfileDir(node);
+  return (await node.host.writeFile(`${node.paths.textfileDir}/${name}`, text, { mode: 0o644, owner: 'root' })).changed || dir;
+}
+
 /** The textfile of one host, from its TLS directory as it is now. */
 export async function ensureCertMetrics(node: Node): Promise<{ changed: boolean; note?: string }> {
   const certs = await certificatesIn(node.host, node.paths.tlsDir);
-  const dir = await ensureTextfileDir(node);
-  const w = await node.host.writeFile(`${node.paths.textfileDir}/${CERT_TEXTFILE}`, renderCertMetrics(certs), { mode: 0o644, owner: 'root' });
-  return w.changed || dir ? { changed: true, note: `${certs.length} certificates` } : { changed: false };
+  return (await writeTextfile(node, CERT_TEXTFILE, renderCertMetrics(certs))) ? { changed: true, note: `${certs.length} certificates` } : { changed: false };
+}
+
+/**
+ * pg_hba changed outside dpgc (the alert PostgresHbaChangedOutsideDpgc):
+ * postgres_exporter reads a hash of the live rules on each member
+ * (pg_local_config in templates/prometheus/postgres-exporter-queries.yml,
+ * from pg_hba_file_rules: the file as it is on disk, reloaded or not), and
+ * each member's node_exporter serves the hash of the rules dpgc rendered for
+ * it. The second is written wherever dpgc decides the member's pg_hba
+ * (Patroni's file, and the repair of a hand edit: components/patroni.ts),
+ * from the rendered lines, never read back from the member: a re-run does
+ * not bless a hand edit, it takes it out.
+ *
+ * Both sides hash the same text: one line per rule, its fields as
+ * pg_hba_file_rules shows them (lists joined by commas, an address with its
+ * prefix length), lines joined by newlines; the first 52 bits of its MD5, so
+ * the hash is a float64 Prometheus holds exactly.
+ */
+export const HBA_TEXTFILE = 'dpgc-pg-hba.prom';
+
+/** Pure: a rendered pg_hba rule as the exporter's query spells it (IPv4 with a prefix: dpgc's cidr type; keywords as written). */
+export function canonicalHbaRule(line: string): string {
+  const f = line.trim().split(/\s+/);
+  const [type, db, user] = f;
+  const rest = f.slice(3);
+  if (type !== 'local' && rest.length) {
+    const [addr, len] = rest[0]!.split('/');
+    // PostgreSQL prints an address back through getnameinfo: 010.0.0.1 reads as 10.0.0.1.
+    if (len !== undefined && /^\d+(\.\d+){3}$/.test(addr!)) rest[0] = `${addr!.split('.').map(Number).join('.')}/${Number(len)}`;
+  }
+  return [type, db, user, ...rest].join(' ');
+}
+
+/** Pure: the hash of rendered pg_hba rules, as the exporter's query computes it of the live ones. */
+export function hbaHash(rules: readonly string[]): number {
+  return parseInt(createHash('md5').update(rules.map(canonicalHbaRule).join('\n')).digest('hex').slice(0, 13), 16);
+}
+
+export function renderHbaMetric(rules: readonly string[]): string {
+  return [
+    '# HELP dpgc_pg_hba_rendered_hash Hash of the pg_hba rules dpgc rendered for this member (compare pg_local_config_hba_hash, the live rules).',
+    '# TYPE dpgc_pg_hba_rendered_hash gauge',
+    `dpgc_pg_hba_rendered_hash ${hbaHash(rules)}`,
+    '',
+  ].join('\n');
+}
+
+/** The member's expected pg_hba hash for Prometheus; true when it changed. */
+export async function ensureHbaMetric(node: Node, rules: readonly string[]): Promise<boolean> {
+  return writeTextfile(node, HBA_TEXTFILE, renderHbaMetric(rules));
 }

@@ -140,6 +140,12 @@ export async function memberDrift(inv: Pick<Inventory, 'ports'>, secrets: Pick<S
 
 const AUTO_CONF = 'postgresql.auto.conf';
 
+/** The setting a line of postgresql.auto.conf sets (lowercase); undefined for a comment or a blank line. */
+function settingOf(line: string): string | undefined {
+  if (line.trimStart().startsWith('#')) return undefined;
+  return /^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=?/.exec(line)?.[1]?.toLowerCase();
+}
+
 /**
  * postgresql.auto.conf without the lines that set any of `names` (pure).
  * ALTER SYSTEM writes there and PostgreSQL reads it last, so a value set by
@@ -148,9 +154,8 @@ const AUTO_CONF = 'postgresql.auto.conf';
 export function withoutAutoSettings(text: string, names: string[]): { text: string; removed: string[] } {
   const removed: string[] = [];
   const kept = text.split('\n').filter((line) => {
-    const m = /^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=?/.exec(line);
-    const name = m?.[1]?.toLowerCase();
-    if (name && !line.trimStart().startsWith('#') && names.includes(name)) {
+    const name = settingOf(line);
+    if (name && names.includes(name)) {
       removed.push(name);
       return false;
     }
@@ -168,6 +173,24 @@ export async function dropAlterSystemOverrides(node: Pick<Node, 'host' | 'paths'
   if (!removed.length) return { changed: false };
   await node.host.writeFile(file, text, { mode: 0o600, owner: 'postgres' });
   return { changed: true, note: `removed ALTER SYSTEM ${removed.join(', ')}` };
+}
+
+/** Pure: the settings postgresql.auto.conf sets (lowercase), comments left out. */
+export function autoConfSettings(text: string): string[] {
+  return [...new Set(text.split('\n').map(settingOf).filter((x): x is string => x !== undefined))];
+}
+
+/**
+ * On a Patroni member: no ALTER SYSTEM value at all (sprint 5; the alert
+ * PostgresSettingsChangedOutsideDpgc). PostgreSQL reads postgresql.auto.conf
+ * after the postgresql.conf Patroni writes, so a value there beats the one
+ * every other member runs with, unseen by Patroni; dpgc's settings come from
+ * the inventory (postgres.settings). A value set by hand here goes, and the
+ * server reloads.
+ */
+export async function dropAllAlterSystem(inv: Pick<Inventory, 'ports'>, secrets: Pick<Secrets, 'get'>, node: Node): Promise<{ changed: boolean; note?: string }> {
+  const text = await node.host.readFile(`${node.paths.pgData}/${AUTO_CONF}`);
+  return dropOverridesAndReload(inv, secrets, node, autoConfSettings(text ?? ''));
 }
 
 /** On a Patroni member: drop the overrides, then have the server reload (Patroni does not rewrite this file). */

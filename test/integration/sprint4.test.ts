@@ -606,6 +606,10 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     const ours = await promQuery(base, 'sum(postgresql_superuser_network_logins_dpgc_total)');
     expect(Number(ours.result[0]?.value?.[1] ?? 0)).toBeGreaterThan(0);
     expect([...(await firing())].filter((a) => a === 'PostgresSuperuserNetworkLogin' || a === 'PostgresAuthFailureBurst')).toEqual([]);
+    // Every member's live pg_hba hashes (SQL, postgres_exporter) as dpgc's rendering does (TypeScript, node_exporter); no ALTER SYSTEM value.
+    const hashes = await promQuery(base, 'pg_local_config_hba_hash == on(host) dpgc_pg_hba_rendered_hash');
+    expect(hashes.result.map((x) => x.metric['host']).sort()).toEqual(['db1', 'db2', 'db3']);
+    expect((await promQuery(base, 'pg_local_config_alter_system_settings > 0')).result).toEqual([]);
     const leader = await currentLeader(inv);
     const replica = inv.hosts.find((h) => h.roles.includes('postgres') && h.name !== leader.name)!;
     const direct: Endpoint = { ...superuserOn(inv, replica), user: 'app_user', secret: 'app_user' };
@@ -774,8 +778,10 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect(tls).toBe(true);
   });
 
-  it('a grant too many (CREATE in public, INSERT for readonly_user, membership in the owner) fails both role criteria, naming each; a re-run repairs them', async () => {
+  it('a grant too many (CREATE in public, INSERT for readonly_user, membership in the owner) fails both role criteria, naming each; a re-run repairs them, and gives the monitoring role back its grant on pg_hba_file_rules', async () => {
     const leader = await currentLeader(ctx.inventory);
+    // postgres_exporter's pg_local_config query reads it (the configuration alerts): revoked, the series are gone until the re-run.
+    await asSuperuser(leader, 'postgres', 'REVOKE SELECT ON pg_hba_file_rules FROM dpgc_monitor');
     await asSuperuser(leader, 'distributed_postgres_cluster', 'GRANT CREATE ON SCHEMA public TO app_user');
     await asSuperuser(leader, 'claude_flow_shared', 'GRANT INSERT ON public.metadata TO readonly_user');
     await asSuperuser(leader, 'postgres', 'GRANT shared_user TO app_user');
@@ -790,8 +796,10 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect(enforced.detail).toContain('readonly_user@claude_flow_shared may not insert a row, but was allowed');
     const fix = await sprint5Run();
     expect(fix.code, fix.why).toBe(0);
-    expect(fix.doc.tasks.changed).toBeGreaterThanOrEqual(3);
-    for (const id of ['s5.roles.privileges', 's5.roles.enforced']) expect(fix.doc.results.find((r) => r.id === id)?.verdict).toBe('pass');
+    expect(fix.doc.tasks.changed).toBeGreaterThanOrEqual(4);
+    for (const id of ['s5.roles.privileges', 's5.roles.enforced', 's5.alerts.security']) expect(fix.doc.results.find((r) => r.id === id)?.verdict).toBe('pass');
+    const granted = await withClient(ctx.secrets, superuserOn(ctx.inventory, leader), async (c) => (await c.query<{ g: boolean }>("SELECT has_table_privilege('dpgc_monitor', 'pg_hba_file_rules', 'SELECT') AS g")).rows[0]?.g);
+    expect(granted).toBe(true);
   });
 
   it('a table the owner creates later is readable by readonly_user and writable by app_user, without a re-run (default privileges)', async () => {
@@ -816,6 +824,9 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     const hba = `${n.paths.pgData}/pg_hba.conf`;
     const before = (await n.host.readFile(hba))!;
     await n.host.writeFile(hba, `${before}host all all 127.0.0.0/8 trust\n`, { mode: 0o600, owner: 'postgres' });
+    // A setting by ALTER SYSTEM on the leader, not reloaded: PostgresSettingsChangedOutsideDpgc, as the trust rule PostgresHbaChangedOutsideDpgc.
+    const broken = Date.now();
+    await asSuperuser(leader, 'postgres', 'ALTER SYSTEM SET tcp_keepalives_idle = 300');
     await withClient(ctx.secrets, superuserOn(ctx.inventory, leader), async (c) => {
       await c.query("SET password_encryption = 'md5'");
       await c.query(`ALTER ROLE readonly_user PASSWORD '${'x'.repeat(20)}'`);
@@ -858,11 +869,24 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect(unseen.detail).toMatch(new RegExp(`^mtail on ${b.name} \\(${b.address.replace(/\./g, '\\.')}:${ctx.inventory.ports.mtail}\\) is down`, 'm'));
     expect(unseen.detail!.split('\n')).toHaveLength(1);
 
+    const drift = ['PostgresHbaChangedOutsideDpgc', 'PostgresSettingsChangedOutsideDpgc'];
+    await waitAlerts(drift, true, 150_000);
+    timings['drift alerts firing after the hand edits'] = (Date.now() - broken) / 1000;
+    const alerts = (await promGet<{ alerts: { labels: Record<string, string>; state: string }[] }>(await prometheusApi(ctx), '/api/v1/alerts')).alerts;
+    const on = (name: string) => alerts.filter((a) => a.state === 'firing' && a.labels['alertname'] === name).map((a) => a.labels['host']);
+    expect(on('PostgresHbaChangedOutsideDpgc')).toEqual([replica.name]);
+    expect(on('PostgresSettingsChangedOutsideDpgc')).toEqual([leader.name]);
+
     const fix = await sprint5Run();
     expect(fix.code, fix.why).toBe(0);
     expect(await n.host.readFile(hba)).not.toContain('trust');
+    const ln = await node(leader.name);
+    expect(await ln.host.readFile(`${ln.paths.pgData}/postgresql.auto.conf`)).not.toContain('tcp_keepalives_idle');
     for (const id of ['s5.auth.scram-only', 's5.firewall.enforced', 's5.alerts.security']) expect(fix.doc.results.find((x) => x.id === id)?.verdict, id).toBe('pass');
     expect(await probe()).toBe('refused');
+    const t1 = Date.now();
+    await waitAlerts(drift, false, 60_000);
+    timings['drift alerts resolved after the re-run'] = (Date.now() - t1) / 1000;
   });
 });
 

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROLES_DB } from '../../src/components/endpoints.js';
 import { AUDIT_DEFAULTS } from '../../src/components/audit.js';
-import { MTAIL_PROGRAM, mtailProgram, mtailService, pgLogFiles, renderCertMetrics } from '../../src/components/security-metrics.js';
+import { canonicalHbaRule, hbaHash, MTAIL_PROGRAM, mtailProgram, mtailService, pgLogFiles, renderCertMetrics, renderHbaMetric } from '../../src/components/security-metrics.js';
+import { patroniHba } from '../../src/components/patroni.js';
 import { hostPaths } from '../../src/config/paths.js';
 import { ConfigError } from '../../src/errors.js';
 import { labInv } from '../helpers/lab-inventory.js';
@@ -98,6 +99,34 @@ describe("certificate ends for node_exporter's textfile collector", () => {
     ]);
     expect(text).toContain('dpgc_certificate_not_after_seconds{file="/etc/dpgc/tls/postgres.crt",cn="db1"} 1799582400\n');
     expect(text).toContain('dpgc_certificate_not_after_seconds{file="/lab/db1/etc/dpgc/tls/odd \\"name\\".crt",cn=""} 0\n');
+    expect(execFileSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' })).toBe('');
+  });
+});
+
+describe("the rendered pg_hba's hash, as postgres_exporter's query computes the live one", () => {
+  // pg_local_config (templates/prometheus/postgres-exporter-queries.yml) run by PostgreSQL 15 over a
+  // pg_hba.conf of exactly these lines (Patroni's header above them) gave 214183632988061.
+  const lines = [
+    'local all postgres peer',
+    'local all all scram-sha-256',
+    'hostnossl all all all reject',
+    'hostnossl replication all all reject',
+    'host replication replicator 127.0.0.0/8 scram-sha-256',
+    'host all all 127.0.0.0/8 scram-sha-256',
+    'host all all 10.1.2.3/32 scram-sha-256',
+    'host all all 10.1.2.3/8 md5',
+  ];
+  it('hashes as PostgreSQL does; whitespace and leading zeros are not a change, a rule is', () => {
+    expect(hbaHash(lines)).toBe(214183632988061);
+    expect(hbaHash(lines.map((l) => l.replace(/ /g, '\t  ').replace('10.1.2.3/8', '10.01.2.3/08')))).toBe(214183632988061);
+    expect(hbaHash([...lines, 'host all all 127.0.0.0/8 trust'])).not.toBe(214183632988061);
+    expect(canonicalHbaRule('local   all  postgres   peer')).toBe('local all postgres peer');
+  });
+  it("is a float64 Prometheus keeps exactly; promtool accepts the textfile", () => {
+    const h = hbaHash(patroniHba(labInv(), { requireTls: true }));
+    expect(Number.isSafeInteger(h) && h < 2 ** 52).toBe(true);
+    const text = renderHbaMetric(patroniHba(labInv(), { requireTls: true }));
+    expect(text).toContain(`\ndpgc_pg_hba_rendered_hash ${h}\n`);
     expect(execFileSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' })).toBe('');
   });
 });

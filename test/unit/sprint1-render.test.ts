@@ -174,11 +174,11 @@ describe('alert rules', () => {
     expect(r.stdout + r.stderr).toMatch(/parse error|unexpected/);
   });
 
-  it('counts every alert: 10 of sprint 1, 6 of sprint 4 (backups), 3 of sprint 5 (security)', () => {
+  it('counts every alert: 10 of sprint 1, 6 of sprint 4 (backups), 5 of sprint 5 (security)', () => {
     expect(expectedAlertNames(ruleFilesOf(1))).toHaveLength(10);
     expect(expectedAlertNames(ruleFilesOf(4))).toEqual(['BackupFailed', 'BackupTooOld', 'FullBackupTooOld', 'WalArchivingFailing', 'WalArchiveLagAboveRpo', 'BackupRepositoryNearFull']);
-    expect(expectedAlertNames(ruleFilesOf(5))).toEqual(['PostgresAuthFailureBurst', 'PostgresSuperuserNetworkLogin', 'CertificateExpiresSoon']);
-    expect(expectedAlertNames()).toHaveLength(19);
+    expect(expectedAlertNames(ruleFilesOf(5))).toEqual(['PostgresAuthFailureBurst', 'PostgresSuperuserNetworkLogin', 'CertificateExpiresSoon', 'PostgresHbaChangedOutsideDpgc', 'PostgresSettingsChangedOutsideDpgc']);
+    expect(expectedAlertNames()).toHaveLength(21);
   });
 
   it('a sprint-1 config names sprint 1 rule files only; the backup rules come with sprint 4', () => {
