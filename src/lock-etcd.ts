@@ -1,5 +1,8 @@
 import type { Lease } from 'etcd3';
+import { readFile } from 'node:fs/promises';
 import type { Inventory } from './config/schema.js';
+import { caPathsFor, controlClientFiles } from './components/ca.js';
+import { liveClientEndpoints } from './components/etcd.js';
 import { LockedError } from './errors.js';
 import { tcpAnswer } from './hosts/tcp.js';
 import { describeHolder, type LockHolder } from './lock.js';
@@ -29,7 +32,7 @@ export function runLockKey(cluster: string): string {
   return `/dpgc/${cluster}/run-lock`;
 }
 
-export async function acquireEtcdRunLock(inv: Pick<Inventory, 'cluster' | 'hosts' | 'ports'>, me: LockHolder, logger: Logger): Promise<EtcdRunLock | undefined> {
+export async function acquireEtcdRunLock(inv: Pick<Inventory, 'cluster' | 'hosts' | 'ports' | 'file'>, me: LockHolder, logger: Logger): Promise<EtcdRunLock | undefined> {
   const hosts = inv.hosts.filter((h) => h.roles.includes('etcd')).map((h) => `http://${h.address}:${inv.ports.etcd_client}`);
   if (!hosts.length) return undefined;
   // Before sprint 2 nothing listens: a TCP probe says so in a millisecond, without loading gRPC or retrying.
@@ -37,8 +40,27 @@ export async function acquireEtcdRunLock(inv: Pick<Inventory, 'cluster' | 'hosts
     logger.debug(`no etcd member accepts connections (${hosts.join(', ')}); the lock is ${inv.cluster}'s on this machine only`);
     return undefined;
   }
+  // Over TLS (sprint 5 on), with dpgc's client certificate beside the CA: without one the lock is this machine's only.
+  // etcd3 takes one scheme for all hosts: mid-switch, the members serving TLS.
+  const live = await liveClientEndpoints(inv);
+  const tls = live.some((u) => u.startsWith('https:'));
+  let credentials: { rootCertificate: Buffer; certChain: Buffer; privateKey: Buffer } | undefined;
+  if (tls) {
+    const f = controlClientFiles(caPathsFor(inv.file).dir);
+    const [ca, cert, key] = await Promise.all([f.ca, f.cert, f.key].map((p) => readFile(p).catch(() => undefined)));
+    if (!ca || !cert || !key) {
+      logger.debug(`etcd serves TLS and this machine has no client certificate for it (${f.cert}); the lock is ${inv.cluster}'s on this machine only`);
+      return undefined;
+    }
+    credentials = { rootCertificate: ca, certChain: cert, privateKey: key };
+  }
   const { Etcd3 } = await import('etcd3');
-  const client = new Etcd3({ hosts, dialTimeout: 2000, defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + 3000 }) });
+  const client = new Etcd3({
+    hosts: tls ? live.filter((u) => u.startsWith('https:')) : live,
+    ...(credentials ? { credentials } : {}),
+    dialTimeout: 2000,
+    defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + 3000 }),
+  });
   const key = runLockKey(inv.cluster);
   let acquired = false;
   const started = Date.now();
