@@ -27,6 +27,7 @@ import { Secrets, secretsPathFor } from '../../src/config/secrets.js';
 import { runPoolTest } from '../../src/pooltest/engine.js';
 import { localSql } from '../../src/components/postgres.js';
 import { ensureCertMetrics, mtailService } from '../../src/components/security-metrics.js';
+import { etcdService, etcdUser } from '../../src/components/etcd.js';
 import type { HostError } from '../../src/errors.js';
 import { connect, isAuthFailure, passwordAccepted, withClient, type Endpoint } from '../../src/db/client.js';
 import { ensureDirectories, ensureServer, REPO_USER, SCHEDULE, serverService } from '../../src/components/pgbackrest.js';
@@ -385,7 +386,7 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     if (!state.sprints['4']?.passed) expect((await sprint4Run('sprint 4 (for sprint 5)')).passed).toBe(true);
     const first = await sprint5Run();
     expect(first.code, first.why).toBe(0);
-    expect(first.doc.results.map((r) => r.id).sort()).toEqual(['s5.alerts.security', 's5.audit.logged', 's5.auth.scram-only', 's5.firewall.enforced', 's5.roles.enforced', 's5.roles.privileges', 's5.tls.metrics', 's5.tls.patroni', 's5.tls.postgres', 's5.tls.required', 's5.tls.sessions']);
+    expect(first.doc.results.map((r) => r.id).sort()).toEqual(['s5.alerts.security', 's5.audit.logged', 's5.auth.scram-only', 's5.firewall.enforced', 's5.roles.enforced', 's5.roles.privileges', 's5.tls.etcd', 's5.tls.metrics', 's5.tls.patroni', 's5.tls.postgres', 's5.tls.required', 's5.tls.sessions']);
     const again = await sprint5Run();
     expect(again.code, again.why).toBe(0);
     expect(again.doc.tasks.changed).toBe(0);
@@ -809,7 +810,7 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect(rows).toEqual({ ro: true, ri: false, ai: true, ac: false });
   });
 
-  it('changed by hand: a trust rule on a replica and an md5 password fail s5.auth.scram-only, naming line and role; a firewall table deleted on one host and an accept rule added on another fail s5.firewall.enforced, naming each; mtail stopped on a member fails s5.alerts.security naming it; one re-run repairs all of it', async () => {
+  it('changed by hand: a trust rule on a replica and an md5 password fail s5.auth.scram-only, naming line and role; a firewall table deleted on one host and an accept rule added on another fail s5.firewall.enforced, naming each; mtail stopped on a member fails s5.alerts.security naming it; etcd on a member without client-certificate authentication fails s5.tls.etcd naming it; one re-run repairs all of it', async () => {
     const leader = await currentLeader(ctx.inventory);
     const replica = ctx.inventory.hosts.find((h) => h.roles.includes('postgres') && h.name !== leader.name)!;
     const n = await node(replica.name);
@@ -858,10 +859,21 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect(unseen.detail).toMatch(new RegExp(`^mtail on ${b.name} \\(${b.address.replace(/\./g, '\\.')}:${ctx.inventory.ports.mtail}\\) is down`, 'm'));
     expect(unseen.detail!.split('\n')).toHaveLength(1);
 
+    // etcd on the replica's host restarted without client-certificate authentication: TLS still, but anyone's.
+    const etcdEnv = (await n.host.readFile(n.paths.etcdConf))!;
+    expect(etcdEnv).toContain('ETCD_CLIENT_CERT_AUTH=true\n');
+    await n.host.writeFile(n.paths.etcdConf, etcdEnv.replace('ETCD_CLIENT_CERT_AUTH=true\n', ''), { mode: 0o644 });
+    await n.services.restart(etcdService(ctx.inventory, n, await etcdUser(n)));
+    const open = await run(s5('s5.tls.etcd'));
+    expect(open.verdict).toBe('fail');
+    const clientPort = `${b.name} client port ${b.address}:${ctx.inventory.ports.etcd_client}`;
+    expect(open.detail).toBe(`${clientPort}: answers a certificate from another CA (HTTP 200)\n${clientPort}: answers a client without a certificate (HTTP 200)`);
+
     const fix = await sprint5Run();
     expect(fix.code, fix.why).toBe(0);
     expect(await n.host.readFile(hba)).not.toContain('trust');
-    for (const id of ['s5.auth.scram-only', 's5.firewall.enforced', 's5.alerts.security']) expect(fix.doc.results.find((x) => x.id === id)?.verdict, id).toBe('pass');
+    expect(await n.host.readFile(n.paths.etcdConf)).toBe(etcdEnv);
+    for (const id of ['s5.auth.scram-only', 's5.firewall.enforced', 's5.alerts.security', 's5.tls.etcd']) expect(fix.doc.results.find((x) => x.id === id)?.verdict, id).toBe('pass');
     expect(await probe()).toBe('refused');
   });
 });
