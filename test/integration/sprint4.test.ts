@@ -594,6 +594,8 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect(await served(ctl.address, inv.ports.pgbouncer, true), 'PgBouncer').toBe(after.get('ctl:pgbouncer.crt'));
     expect(await served(members[0]!.address, inv.ports.node_exporter, false), `${members[0]!.name}'s node_exporter`).toBe(after.get(`${members[0]!.name}:metrics.crt`));
     expect(await served(members[1]!.address, inv.ports.patroni, false), `${members[1]!.name}'s Patroni REST API`).toBe(after.get(`${members[1]!.name}:patroni.crt`));
+    // etcd reads its files at each handshake: the new certificate, no restart.
+    expect(await served(members[2]!.address, inv.ports.etcd_client, false), `${members[2]!.name}'s etcd`).toBe(after.get(`${members[2]!.name}:etcd.crt`));
     expect(await startedAt()).toEqual(up);
     ctx = await lab.context();
     timings['rotate --certs'] = (Date.now() - t0) / 1000;
