@@ -861,15 +861,17 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect(unseen.detail).toMatch(new RegExp(`^mtail on ${b.name} \\(${b.address.replace(/\./g, '\\.')}:${ctx.inventory.ports.mtail}\\) is down`, 'm'));
     expect(unseen.detail!.split('\n')).toHaveLength(1);
 
-    // etcd on the replica's host restarted without client-certificate authentication: TLS still, but anyone's.
+    // etcd on the replica's host restarted without client-certificate authentication: TLS still, but anyone's
+    // (a trusted CA file alone makes etcd require a client certificate: both lines go).
     const etcdEnv = (await n.host.readFile(n.paths.etcdConf))!;
-    expect(etcdEnv).toContain('ETCD_CLIENT_CERT_AUTH=true\n');
-    await n.host.writeFile(n.paths.etcdConf, etcdEnv.replace('ETCD_CLIENT_CERT_AUTH=true\n', ''), { mode: 0o644 });
+    const open = etcdEnv.replace(/^ETCD_(TRUSTED_CA_FILE|CLIENT_CERT_AUTH)=.*\n/gm, '');
+    expect(etcdEnv.split('\n').length - open.split('\n').length).toBe(2);
+    await n.host.writeFile(n.paths.etcdConf, open, { mode: 0o644 });
     await n.services.restart(etcdService(ctx.inventory, n, await etcdUser(n)));
-    const open = await run(s5('s5.tls.etcd'));
-    expect(open.verdict).toBe('fail');
+    const anyone = await run(s5('s5.tls.etcd'));
+    expect(anyone.verdict).toBe('fail');
     const clientPort = `${b.name} client port ${b.address}:${ctx.inventory.ports.etcd_client}`;
-    expect(open.detail).toBe(`${clientPort}: answers a certificate from another CA (HTTP 200)\n${clientPort}: answers a client without a certificate (HTTP 200)`);
+    expect(anyone.detail).toBe(`${clientPort}: answers a certificate from another CA (HTTP 200)\n${clientPort}: answers a client without a certificate (HTTP 200)`);
 
     const fix = await sprint5Run();
     expect(fix.code, fix.why).toBe(0);
