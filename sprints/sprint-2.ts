@@ -3,7 +3,7 @@ import { haproxyConfigCheck, haproxyRunningCheck } from '../src/checks/haproxy.j
 import { patroniConfigCheck, timingsCheck } from '../src/checks/patroni.js';
 import { haProcessesCheck } from '../src/checks/processes.js';
 import { targetsUpCheck } from '../src/checks/prometheus.js';
-import { clientEndpoints, configureEtcd, endpointHealth, installEtcd, startEtcd, waitForEtcdHealthy } from '../src/components/etcd.js';
+import { liveClientEndpoints, configureEtcd, endpointHealth, installEtcd, startEtcd, waitForEtcdHealthy } from '../src/components/etcd.js';
 import { configureHaproxy, ensureHaproxyRouting, ensureHaproxyRunning, installHaproxy } from '../src/components/haproxy.js';
 import { installPatroni } from '../src/components/patroni-package.js';
 import { ensureWatchdog } from '../src/components/watchdog.js';
@@ -71,7 +71,7 @@ export const sprint2: Sprint = {
         // Observed: one reading, no waiting; members still to be started are a change to come.
         observe: () =>
           notYetReachable(async () => {
-            const h = await endpointHealth(await node(etcdHosts[0]!.name), clientEndpoints(inv));
+            const h = await endpointHealth(await node(etcdHosts[0]!.name), await liveClientEndpoints(inv));
             const down = h.filter((x) => !x.health).map((x) => x.endpoint);
             return down.length ? { changed: false, note: `would wait for ${down.join(', ')}` } : false;
           }),

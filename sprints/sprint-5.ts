@@ -3,12 +3,13 @@ import { auditLogged } from '../src/checks/audit.js';
 import { firewallEnforced } from '../src/checks/firewall.js';
 import { securityAlerts } from '../src/checks/security.js';
 import { ensureCertMetrics, ensureMtail } from '../src/components/security-metrics.js';
-import { patroniRestTls, pgTls, plaintextRefused, tlsSessions } from '../src/checks/tls.js';
+import { etcdTls, patroniRestTls, pgTls, plaintextRefused, tlsSessions } from '../src/checks/tls.js';
 import { CertificateAuthority } from '../src/components/ca.js';
 import { describePlain, ensurePgCert, plaintextStreams, reloadIfServing, restreamOverTls, sessionsByTls, waitForTls, waitForVerifiedStreams } from '../src/components/postgres-tls.js';
 import { ensureHostExporters, ensurePostgresExporter } from '../src/components/exporters.js';
 import { ensureFirewall, firewallTable } from '../src/components/firewall.js';
 import { ensureMonitoring } from '../src/components/monitoring.js';
+import { ensureEtcdCerts, observeEtcdTls, switchEtcdToTls } from '../src/components/etcd-tls.js';
 import { metricsTls } from '../src/checks/metrics.js';
 import { currentLeader } from '../src/components/cluster.js';
 import { becomes } from '../src/wait.js';
@@ -251,6 +252,18 @@ export const sprint5: Sprint = {
             return plain.length ? { changed: true, would: plain.map((n) => `${n}: REST API onto TLS; HAProxy's check of ${n} over TLS`) } : { changed: false };
           }),
       }),
+      onHost('file', "Issue etcd's certificates from the cluster CA: each member's (clients and peers), Patroni's and Prometheus's client certificates, and dpgc's own on this machine (keys made where they are used)", undefined, async () =>
+        ensureEtcdCerts(await theCa(), ctx),
+      ),
+      twoWay('service', 'etcd serves clients and peers over TLS only, a certificate from the CA required: one member at a time; Patroni restarted paused (PostgreSQL keeps running) to reach it over TLS', undefined, {
+        apply: () => switchEtcdToTls(ctx),
+        observe: () => notYetReachable(() => observeEtcdTls(ctx)),
+      }),
+      ...ctx.pool.specs('monitoring').map((h) =>
+        readsLive('service', `Prometheus on ${h.name} scrapes etcd over TLS with its client certificate`, h.name, async () =>
+          ensureMonitoring(ctx, await node(h.name), 5, { tlsCa: await clusterCa(), ca: theCa }),
+        ),
+      ),
       perHost(inv)(
         'Packages: nftables',
         inv.hosts.map((h) => onHost('package', `Install nftables on ${h.name}`, h.name, async () => ensurePackages(await node(h.name), ['nftables']))),
@@ -271,5 +284,5 @@ export const sprint5: Sprint = {
     ];
   },
 
-  criteria: [rolesDeclared, rolesEnforced, scramOnly, pgTls, tlsSessions, plaintextRefused, patroniRestTls, auditLogged, metricsTls, securityAlerts, firewallEnforced],
+  criteria: [rolesDeclared, rolesEnforced, scramOnly, pgTls, tlsSessions, plaintextRefused, patroniRestTls, etcdTls, auditLogged, metricsTls, securityAlerts, firewallEnforced],
 };

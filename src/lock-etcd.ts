@@ -1,5 +1,8 @@
 import type { Lease } from 'etcd3';
+import { readFile } from 'node:fs/promises';
 import type { Inventory } from './config/schema.js';
+import { caPathsFor, controlClientFiles } from './components/ca.js';
+import { liveClientEndpoints } from './components/etcd.js';
 import { LockedError } from './errors.js';
 import { tcpAnswer } from './hosts/tcp.js';
 import { describeHolder, type LockHolder } from './lock.js';
@@ -29,7 +32,42 @@ export function runLockKey(cluster: string): string {
   return `/dpgc/${cluster}/run-lock`;
 }
 
-export async function acquireEtcdRunLock(inv: Pick<Inventory, 'cluster' | 'hosts' | 'ports'>, me: LockHolder, logger: Logger): Promise<EtcdRunLock | undefined> {
+type LockInv = Pick<Inventory, 'cluster' | 'hosts' | 'ports' | 'file'>;
+
+/**
+ * The lock for the whole run. A lease can be lost under a run that is still
+ * going: sprint 5 moves etcd to TLS (the client that took it speaks
+ * plaintext), or etcd loses its quorum for longer than the lease. It is then
+ * taken again, over whatever etcd serves now; only when that fails does the
+ * run warn that another could start.
+ */
+export async function acquireEtcdRunLock(inv: LockInv, me: LockHolder, logger: Logger): Promise<EtcdRunLock | undefined> {
+  let released = false;
+  let current: EtcdRunLock | undefined;
+  const lost = (e: Error): void => {
+    if (released) return;
+    const was = current;
+    void takeOnce(inv, me, logger, lost, true)
+      .then(async (again) => {
+        if (!again) throw new Error('etcd does not answer');
+        current = again;
+        logger.debug(`took ${again.key} in etcd again after losing it (${e.message.split('\n')[0]})`);
+      })
+      .catch((err: unknown) => logger.warn(`lost the cluster's lock in etcd (${runLockKey(inv.cluster)}): ${e.message.split('\n')[0]}; taking it again failed (${(err as Error).message.split('\n')[0]}); a run from another machine could start now`))
+      .finally(() => void was?.release().catch(() => undefined));
+  };
+  current = await takeOnce(inv, me, logger, lost, false);
+  if (!current) return undefined;
+  return {
+    key: current.key,
+    release: async () => {
+      released = true;
+      await current?.release();
+    },
+  };
+}
+
+async function takeOnce(inv: LockInv, me: LockHolder, logger: Logger, onLost: (e: Error) => void, again: boolean): Promise<EtcdRunLock | undefined> {
   const hosts = inv.hosts.filter((h) => h.roles.includes('etcd')).map((h) => `http://${h.address}:${inv.ports.etcd_client}`);
   if (!hosts.length) return undefined;
   // Before sprint 2 nothing listens: a TCP probe says so in a millisecond, without loading gRPC or retrying.
@@ -37,8 +75,27 @@ export async function acquireEtcdRunLock(inv: Pick<Inventory, 'cluster' | 'hosts
     logger.debug(`no etcd member accepts connections (${hosts.join(', ')}); the lock is ${inv.cluster}'s on this machine only`);
     return undefined;
   }
+  // Over TLS (sprint 5 on), with dpgc's client certificate beside the CA: without one the lock is this machine's only.
+  // etcd3 takes one scheme for all hosts: mid-switch, the members serving TLS.
+  const live = await liveClientEndpoints(inv);
+  const tls = live.some((u) => u.startsWith('https:'));
+  let credentials: { rootCertificate: Buffer; certChain: Buffer; privateKey: Buffer } | undefined;
+  if (tls) {
+    const f = controlClientFiles(caPathsFor(inv.file).dir);
+    const [ca, cert, key] = await Promise.all([f.ca, f.cert, f.key].map((p) => readFile(p).catch(() => undefined)));
+    if (!ca || !cert || !key) {
+      logger.debug(`etcd serves TLS and this machine has no client certificate for it (${f.cert}); the lock is ${inv.cluster}'s on this machine only`);
+      return undefined;
+    }
+    credentials = { rootCertificate: ca, certChain: cert, privateKey: key };
+  }
   const { Etcd3 } = await import('etcd3');
-  const client = new Etcd3({ hosts, dialTimeout: 2000, defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + 3000 }) });
+  const client = new Etcd3({
+    hosts: tls ? live.filter((u) => u.startsWith('https:')) : live,
+    ...(credentials ? { credentials } : {}),
+    dialTimeout: 2000,
+    defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + 3000 }),
+  });
   const key = runLockKey(inv.cluster);
   let acquired = false;
   const started = Date.now();
@@ -50,7 +107,10 @@ export async function acquireEtcdRunLock(inv: Pick<Inventory, 'cluster' | 'hosts
     const l = client.lease(LEASE_TTL_S);
     // Before the grant this is just "etcd is not there"; after it, another operator's run could start.
     l.on('lost', (e) => {
-      if (acquired) logger.warn(`lost the cluster's lock in etcd (${key}): ${e.message}; a run from another machine could start now`);
+      if (acquired) {
+        acquired = false;
+        onLost(e);
+      }
     });
     try {
       leaseId = await l.grant();
@@ -69,6 +129,8 @@ export async function acquireEtcdRunLock(inv: Pick<Inventory, 'cluster' | 'hosts
     client.close();
   };
   try {
+    // Taken again: the key may still be ours, bound to the lease that ended; it names this run, so it goes.
+    if (again) await client.if(key, 'Value', '==', JSON.stringify(me)).then(client.delete().key(key)).commit();
     const txn = () => client.if(key, 'Create', '==', 0).then(client.put(key).value(JSON.stringify(me)).lease(leaseId)).else(client.get(key)).commit();
     // Retried like the grant. A try that applied but whose answer was lost finds our own holder there.
     const r = await txn().catch(() => txn()).catch(() => txn());

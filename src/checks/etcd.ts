@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { clientEndpoints, clientUrl, deleteKey, endpointHealth, etcdctlNode, etcdHosts, getKey, memberList, putKey } from '../components/etcd.js';
+import { clientUrl, deleteKey, endpointAddress, liveClientEndpoints, endpointHealth, etcdctlNode, etcdHosts, getKey, memberList, putKey } from '../components/etcd.js';
 import type { RunContext } from '../context.js';
 import { fail, pass, type Check, type CheckResult } from './types.js';
 import { becomes } from '../wait.js';
@@ -18,7 +18,7 @@ export function etcdHealthCheck(sprint: number, id: string): Check {
     sprint,
     kind: 'state',
     async run(ctx: Ctx): Promise<CheckResult> {
-      const eps = clientEndpoints(ctx.inventory);
+      const eps = await liveClientEndpoints(ctx.inventory);
       const h = await endpointHealth(await etcdctlNode(ctx.pool), eps);
       const bad = h.filter((x) => !x.health);
       const value = `${h.length - bad.length}/${eps.length} healthy`;
@@ -41,9 +41,10 @@ export function etcdMembersCheck(sprint: number, id: string): Check {
     sprint,
     kind: 'state',
     async run(ctx) {
-      const want = etcdHosts(ctx.inventory).map((h) => ({ name: h.name, url: clientUrl(ctx.inventory, h) }));
-      const got = await memberList(await etcdctlNode(ctx.pool), clientEndpoints(ctx.inventory));
-      const missing = want.filter((w) => !got.some((g) => g.name === w.name && g.clientUrls.includes(w.url)));
+      // Recognised by address and port: the scheme is what the member serves (TLS from sprint 5 on).
+      const want = etcdHosts(ctx.inventory).map((h) => ({ name: h.name, url: endpointAddress(clientUrl(ctx.inventory, h)) }));
+      const got = await memberList(await etcdctlNode(ctx.pool), await liveClientEndpoints(ctx.inventory));
+      const missing = want.filter((w) => !got.some((g) => g.name === w.name && g.clientUrls.map(endpointAddress).includes(w.url)));
       const extra = got.filter((g) => !want.some((w) => w.name === g.name));
       const value = `${got.length - extra.length}/${want.length} members`;
       if (missing.length || extra.length) {
@@ -68,18 +69,20 @@ export function etcdReplicationCheck(sprint: number, id: string): Check {
     kind: 'read',
     async run(ctx) {
       const hosts = etcdHosts(ctx.inventory);
+      const eps = await liveClientEndpoints(ctx.inventory);
+      const url = (h: (typeof hosts)[number]) => eps[hosts.indexOf(h)]!;
       const n = await etcdctlNode(ctx.pool);
       const key = `/dpgc/check/${randomBytes(6).toString('hex')}`;
       const value = randomBytes(12).toString('hex');
       const writer = hosts[0]!;
-      await putKey(n, clientUrl(ctx.inventory, writer), key, value);
+      await putKey(n, url(writer), key, value);
       const written = Date.now();
       try {
         // Serializable reads answer from each member's own state: proof the write reached it.
         const seenAfter = await Promise.all(
           hosts.slice(1).map(async (h) => {
             const seen = await becomes(
-              async () => (await getKey(n, clientUrl(ctx.inventory, h), key, { consistency: 's' }).catch(() => undefined)) === value,
+              async () => (await getKey(n, url(h), key, { consistency: 's' }).catch(() => undefined)) === value,
               { timeoutMs: Math.max(0, written + 3000 - Date.now()), everyMs: 50 },
               `the key written through ${writer.name} readable on ${h.name}`,
             );
@@ -91,7 +94,7 @@ export function etcdReplicationCheck(sprint: number, id: string): Check {
         if (late.length) return fail(`written through ${writer.name}, not visible on ${late.join(', ')} within 3 s`, { value: `${late.length} member(s) missing it`, remedy: 'Check `dpgc status` for the etcd members named and read their etcd.log.' });
         return pass(`${worst} ms`, '< 3000 ms', `written through ${writer.name}, read locally on ${seenAfter.map((s) => `${s.host} after ${s.ms} ms`).join(', ')}`);
       } finally {
-        await deleteKey(n, clientUrl(ctx.inventory, writer), key).catch(() => {});
+        await deleteKey(n, url(writer), key).catch(() => {});
       }
     },
   };

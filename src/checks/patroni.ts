@@ -1,5 +1,5 @@
 import { currentLeader } from '../components/cluster.js';
-import { clientEndpoints, etcdctlNode, keysWithPrefix } from '../components/etcd.js';
+import { etcdctlNode, keysWithPrefix, liveClientEndpoints } from '../components/etcd.js';
 import { tlsRequired } from '../components/deployed.js';
 import { memberTls } from '../components/patroni-tls.js';
 import { patroniCredentials, renderPatroniConfig, rest, restTarget, validatePatroniArgv, memberStatus, PATRONI_NAMESPACE } from '../components/patroni.js';
@@ -103,7 +103,7 @@ export const patroniRegistered: Check = {
   kind: 'state',
   async run(ctx) {
     const prefix = `${PATRONI_NAMESPACE}${ctx.inventory.cluster}/members/`;
-    const keys = await keysWithPrefix(await etcdctlNode(ctx.pool), clientEndpoints(ctx.inventory), prefix);
+    const keys = await keysWithPrefix(await etcdctlNode(ctx.pool), await liveClientEndpoints(ctx.inventory), prefix);
     const want = pgHosts(ctx).map((h) => h.name);
     const missing = want.filter((n) => !keys.includes(`${prefix}${n}`));
     const value = `${want.length - missing.length}/${want.length} members`;

@@ -1,11 +1,14 @@
 import type { TLSSocket } from 'node:tls';
-import { caPathsFor, RENEW_BEFORE_DAYS } from '../components/ca.js';
+import { readFile } from 'node:fs/promises';
+import { CertificateAuthority, caPathsFor, controlClientFiles, RENEW_BEFORE_DAYS } from '../components/ca.js';
+import { etcdctlNode, etcdHosts, liveClientEndpoints, memberList } from '../components/etcd.js';
+import { silentLogger } from '../output/log.js';
 import { pgbouncerAdmin, ROLES_DB, superuserOn } from '../components/endpoints.js';
 import { describePlain, replicaStreams, sessionsByTls, streamProblem } from '../components/postgres-tls.js';
 import { withClient, type Client, type ConnectOptions, type Endpoint } from '../db/client.js';
 import { currentLeader } from '../components/cluster.js';
 import { BACKENDS, showStat, tlsCheckedIn, upServers } from '../components/haproxy.js';
-import { webRequest } from '../components/web-client.js';
+import { tlsProbe, webRequest } from '../components/web-client.js';
 import { pgHosts } from './common.js';
 import { fail, pass, type Check } from './types.js';
 
@@ -213,3 +216,77 @@ export const patroniRestTls: Check = {
     return problems.length ? fail(problems.join('\n'), { value, threshold, remedy: 'Run `dpgc sprint 5` again: it issues a missing or ending REST certificate, switches a member serving plaintext back to TLS (a reload) and HAProxy\'s check of it with it.' }) : pass(value, threshold);
   },
 };
+
+/** A client certificate from a CA the cluster does not trust, made for this measurement and thrown away. */
+async function strangerCertificate(): Promise<{ cert: string; key: string }> {
+  const control = CertificateAuthority.controlHost({ dryRun: false, logger: silentLogger });
+  // Why sh: openssl writes key and certificate to files (node's stdio is a socket, which /dev/stdout cannot
+  // reopen); a private temporary directory holds them for the moment it takes, removed whatever happens.
+  const r = await control.exec(
+    [
+      'sh', '-c',
+      'd=$(mktemp -d) || exit 1; trap \'rm -f -- "$d/k" "$d/c"; rmdir -- "$d"\' EXIT; openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=dpgc-stranger -days 1 -keyout "$d/k" -out "$d/c" 2>/dev/null && cat -- "$d/k" "$d/c"',
+    ],
+    { mutates: false },
+  );
+  const key = /-----BEGIN PRIVATE KEY-----[\s\S]*?-----END PRIVATE KEY-----\n/.exec(r.stdout)?.[0];
+  const cert = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/.exec(r.stdout)?.[0];
+  if (!key || !cert) throw new Error(`openssl made no certificate: ${r.stderr.trim()}`);
+  return { cert, key };
+}
+
+/**
+ * etcd serves TLS only and requires a certificate from the cluster's CA, on
+ * every member's client and peer ports: a handshake answered in TLS on both,
+ * dpgc's own client certificate gets /health, and a client without a
+ * certificate, or with one from another CA, is refused on both ports. The
+ * member list advertises https only (what Patroni follows).
+ */
+export const etcdTls: Check = {
+  id: 's5.tls.etcd',
+  title: 'etcd serves clients and peers over TLS only: plaintext, no certificate and a certificate from another CA are refused on every member; dpgc’s certificate is accepted',
+  sprint: 5,
+  kind: 'read',
+  async run(ctx) {
+    const inv = ctx.inventory;
+    const ca = await ctx.secrets.clusterCa();
+    const files = controlClientFiles(caPathsFor(inv.file).dir);
+    const [cert, key] = await Promise.all([files.cert, files.key].map((f) => readFile(f, 'utf8').catch(() => undefined)));
+    if (!ca || !cert || !key) return fail(`dpgc's client certificate for etcd (${files.cert}) or the cluster's CA is missing`, { remedy: ETCD_REPAIR });
+    const ours = { cert, key };
+    const stranger = await strangerCertificate();
+    const problems: string[] = [];
+    const hosts = etcdHosts(inv);
+    await Promise.all(
+      hosts.map(async (h) => {
+        for (const [what, port] of [['client', inv.ports.etcd_client], ['peer', inv.ports.etcd_peer]] as const) {
+          const at = `${h.name} ${what} port ${h.address}:${port}`;
+          const serves = await tlsProbe(h.address, port);
+          if (serves !== 'tls') {
+            problems.push(`${at}: ${serves === 'plain' ? 'answers in plaintext' : 'does not answer'}`);
+            continue;
+          }
+          const url = `https://${h.address}:${port}/${what === 'client' ? 'health' : 'version'}`;
+          const answer = (clientCert?: { cert: string; key: string }) =>
+            webRequest(url, { ca, timeoutMs: 5000, ...(clientCert ? { clientCert } : {}) }).then(
+              (r) => `HTTP ${r.status}`,
+              () => undefined,
+            );
+          const [mine, none, foreign] = await Promise.all([answer(ours), answer(), answer(stranger)]);
+          if (mine !== 'HTTP 200') problems.push(`${at}: dpgc's certificate gets ${mine ?? 'no answer'}`);
+          if (none !== undefined) problems.push(`${at}: answers a client without a certificate (${none})`);
+          if (foreign !== undefined) problems.push(`${at}: answers a certificate from another CA (${foreign})`);
+        }
+      }),
+    );
+    const members = await memberList(await etcdctlNode(ctx.pool), await liveClientEndpoints(inv)).catch(() => []);
+    for (const m of members) {
+      const plain = [...m.clientUrls, ...m.peerUrls].filter((u) => !u.startsWith('https:'));
+      if (plain.length) problems.push(`${m.name || m.id}: the member list advertises ${plain.join(', ')}`);
+    }
+    if (problems.length) return fail(problems.sort().join('\n'), { value: `${problems.length} problem(s)`, threshold: 'TLS with a CA certificate required everywhere', remedy: ETCD_REPAIR });
+    return pass(`${hosts.length} members × 2 ports: plaintext, no certificate and another CA's certificate refused`, 'TLS with a CA certificate required everywhere');
+  },
+};
+
+const ETCD_REPAIR = 'Run `dpgc sprint 5` again: it issues any missing certificate and puts each etcd member back on TLS as rendered (one member at a time; the others keep the quorum).';

@@ -110,6 +110,15 @@ export function caPathsFor(inventoryFile: string): CaPaths {
   return { dir, key: join(dir, 'ca.key'), cert: join(dir, 'ca.crt') };
 }
 
+/**
+ * dpgc's own client certificate on the control machine, `<inventory>.ca/client/`:
+ * etcd requires one from sprint 5 on (the run lock, lock-etcd.ts).
+ */
+export function controlClientFiles(caDir: string) {
+  const dir = `${caDir}/client`;
+  return { dir, cert: `${dir}/dpgc.crt`, key: `${dir}/dpgc.key`, ca: `${dir}/ca.crt` };
+}
+
 /** What a certificate must say. `name` is the file base on the host (`<tlsDir>/<name>.crt`). */
 export interface CertRequest {
   name: string;

@@ -5,7 +5,7 @@ import { withClient } from '../db/client.js';
 import { HostError } from '../errors.js';
 import type { HostPool } from '../hosts/pool.js';
 import { pgbouncerAdmin, superuserOn } from './endpoints.js';
-import { clientEndpoints, endpointHealth, endpointStatus, etcdctlNode, memberList, type EndpointHealth } from './etcd.js';
+import { liveClientEndpoints, endpointHealth, endpointStatus, etcdctlNode, memberList, type EndpointHealth } from './etcd.js';
 import { showStat, type ServerStat } from './haproxy.js';
 import { writableHost } from './databases.js';
 import { settingsView, type SettingsView } from './sizing.js';
@@ -129,7 +129,7 @@ async function members(ctx: Ctx): Promise<Pick<ClusterView, 'leader' | 'members'
 }
 
 async function etcd(ctx: Ctx): Promise<ClusterView['etcd']> {
-  const eps = clientEndpoints(ctx.inventory);
+  const eps = await liveClientEndpoints(ctx.inventory);
   try {
     const node = await etcdctlNode(ctx.pool);
     const [health, status, list] = await Promise.all([

@@ -8,6 +8,7 @@ import type { HostPool } from '../hosts/pool.js';
 import { configureHaproxy, ensureHaproxyRouting, setHealthChecks } from './haproxy.js';
 import { ensurePatroniConfig, patroniCredentials, patroniService, REST_CERT, type PatroniTls } from './patroni.js';
 import { tlsProbe } from './web-client.js';
+import { etcdTlsOn } from './etcd.js';
 
 /**
  * Patroni's REST API over TLS (sprint 5): each member serves https only,
@@ -49,10 +50,10 @@ export function restServes(inv: Pick<Inventory, 'ports'>, spec: Pick<HostSpec, '
  * but sprint 5's switch turns it on. A member that does not answer follows
  * the cluster: on a TLS cluster, its REST API is TLS.
  */
-export async function memberTls(inv: Pick<Inventory, 'ports'>, spec: Pick<HostSpec, 'address'>, cluster: { requireTls: boolean }): Promise<PatroniTls> {
+export async function memberTls(inv: Pick<Inventory, 'ports' | 'hosts'>, spec: Pick<HostSpec, 'address'>, cluster: { requireTls: boolean }): Promise<PatroniTls> {
   if (!cluster.requireTls) return { requireTls: false };
-  const serves = await restServes(inv, spec);
-  return { requireTls: true, restTls: serves !== 'plain' };
+  const [serves, etcdTls] = await Promise.all([restServes(inv, spec), etcdTlsOn(inv)]);
+  return { requireTls: true, restTls: serves !== 'plain', etcdTls };
 }
 
 type SwitchInv = Parameters<typeof ensurePatroniConfig>[0] & Parameters<typeof ensureHaproxyRouting>[0];

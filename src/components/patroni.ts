@@ -9,7 +9,7 @@ import type { Node } from '../hosts/pool.js';
 import type { ServiceSpec } from '../hosts/services.js';
 import { render } from '../templates.js';
 import { installValidated, runValidator } from './config-file.js';
-import { clientEndpoints } from './etcd.js';
+import { clientEndpoints, endpointAddress } from './etcd.js';
 import { firstPostgres, ROLES_DB } from './endpoints.js';
 import { waitUntil } from '../wait.js';
 import { auditParameters } from './audit.js';
@@ -135,7 +135,16 @@ export interface PatroniTls {
    * member serves (patroni-tls.ts memberTls).
    */
   restTls?: boolean;
+  /**
+   * Patroni reaches etcd over TLS with its own client certificate
+   * (components/etcd-tls.ts). Patroni reads this only when it starts: sprint
+   * 5 restarts it, paused, once the first etcd member serves TLS.
+   */
+  etcdTls?: boolean;
 }
+
+/** Patroni's client certificate for etcd, on each postgres host (owned by postgres). */
+export const ETCD_CLIENT_CERT = 'etcd-client';
 
 export function patroniHba(inv: Pick<Inventory, 'network'>, o: PatroniTls = {}): string[] {
   const lines = ['local all postgres peer', 'local all all scram-sha-256'];
@@ -202,7 +211,8 @@ export function renderPatroniConfig(
     name: host.name,
     restListen: `${host.address}:${inv.ports.patroni}`,
     rest: creds.rest,
-    etcdHosts: clientEndpoints(inv).map((u) => u.replace(/^https?:\/\//, '')),
+    etcdHosts: clientEndpoints(inv).map(endpointAddress),
+    etcdTls: o.etcdTls ? { cacert: `${paths.tlsDir}/ca.crt`, cert: `${paths.tlsDir}/${ETCD_CLIENT_CERT}.crt`, key: `${paths.tlsDir}/${ETCD_CLIENT_CERT}.key` } : undefined,
     // Only the host holding the sprint-0 database may seed the DCS: a replica that raced
     // for the initialize key with an empty data directory would initdb a new, empty cluster.
     bootstrap: firstPostgres(inv).name === host.name,
@@ -236,6 +246,8 @@ export function patroniService(inv: Pick<Inventory, 'ports'>, node: Pick<Node, '
     listen: { address: node.spec.address, port: inv.ports.patroni },
     // A crashed Patroni comes back at once and, holding its leader key still, resumes without a failover.
     restart: 'always',
+    // Patroni stops PostgreSQL itself; paused (sprint 5's switch of etcd to TLS) it must leave it running.
+    killMode: 'process',
     startTimeoutMs: 60_000,
     // Patroni stops its PostgreSQL cleanly first (docs/lab-facts.md: within ~10 s).
     stopTimeoutMs: 120_000,

@@ -10,6 +10,7 @@ import { firstPostgres } from './endpoints.js';
 import { HostError } from '../errors.js';
 import { sleep } from '../wait.js';
 import { restartReason } from './exporters.js';
+import { etcdTlsOn } from './etcd.js';
 import { ensureMetricsWeb, metricsFiles, scrapeTls, type MetricsCtx, type MetricsTlsChoice, type MetricsWeb, type ScrapeTls } from './metrics-web.js';
 import { webGet, webTarget, type WebTarget } from './web-client.js';
 
@@ -36,6 +37,8 @@ export interface ScrapeJob {
    * REST API (components/patroni-tls.ts), whose GET /metrics is a safe endpoint.
    */
   httpsOnly?: boolean;
+  /** Over TLS with a client certificate once the daemon serves TLS: etcd (components/etcd-tls.ts). */
+  clientCert?: boolean;
   /** Hosts running the target once `sprint` has been deployed. */
   hosts(inv: Pick<Inventory, 'hosts' | 'file'>, sprint: number): HostSpec[];
 }
@@ -48,7 +51,7 @@ export const SCRAPE_JOBS: ScrapeJob[] = [
   // One instance (the base one) until the HA cluster runs PostgreSQL on every postgres host.
   { job: 'postgres', sinceSprint: 1, port: 'postgres_exporter', hosts: (inv, s) => (s >= 3 ? withRole('postgres')(inv) : [firstPostgres(inv)]), web: 'postgres_exporter' },
   { job: 'pgbouncer', sinceSprint: 1, port: 'pgbouncer_exporter', hosts: withRole('pgbouncer'), web: 'the PgBouncer exporter' },
-  { job: 'etcd', sinceSprint: 2, port: 'etcd_client', hosts: withRole('etcd') },
+  { job: 'etcd', sinceSprint: 2, port: 'etcd_client', hosts: withRole('etcd'), clientCert: true },
   // Patroni runs from sprint 3 (sprint 2 only renders its configuration).
   { job: 'patroni', sinceSprint: 3, port: 'patroni', hosts: withRole('postgres'), httpsOnly: true },
   { job: 'haproxy', sinceSprint: 2, port: 'haproxy_stats', hosts: withRole('haproxy') },
@@ -114,12 +117,14 @@ export function renderPrometheusYml(
   sprint: number,
   ruleFiles: readonly RuleFile[] = RULE_FILES.filter((f) => RULE_FILE_SPRINT[f] <= sprint),
   tls?: ScrapeTls,
+  clientCert?: ClientCertFiles,
 ): string {
   const targets = scrapeTargets(inv, sprint);
   const jobs = [...new Set(targets.map((t) => t.job))].map((job) => {
     const ts = targets.filter((t) => t.job === job);
-    const httpsOnly = SCRAPE_JOBS.find((j) => j.job === job)?.httpsOnly;
-    return { job, path: ts[0]!.path, targets: ts, tls: ts[0]!.web ? tls : httpsOnly && tls ? { caFile: tls.caFile } : undefined };
+    const j = SCRAPE_JOBS.find((x) => x.job === job);
+    const jobTls = ts[0]!.web ? tls : j?.httpsOnly && tls ? { caFile: tls.caFile } : j?.clientCert && clientCert ? clientCert : undefined;
+    return { job, path: ts[0]!.path, targets: ts, tls: jobTls };
   });
   return render('prometheus/prometheus.yml.eta', {
     cluster: inv.cluster,
@@ -130,6 +135,19 @@ export function renderPrometheusYml(
     jobs,
   });
 }
+
+/** Prometheus's own client certificate (etcd requires one once it serves TLS), with the CA, on the monitoring host. */
+export interface ClientCertFiles {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+export const PROMETHEUS_CLIENT_CERT = 'etcd-client-prometheus';
+export const prometheusClientCert = (paths: Pick<Node['paths'], 'tlsDir'>): ClientCertFiles => ({
+  caFile: `${paths.tlsDir}/ca.crt`,
+  certFile: `${paths.tlsDir}/${PROMETHEUS_CLIENT_CERT}.crt`,
+  keyFile: `${paths.tlsDir}/${PROMETHEUS_CLIENT_CERT}.key`,
+});
 
 export const ruleFileText = (f: RuleFile): string => templateText(`prometheus/rules/${f}`);
 export const ruleTestText = (f: RuleFile): string => templateText(`prometheus/tests/${ruleTestName(f)}`);
@@ -188,7 +206,9 @@ export async function ensurePrometheus(ctx: MetricsCtx, node: Node, sprint: numb
   // cluster reads as sprint 3 at most (deployed.ts), and sprint 1 re-run on a sprint-5 cluster keeps mtail.
   const scrapeSprint = Math.max(sprint, ...files.map((r) => RULE_FILE_SPRINT[r]));
   // --syntax-only: the staged config's rule files are the live ones, checked above.
-  const cfg = renderPrometheusYml(inv, node.paths, scrapeSprint, files, web.tls ? scrapeTls(node.paths) : undefined);
+  // etcd as it serves now: sprint 5 renders this again once its switch to TLS is done.
+  const etcdTls = scrapeSprint >= 2 && (await etcdTlsOn(inv));
+  const cfg = renderPrometheusYml(inv, node.paths, scrapeSprint, files, web.tls ? scrapeTls(node.paths) : undefined, etcdTls ? prometheusClientCert(node.paths) : undefined);
   const w = await installValidated(node.host, f.config, cfg, { mode: 0o644 }, (s) => runValidator(node.host, 'Prometheus config', ['promtool', 'check', 'config', '--syntax-only', s]));
   changed = w.changed || changed;
   const dir = await node.host.exec(['stat', '-c', '%U', f.data], { mutates: false, allowFailure: true });

@@ -5,7 +5,7 @@ import { HostError } from '../errors.js';
 import type { Node } from '../hosts/pool.js';
 import { ensureLoginRole } from './databases.js';
 import { ROLES_DB } from './endpoints.js';
-import { clientEndpoints, etcdctlNode, getKey } from './etcd.js';
+import { etcdctlNode, getKey, liveClientEndpoints } from './etcd.js';
 import type { HostPool } from '../hosts/pool.js';
 import { dataDirState, stopFast } from './postgres.js';
 import { clusterMembers, leaderOf, memberStatus, PATRONI_NAMESPACE, patroniService, restTarget } from './patroni.js';
@@ -71,7 +71,7 @@ export async function systemIdentifier(node: Pick<Node, 'host' | 'paths'>): Prom
 /** The system identifier Patroni recorded in the DCS, or undefined before any takeover. */
 export async function dcsInitializeKey(inv: Pick<Inventory, 'cluster' | 'hosts' | 'ports'>, pool: HostPool): Promise<string | undefined> {
   const n = await etcdctlNode(pool);
-  const eps = clientEndpoints(inv);
+  const eps = await liveClientEndpoints(inv);
   return getKey(n, eps[0]!, `${PATRONI_NAMESPACE}${inv.cluster}/initialize`).catch(async () => getKey(n, eps[eps.length - 1]!, `${PATRONI_NAMESPACE}${inv.cluster}/initialize`));
 }
 

@@ -52,6 +52,8 @@ export interface WebRequestOptions extends WebGetOptions {
   body?: unknown;
   ca?: string;
   auth?: { username: string; password: string };
+  /** A client certificate and its key (PEM), for a server that requires one (etcd from sprint 5 on). */
+  clientCert?: { cert: string; key: string };
 }
 
 /**
@@ -91,7 +93,7 @@ export function webRequest(url: string, o: WebRequestOptions = {}): Promise<WebR
     };
     // agent: false: one connection per request, nothing pooled that would keep the process alive.
     const opts = { method: o.method ?? 'GET', headers, signal, agent: false as const };
-    const req = secure ? httpsRequest(u, { ...opts, ...(o.ca ? { ca: o.ca } : {}) }, onResponse) : httpRequest(u, opts, onResponse);
+    const req = secure ? httpsRequest(u, { ...opts, ...(o.ca ? { ca: o.ca } : {}), ...(o.clientCert ?? {}) }, onResponse) : httpRequest(u, opts, onResponse);
     req.on('error', (e: NodeJS.ErrnoException) => reject(webError(e)));
     req.end(body);
   });

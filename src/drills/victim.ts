@@ -1,6 +1,6 @@
 import type { RunContext } from '../context.js';
 import { HostError } from '../errors.js';
-import { clientEndpoints, clientUrl, endpointStatus, etcdctlNode, etcdHosts } from '../components/etcd.js';
+import { clientUrl, endpointAddress, endpointStatus, etcdctlNode, etcdHosts, liveClientEndpoints } from '../components/etcd.js';
 import type { Health, Snapshot } from './health.js';
 import type { DrillMode } from './types.js';
 
@@ -17,9 +17,9 @@ export async function pickVictim(ctx: Pick<RunContext, 'inventory' | 'pool'>, mo
   }
   if (mode === 'etcd-member') {
     const inv = ctx.inventory;
-    const status = await endpointStatus(await etcdctlNode(ctx.pool), clientEndpoints(inv));
+    const status = await endpointStatus(await etcdctlNode(ctx.pool), await liveClientEndpoints(inv));
     const leaderRow = status.find((s) => s.memberId === s.leaderId);
-    const host = leaderRow ? etcdHosts(inv).find((h) => clientUrl(inv, h) === leaderRow.endpoint) : undefined;
+    const host = leaderRow ? etcdHosts(inv).find((h) => endpointAddress(clientUrl(inv, h)) === endpointAddress(leaderRow.endpoint)) : undefined;
     if (host) return host.name;
     const fallback = etcdHosts(inv)[0];
     if (!fallback) throw new HostError(`${inv.file}: no host has the etcd role`);

@@ -32,6 +32,12 @@ export interface ServiceSpec {
    * `Restart=always`; in the lab the restart loop of supervise.ts).
    */
   restart?: 'always';
+  /**
+   * `process`: stopping the service signals its main process only (systemd
+   * `KillMode=process`), for a daemon that manages children which must outlive
+   * it (Patroni paused leaves PostgreSQL running). Otherwise `mixed`.
+   */
+  killMode?: 'process';
   startTimeoutMs?: number;
   stopTimeoutMs?: number;
 }
@@ -343,5 +349,6 @@ export function renderSystemdUnit(s: ServiceSpec): string {
     cwd: s.cwd,
     nofile: s.nofile,
     restart: s.restart ?? 'on-failure',
+    killMode: s.killMode ?? 'mixed',
   });
 }

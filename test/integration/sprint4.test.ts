@@ -27,6 +27,7 @@ import { Secrets, secretsPathFor } from '../../src/config/secrets.js';
 import { runPoolTest } from '../../src/pooltest/engine.js';
 import { localSql } from '../../src/components/postgres.js';
 import { ensureCertMetrics, mtailService } from '../../src/components/security-metrics.js';
+import { etcdService, etcdUser } from '../../src/components/etcd.js';
 import type { HostError } from '../../src/errors.js';
 import { connect, isAuthFailure, passwordAccepted, withClient, type Endpoint } from '../../src/db/client.js';
 import { ensureDirectories, ensureServer, REPO_USER, SCHEDULE, serverService } from '../../src/components/pgbackrest.js';
@@ -385,7 +386,7 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     if (!state.sprints['4']?.passed) expect((await sprint4Run('sprint 4 (for sprint 5)')).passed).toBe(true);
     const first = await sprint5Run();
     expect(first.code, first.why).toBe(0);
-    expect(first.doc.results.map((r) => r.id).sort()).toEqual(['s5.alerts.security', 's5.audit.logged', 's5.auth.scram-only', 's5.firewall.enforced', 's5.roles.enforced', 's5.roles.privileges', 's5.tls.metrics', 's5.tls.patroni', 's5.tls.postgres', 's5.tls.required', 's5.tls.sessions']);
+    expect(first.doc.results.map((r) => r.id).sort()).toEqual(['s5.alerts.security', 's5.audit.logged', 's5.auth.scram-only', 's5.firewall.enforced', 's5.roles.enforced', 's5.roles.privileges', 's5.tls.etcd', 's5.tls.metrics', 's5.tls.patroni', 's5.tls.postgres', 's5.tls.required', 's5.tls.sessions']);
     const again = await sprint5Run();
     expect(again.code, again.why).toBe(0);
     expect(again.doc.tasks.changed).toBe(0);
@@ -593,6 +594,8 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect(await served(ctl.address, inv.ports.pgbouncer, true), 'PgBouncer').toBe(after.get('ctl:pgbouncer.crt'));
     expect(await served(members[0]!.address, inv.ports.node_exporter, false), `${members[0]!.name}'s node_exporter`).toBe(after.get(`${members[0]!.name}:metrics.crt`));
     expect(await served(members[1]!.address, inv.ports.patroni, false), `${members[1]!.name}'s Patroni REST API`).toBe(after.get(`${members[1]!.name}:patroni.crt`));
+    // etcd reads its files at each handshake: the new certificate, no restart.
+    expect(await served(members[2]!.address, inv.ports.etcd_client, false), `${members[2]!.name}'s etcd`).toBe(after.get(`${members[2]!.name}:etcd.crt`));
     expect(await startedAt()).toEqual(up);
     ctx = await lab.context();
     timings['rotate --certs'] = (Date.now() - t0) / 1000;
@@ -817,7 +820,7 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect(rows).toEqual({ ro: true, ri: false, ai: true, ac: false });
   });
 
-  it('changed by hand: a trust rule on a replica and an md5 password fail s5.auth.scram-only, naming line and role; a firewall table deleted on one host and an accept rule added on another fail s5.firewall.enforced, naming each; mtail stopped on a member fails s5.alerts.security naming it; one re-run repairs all of it', async () => {
+  it('changed by hand: a trust rule on a replica and an md5 password fail s5.auth.scram-only, naming line and role; a firewall table deleted on one host and an accept rule added on another fail s5.firewall.enforced, naming each; mtail stopped on a member fails s5.alerts.security naming it; etcd on a member without client-certificate authentication fails s5.tls.etcd naming it; one re-run repairs all of it', async () => {
     const leader = await currentLeader(ctx.inventory);
     const replica = ctx.inventory.hosts.find((h) => h.roles.includes('postgres') && h.name !== leader.name)!;
     const n = await node(replica.name);
@@ -877,12 +880,25 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect(on('PostgresHbaChangedOutsideDpgc')).toEqual([replica.name]);
     expect(on('PostgresSettingsChangedOutsideDpgc')).toEqual([leader.name]);
 
+    // etcd on the replica's host restarted without client-certificate authentication: TLS still, but anyone's
+    // (a trusted CA file alone makes etcd require a client certificate: both lines go).
+    const etcdEnv = (await n.host.readFile(n.paths.etcdConf))!;
+    const open = etcdEnv.replace(/^ETCD_(TRUSTED_CA_FILE|CLIENT_CERT_AUTH)=.*\n/gm, '');
+    expect(etcdEnv.split('\n').length - open.split('\n').length).toBe(2);
+    await n.host.writeFile(n.paths.etcdConf, open, { mode: 0o644 });
+    await n.services.restart(etcdService(ctx.inventory, n, await etcdUser(n)));
+    const anyone = await run(s5('s5.tls.etcd'));
+    expect(anyone.verdict).toBe('fail');
+    const clientPort = `${b.name} client port ${b.address}:${ctx.inventory.ports.etcd_client}`;
+    expect(anyone.detail).toBe(`${clientPort}: answers a certificate from another CA (HTTP 200)\n${clientPort}: answers a client without a certificate (HTTP 200)`);
+
     const fix = await sprint5Run();
     expect(fix.code, fix.why).toBe(0);
     expect(await n.host.readFile(hba)).not.toContain('trust');
     const ln = await node(leader.name);
     expect(await ln.host.readFile(`${ln.paths.pgData}/postgresql.auto.conf`)).not.toContain('tcp_keepalives_idle');
-    for (const id of ['s5.auth.scram-only', 's5.firewall.enforced', 's5.alerts.security']) expect(fix.doc.results.find((x) => x.id === id)?.verdict, id).toBe('pass');
+    expect(await n.host.readFile(n.paths.etcdConf)).toBe(etcdEnv);
+    for (const id of ['s5.auth.scram-only', 's5.firewall.enforced', 's5.alerts.security', 's5.tls.etcd']) expect(fix.doc.results.find((x) => x.id === id)?.verdict, id).toBe('pass');
     expect(await probe()).toBe('refused');
     const t1 = Date.now();
     await waitAlerts(drift, false, 60_000);

@@ -72,6 +72,7 @@ const EXPECTED: [string, string][] = [
   ["s5.tls.sessions", "Every TCP session on every member is encrypted: PgBouncer, the exporters, replication, dpgc"],
   ["s5.tls.required", "Plaintext is refused: a login without TLS to any member (replication too) or to PgBouncer fails; every replica streams verify-full"],
   ["s5.tls.patroni", "Patroni’s REST API serves TLS only on every member (plaintext gets no answer), verified against the cluster CA; HAProxy checks each member over TLS and routes to the leader"],
+  ["s5.tls.etcd", "etcd serves clients and peers over TLS only: plaintext, no certificate and a certificate from another CA are refused on every member; dpgc’s certificate is accepted"],
   ["s5.audit.logged", "pgaudit is loaded on every member, and a DDL statement run now appears as an AUDIT line in the leader’s log"],
   ["s5.tls.metrics", "Every metrics endpoint (exporters, Prometheus, Alertmanager) refuses plaintext HTTP and answers 401 without credentials; Prometheus scrapes each over TLS"],
   ["s5.alerts.security", "Security alerts (refused-login bursts, superuser logins over the network, certificates near their end, pg_hba or settings changed outside dpgc) are loaded, evaluate, pass their promtool tests, every series they read is scraped, and mtail on every PostgreSQL host"],

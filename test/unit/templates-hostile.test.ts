@@ -58,7 +58,7 @@ const pathsOf = (inv: Inventory, name = 'db1') => hostPaths(inv, inv.hosts.find(
 const CASES: Record<string, Case> = {
   'etcd/etcd.env.eta': {
     format: 'sh',
-    roundTrip: (v, inv) => [parseShEnv(renderEtcdEnv(inv, db1(inv), { etcdData: `${v}/etcd` })).ETCD_DATA_DIR, `${v}/etcd`],
+    roundTrip: (v, inv) => [parseShEnv(renderEtcdEnv(inv, db1(inv), { etcdData: `${v}/etcd`, tlsDir: `${v}/tls` }, 'tls')).ETCD_DATA_DIR, `${v}/etcd`],
   },
   'postgresql/dpgc.conf.eta': {
     format: 'pgconf',
@@ -288,7 +288,7 @@ describe('the real readers agree', () => {
     rmSync(marker, { force: true });
     for (const v of HOSTILE) {
       const f = join(dir, 'etcd.env');
-      writeFileSync(f, renderEtcdEnv(inv, db1(inv), { etcdData: v }));
+      writeFileSync(f, renderEtcdEnv(inv, db1(inv), { etcdData: v, tlsDir: v }, 'tls'));
       // The supervisor's way of reading it (src/hosts/services.ts): `set -a; . file`.
       const out = execFileSync('sh', ['-c', 'set -a; . "$1"; printf %s "$ETCD_DATA_DIR"', 'sh', f], { encoding: 'utf8' });
       expect(out).toBe(v);
