@@ -5,7 +5,7 @@ import { caPathsFor, controlClientFiles } from './components/ca.js';
 import { liveClientEndpoints } from './components/etcd.js';
 import { LockedError } from './errors.js';
 import { tcpAnswer } from './hosts/tcp.js';
-import { describeHolder, type LockHolder } from './lock.js';
+import { describeHolder, staleReason, type LockHolder } from './lock.js';
 import type { Logger } from './output/log.js';
 
 /**
@@ -44,11 +44,14 @@ type LockInv = Pick<Inventory, 'cluster' | 'hosts' | 'ports' | 'file'>;
 export async function acquireEtcdRunLock(inv: LockInv, me: LockHolder, logger: Logger): Promise<EtcdRunLock | undefined> {
   let released = false;
   let current: EtcdRunLock | undefined;
+  // A retake under way when the run ends is waited for and released too: a lock taken again after the
+  // run's release would outlive the run by its lease and refuse the next run (seen in CI).
+  let retaking: Promise<void> = Promise.resolve();
   const lost = (e: Error): void => {
     if (released) return;
     const was = current;
-    void takeOnce(inv, me, logger, lost, true)
-      .then(async (again) => {
+    retaking = takeOnce(inv, me, logger, lost, true)
+      .then((again) => {
         if (!again) throw new Error('etcd does not answer');
         current = again;
         logger.debug(`took ${again.key} in etcd again after losing it (${e.message.split('\n')[0]})`);
@@ -62,6 +65,7 @@ export async function acquireEtcdRunLock(inv: LockInv, me: LockHolder, logger: L
     key: current.key,
     release: async () => {
       released = true;
+      await retaking;
       await current?.release();
     },
   };
@@ -133,8 +137,17 @@ async function takeOnce(inv: LockInv, me: LockHolder, logger: Logger, onLost: (e
     if (again) await client.if(key, 'Value', '==', JSON.stringify(me)).then(client.delete().key(key)).commit();
     const txn = () => client.if(key, 'Create', '==', 0).then(client.put(key).value(JSON.stringify(me)).lease(leaseId)).else(client.get(key)).commit();
     // Retried like the grant. A try that applied but whose answer was lost finds our own holder there.
-    const r = await txn().catch(() => txn()).catch(() => txn());
-    const other = r.succeeded ? JSON.stringify(me) : r.responses[0]?.response_range?.kvs?.[0]?.value?.toString();
+    let r = await txn().catch(() => txn()).catch(() => txn());
+    let other = r.succeeded ? JSON.stringify(me) : r.responses[0]?.response_range?.kvs?.[0]?.value?.toString();
+    // A holder on this machine whose process is gone: its lease outlives it by up to LEASE_TTL_S (a release
+    // that could not reach etcd, a SIGKILL), but nothing runs. Removed only if it is still that holder.
+    const stale = other !== undefined && other !== JSON.stringify(me) ? staleHolder(other) : undefined;
+    if (stale) {
+      logger.info(`the cluster's lock in etcd (${key}) was held by ${stale}; taking it over`);
+      await client.if(key, 'Value', '==', other!).then(client.delete().key(key)).commit();
+      r = await txn();
+      other = r.succeeded ? JSON.stringify(me) : r.responses[0]?.response_range?.kvs?.[0]?.value?.toString();
+    }
     if (other !== JSON.stringify(me)) {
       throw new LockedError(`another dpgc run is changing cluster ${inv.cluster}: ${holderText(other)} (lock ${key} in etcd)`, {
         hint: `Wait for it to finish, then run again. A run that died releases it within ${LEASE_TTL_S} s.`,
@@ -148,6 +161,18 @@ async function takeOnce(inv: LockInv, me: LockHolder, logger: Logger, onLost: (e
   }
   acquired = true;
   return { key, release: close };
+}
+
+/** `describeHolder` and why it cannot be running, when the holder is a dpgc run on this machine that has ended. */
+function staleHolder(json: string): string | undefined {
+  try {
+    const h = JSON.parse(json) as LockHolder;
+    if (typeof h.pid !== 'number' || typeof h.host !== 'string') return undefined;
+    const why = staleReason(h);
+    return why ? `${describeHolder(h)}, which has ended (${why})` : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function holderText(json: string | undefined): string {
