@@ -9,6 +9,7 @@ import { describePlain, ensurePgCert, plaintextStreams, reloadIfServing, restrea
 import { ensureHostExporters, ensurePostgresExporter } from '../src/components/exporters.js';
 import { ensureFirewall, firewallTable } from '../src/components/firewall.js';
 import { ensureMonitoring } from '../src/components/monitoring.js';
+import { ensurePrometheus, monitoredSprint } from '../src/components/prometheus.js';
 import { ensureEtcdCerts, observeEtcdTls, switchEtcdToTls } from '../src/components/etcd-tls.js';
 import { metricsTls } from '../src/checks/metrics.js';
 import { currentLeader } from '../src/components/cluster.js';
@@ -261,7 +262,7 @@ export const sprint5: Sprint = {
       }),
       ...ctx.pool.specs('monitoring').map((h) =>
         readsLive('service', `Prometheus on ${h.name} scrapes etcd over TLS with its client certificate`, h.name, async () =>
-          ensureMonitoring(ctx, await node(h.name), 5, { tlsCa: await clusterCa(), ca: theCa }),
+          ensurePrometheus(ctx, await node(h.name), await monitoredSprint(ctx, 5), { tlsCa: await clusterCa(), ca: theCa }),
         ),
       ),
       perHost(inv)(

@@ -78,12 +78,15 @@ export async function ensureEtcdCerts(ca: CertificateAuthority, ctx: Pick<Switch
     const r = await ca.ensureHostCert(node.host, node.paths.tlsDir, req, owner);
     if (r.changed) issued.push(`${node.spec.name} ${req.name}${r.reason ? ` (${r.reason})` : ''}`);
   };
-  for (const h of etcdHosts(inv)) {
-    const n = await ctx.pool.node(h.name);
-    await one(n, etcdCertRequest(h), await etcdUser(n));
-  }
-  for (const h of inv.hosts.filter((x) => x.roles.includes('postgres'))) await one(await ctx.pool.node(h.name), clientCert(ETCD_CLIENT_CERT, `patroni-${h.name}`), 'postgres');
-  for (const h of inv.hosts.filter((x) => x.roles.includes('monitoring'))) await one(await ctx.pool.node(h.name), clientCert(PROMETHEUS_CLIENT_CERT, `prometheus-${h.name}`), 'prometheus');
+  // One host's files at a time (a member's and Patroni's certificates share its directory), hosts at once.
+  await Promise.all(
+    inv.hosts.map(async (h) => {
+      const n = await ctx.pool.node(h.name);
+      if (h.roles.includes('etcd')) await one(n, etcdCertRequest(h), await etcdUser(n));
+      if (h.roles.includes('postgres')) await one(n, clientCert(ETCD_CLIENT_CERT, `patroni-${h.name}`), 'postgres');
+      if (h.roles.includes('monitoring')) await one(n, clientCert(PROMETHEUS_CLIENT_CERT, `prometheus-${h.name}`), 'prometheus');
+    }),
+  );
   const control = controlClientFiles(ca.paths.dir);
   const r = await ca.ensureHostCert(ca.control, control.dir, clientCert('dpgc', 'dpgc'), userInfo().username);
   if (r.changed) issued.push(`the control machine's client certificate${r.reason ? ` (${r.reason})` : ''}`);
