@@ -2,7 +2,7 @@ import type { Lease } from 'etcd3';
 import { readFile } from 'node:fs/promises';
 import type { Inventory } from './config/schema.js';
 import { caPathsFor, controlClientFiles } from './components/ca.js';
-import { liveClientEndpoints } from './components/etcd.js';
+import { etcdHosts, liveClientEndpoints } from './components/etcd.js';
 import { LockedError } from './errors.js';
 import { tcpAnswer } from './hosts/tcp.js';
 import { describeHolder, staleReason, type LockHolder } from './lock.js';
@@ -72,11 +72,11 @@ export async function acquireEtcdRunLock(inv: LockInv, me: LockHolder, logger: L
 }
 
 async function takeOnce(inv: LockInv, me: LockHolder, logger: Logger, onLost: (e: Error) => void, again: boolean): Promise<EtcdRunLock | undefined> {
-  const hosts = inv.hosts.filter((h) => h.roles.includes('etcd')).map((h) => `http://${h.address}:${inv.ports.etcd_client}`);
-  if (!hosts.length) return undefined;
+  const members = etcdHosts(inv).map((h) => ({ host: h.address, port: inv.ports.etcd_client }));
+  if (!members.length) return undefined;
   // Before sprint 2 nothing listens: a TCP probe says so in a millisecond, without loading gRPC or retrying.
-  if (!(await anyAccepts(inv.hosts.filter((h) => h.roles.includes('etcd')).map((h) => ({ host: h.address, port: inv.ports.etcd_client }))))) {
-    logger.debug(`no etcd member accepts connections (${hosts.join(', ')}); the lock is ${inv.cluster}'s on this machine only`);
+  if (!(await anyAccepts(members))) {
+    logger.debug(`no etcd member accepts connections (${members.map((m) => `${m.host}:${m.port}`).join(', ')}); the lock is ${inv.cluster}'s on this machine only`);
     return undefined;
   }
   // Over TLS (sprint 5 on), with dpgc's client certificate beside the CA: without one the lock is this machine's only.
@@ -94,8 +94,9 @@ async function takeOnce(inv: LockInv, me: LockHolder, logger: Logger, onLost: (e
     credentials = { rootCertificate: ca, certChain: cert, privateKey: key };
   }
   const { Etcd3 } = await import('etcd3');
+  const hosts = tls ? live.filter((u) => u.startsWith('https:')) : live;
   const client = new Etcd3({
-    hosts: tls ? live.filter((u) => u.startsWith('https:')) : live,
+    hosts,
     ...(credentials ? { credentials } : {}),
     dialTimeout: 2000,
     defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + 3000 }),
