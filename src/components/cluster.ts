@@ -62,6 +62,8 @@ export interface ClusterView {
   leader?: string;
   members: HostedMember[];
   membersError?: string;
+  /** Patroni's maintenance mode (GET /cluster `pause`): no automatic failover while it lasts. */
+  paused?: boolean;
   etcd: { endpoints: EndpointHealth[]; leader?: string; members?: string[]; error?: string };
   haproxy: { host: string; servers: ServerStat[]; error?: string }[];
   pgbouncer: { host: string; pools: Record<string, unknown>[]; error?: string }[];
@@ -96,13 +98,14 @@ export async function replicationRows(inv: Pick<Inventory, 'ports'>, secrets: Pi
   );
 }
 
-async function members(ctx: Ctx): Promise<Pick<ClusterView, 'leader' | 'members' | 'membersError'>> {
+async function members(ctx: Ctx): Promise<Pick<ClusterView, 'leader' | 'members' | 'membersError' | 'paused'>> {
   const inv = ctx.inventory;
   const hosts = inv.hosts.filter((h) => h.roles.includes('postgres'));
   let view: ClusterMember[];
   let leader: ClusterMember | undefined;
+  let paused: boolean;
   try {
-    ({ members: view, leader } = await patroniView(inv));
+    ({ members: view, leader, paused } = await patroniView(inv));
   } catch (e) {
     return { members: hosts.map((h) => ({ name: h.name, address: h.address, role: 'unknown', state: 'unreachable' })), membersError: (e as Error).message };
   }
@@ -125,7 +128,7 @@ async function members(ctx: Ctx): Promise<Pick<ClusterView, 'leader' | 'members'
       ...(!isLeader && replError ? { error: replError } : {}),
     };
   });
-  return { ...(leader ? { leader: leader.name } : {}), members: out };
+  return { ...(leader ? { leader: leader.name } : {}), members: out, ...(paused ? { paused } : {}) };
 }
 
 async function etcd(ctx: Ctx): Promise<ClusterView['etcd']> {

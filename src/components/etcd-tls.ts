@@ -4,7 +4,10 @@ import type { HostSpec, Inventory } from '../config/schema.js';
 import type { Secrets } from '../config/secrets.js';
 import { HostError } from '../errors.js';
 import type { HostPool, Node } from '../hosts/pool.js';
+import { holding } from '../interrupt.js';
 import { waitUntil } from '../wait.js';
+import { currentLeader } from './cluster.js';
+import { leftPausePatch, PAUSED_BY_DPGC, pauseOf, pauseRecord } from './patroni-cluster.js';
 import { controlClientFiles, type CertificateAuthority, type CertRequest } from './ca.js';
 import {
   configureEtcd,
@@ -153,20 +156,32 @@ async function patroniOnPlainEtcd(inv: Inv, pool: HostPool): Promise<Node[]> {
   return out;
 }
 
-async function setPause(inv: Inv, secrets: Pick<Secrets, 'get'>, on: boolean): Promise<void> {
+/**
+ * Pauses the cluster with dpgc's record (patroni-cluster.ts PAUSED_BY_DPGC), unless it is paused already:
+ * an operator's pause is theirs, kept through the switch and left in place. Whether this run paused it.
+ */
+async function pauseForSwitch(inv: Inv, secrets: Pick<Secrets, 'get'>): Promise<boolean> {
+  const leader = await currentLeader(inv).catch(() => undefined);
+  const cur = leader ? await rest<Record<string, unknown>>(restTarget(inv, leader), 'GET', '/config').catch(() => undefined) : undefined;
+  if (cur?.status === 200 && cur.body && pauseOf(cur.body).paused && !leftPausePatch(cur.body)) return false;
+  await patchConfig(inv, secrets, { pause: true, [PAUSED_BY_DPGC]: pauseRecord("sprint 5's switch of etcd to TLS") }, 'pause');
+  return true;
+}
+
+async function patchConfig(inv: Inv, secrets: Pick<Secrets, 'get'>, body: Record<string, unknown>, what: 'pause' | 'resume'): Promise<void> {
   const auth = { username: REST_USER, password: await secrets.get('patroni_rest') };
   let last = '';
   for (const h of inv.hosts.filter((x) => x.roles.includes('postgres'))) {
     try {
-      const r = await rest(restTarget(inv, h), 'PATCH', '/config', { body: { pause: on }, auth });
+      const r = await rest(restTarget(inv, h), 'PATCH', '/config', { body, auth });
       if (r.status === 200) return;
       last = `${h.name}: HTTP ${r.status}`;
     } catch (e) {
       last = (e as Error).message;
     }
   }
-  throw new HostError(`could not ${on ? 'pause' : 'resume'} Patroni (${last})`, {
-    hint: on ? 'Nothing was restarted. Check `dpgc status`, then run sprint 5 again.' : 'Resume it by hand: `patronictl -c <patroni.yml> resume`, then run sprint 5 again.',
+  throw new HostError(`could not ${what} Patroni (${last})`, {
+    hint: what === 'pause' ? 'Nothing was restarted. Check `dpgc status`, then run sprint 5 again.' : 'The cluster stays paused, and says dpgc paused it: the next `dpgc sprint 3` (or 4, or 5) resumes it. By hand: `patronictl -c <patroni.yml> resume`.',
   });
 }
 
@@ -176,8 +191,12 @@ async function restartPatroniOntoTls(ctx: SwitchCtx, stale: Node[]): Promise<str
   const creds = await patroniCredentials(ctx.secrets);
   const proxies = await Promise.all(inv.hosts.filter((x) => x.roles.includes('haproxy')).map((x) => ctx.pool.node(x.name)));
   const done: string[] = [];
-  await setPause(inv, ctx.secrets, true);
-  try {
+  const paused = await pauseForSwitch(inv, ctx.secrets);
+  // Resumed however the run ends, a second Ctrl-C included (interrupt.ts); a SIGKILL leaves the record, and the next run resumes.
+  const resume = async () => {
+    if (paused) await patchConfig(inv, ctx.secrets, { pause: null, [PAUSED_BY_DPGC]: null }, 'resume');
+  };
+  await holding('Patroni paused for the switch of etcd to TLS', resume, async () => {
     for (const n of stale) {
       const t0 = Date.now();
       await ensurePatroniConfig(inv, n, creds, { requireTls: true, restTls: (await restServes(inv, n.spec)) !== 'plain', etcdTls: true });
@@ -202,9 +221,7 @@ async function restartPatroniOntoTls(ctx: SwitchCtx, stale: Node[]): Promise<str
       if (st.running) await n.host.writeFile(markerFile(n), `${st.pid}\n`, { mode: 0o644, owner: 'root' });
       done.push(`${n.spec.name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
     }
-  } finally {
-    await setPause(inv, ctx.secrets, false);
-  }
+  });
   return done;
 }
 

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { Inventory } from '../config/schema.js';
 import type { Secrets } from '../config/secrets.js';
 import { HostError } from '../errors.js';
@@ -32,6 +33,8 @@ export interface Topology {
   streaming: string[];
   sync: string[];
   problems: string[];
+  /** In maintenance mode: waiting does not make it whole. */
+  paused?: boolean;
 }
 
 /**
@@ -39,10 +42,19 @@ export interface Topology {
  * synchronous standbys as the inventory asks (pure: Patroni's /cluster plus
  * the leader's pg_stat_replication; patronictl would say `running`, docs/lab-facts.md).
  */
-export function assessTopology(inv: Pick<Inventory, 'hosts' | 'postgres'>, members: ClusterMember[], rows: ReplicationRow[]): Topology {
+export function assessTopology(inv: Pick<Inventory, 'hosts' | 'postgres'>, members: ClusterMember[], rows: ReplicationRow[], config: Record<string, unknown> = {}): Topology {
   const names = inv.hosts.filter((h) => h.roles.includes('postgres')).map((h) => h.name);
   const leaders = members.filter((m) => isLeaderRole(m.role));
   const problems: string[] = [];
+  // Everything below can look whole while nothing would fail over: say so first.
+  const pause = pauseOf(config);
+  if (pause.paused) {
+    problems.push(
+      pause.record
+        ? `the cluster is paused (maintenance mode): Patroni will not fail over. An interrupted dpgc run left it so (${pause.record}); \`dpgc sprint 3\` resumes it`
+        : 'the cluster is paused (maintenance mode): Patroni will not fail over until it is resumed (`patronictl -c <patroni.yml> resume` once the maintenance is over)',
+    );
+  }
   if (leaders.length !== 1) problems.push(leaders.length ? `${leaders.length} leaders: ${leaders.map((l) => l.name).join(', ')}` : 'no leader');
   const leader = leaders[0]?.name;
   for (const n of names) if (!members.some((m) => m.name === n)) problems.push(`${n} is not a member (Patroni not running there, or not registered in etcd)`);
@@ -60,21 +72,64 @@ export function assessTopology(inv: Pick<Inventory, 'hosts' | 'postgres'>, membe
   // candidacy go by the key, so the cluster is not whole until Patroni names its sync standby too.
   else if (want > 0 && !members.some((m) => m.role === 'sync_standby' || m.role === 'quorum_standby'))
     problems.push(`PostgreSQL has a synchronous standby (${sync.join(', ')}) that Patroni does not name yet`);
-  return { ...(leader ? { leader } : {}), streaming, sync, problems };
+  return { ...(leader ? { leader } : {}), streaming, sync, problems, ...(pause.paused ? { paused: true } : {}) };
 }
 
 export async function topology(inv: Inv, secrets: Pick<Secrets, 'get'>): Promise<Topology> {
   const leaderHost = await currentLeader(inv);
-  const [members, rows] = await Promise.all([clusterMembers(restTarget(inv, leaderHost)), replicationRows(inv, secrets, leaderHost)]);
-  return assessTopology(inv, members, rows);
+  const t = restTarget(inv, leaderHost);
+  const [members, rows, config] = await Promise.all([
+    clusterMembers(t),
+    replicationRows(inv, secrets, leaderHost),
+    rest<Record<string, unknown>>(t, 'GET', '/config').then((r) => (r.status === 200 && r.body ? r.body : {})),
+  ]);
+  return assessTopology(inv, members, rows, config);
+}
+
+// ---------------------------------------------------------------- maintenance mode
+
+/**
+ * Maintenance mode dpgc turns on itself (sprint 5 pauses Patroni while it
+ * restarts every Patroni onto etcd's TLS). The pause and a record of who
+ * paused it go into the dynamic configuration in one PATCH (Patroni keeps a
+ * key it does not know, and drops one set to null: utils.patch_config), so a
+ * run killed before it resumes (SIGKILL, a control machine lost) leaves a
+ * cluster that says who paused it. The next run's convergence (sprints 3, 4
+ * and 5) resumes it: the run lock lets one dpgc run at a time touch a
+ * cluster, so a record another process wrote is stale. A pause without the
+ * record is the operator's: left alone, and named by s3.patroni.topology.
+ */
+export const PAUSED_BY_DPGC = 'dpgc_paused';
+const THIS_RUN = `${hostname()}:${process.pid}`;
+
+/** The record to write with `pause: true`. */
+export const pauseRecord = (why: string, at = new Date()): string => `${why}, by dpgc ${THIS_RUN} at ${at.toISOString()}`;
+
+/** Pure: whether the dynamic configuration says paused, and dpgc's record when it was dpgc. */
+export function pauseOf(config: Record<string, unknown>): { paused: boolean; record?: string; ours: boolean } {
+  const p = config['pause'];
+  const paused = p === true || (typeof p === 'string' && ['true', 'on', 'yes', '1'].includes(p.toLowerCase()));
+  const rec = config[PAUSED_BY_DPGC];
+  const record = typeof rec === 'string' ? rec : undefined;
+  return { paused, ...(record !== undefined ? { record } : {}), ours: record?.includes(`by dpgc ${THIS_RUN} at `) ?? false };
+}
+
+/** Pure: the PATCH that ends a pause an earlier dpgc run left (or drops its record if the operator already resumed). */
+export function leftPausePatch(config: Record<string, unknown>): Record<string, unknown> | undefined {
+  const p = pauseOf(config);
+  if (p.record === undefined || p.ours) return undefined;
+  return p.paused ? { pause: null, [PAUSED_BY_DPGC]: null } : { [PAUSED_BY_DPGC]: null };
 }
 
 /** Until the topology is whole (a sync standby takes Patroni one or two loop_waits, docs/lab-facts.md). */
 export async function waitForHealthyCluster(inv: Inv, secrets: Pick<Secrets, 'get'>, opts: { timeoutMs: number }): Promise<string> {
-  return waitUntil(
+  let paused: string | undefined;
+  const whole = await waitUntil(
     async (seen) => {
       const t = await topology(inv, secrets);
       if (!t.problems.length) return `leader ${t.leader}, streaming ${t.streaming.join(', ')}, sync ${t.sync.join(', ')}`;
+      // Paused, Patroni starts, promotes and re-points nothing: said now rather than at the timeout (below).
+      if (t.paused) return (paused = t.problems[0]!);
       seen(t.problems.join('; '));
       return undefined;
     },
@@ -89,6 +144,8 @@ export async function waitForHealthyCluster(inv: Inv, secrets: Pick<Secrets, 'ge
     },
     'the cluster becoming whole',
   );
+  if (paused) throw new HostError(paused, { hint: 'Nothing that needs Patroni was done. Resume the cluster, then run the command again.' });
+  return whole;
 }
 
 /**
@@ -97,18 +154,18 @@ export async function waitForHealthyCluster(inv: Inv, secrets: Pick<Secrets, 'ge
  * only the keys that differ are sent.
  */
 export async function convergeDynamicConfig(inv: Inv, secrets: Pick<Secrets, 'get'>, o: ConvergeOptions = {}): Promise<{ changed: boolean; note?: string }> {
-  const { target: t, patch } = await dynamicConfigDrift(inv, o);
+  const { target: t, patch, note } = await dynamicConfigDrift(inv, o);
   if (!patch) return { changed: false };
   const r = await rest(t, 'PATCH', '/config', { body: patch, auth: { username: REST_USER, password: await secrets.get('patroni_rest') } });
   if (r.status !== 200) throw new HostError(`${t.name}: Patroni refused PATCH /config (HTTP ${r.status}): ${JSON.stringify(r.body)}`);
-  return { changed: true, note: `set ${flatKeys(patch).join(', ')}` };
+  return { changed: true, note };
 }
 
 /** What convergeDynamicConfig would send: the PATCH body, read from the leader, nothing sent. */
 export async function observeDynamicConfig(inv: Inv, o: ConvergeOptions = {}): Promise<{ changed: boolean; note?: string; would?: string[] }> {
-  const { target: t, patch } = await dynamicConfigDrift(inv, o);
+  const { target: t, patch, note } = await dynamicConfigDrift(inv, o);
   if (!patch) return { changed: false };
-  return { changed: true, note: `set ${flatKeys(patch).join(', ')}`, would: [`PATCH ${t.name} /config ${JSON.stringify(patch)}`] };
+  return { changed: true, note, would: [`PATCH ${t.name} /config ${JSON.stringify(patch)}`] };
 }
 
 async function dynamicConfigDrift(inv: Inv, o: ConvergeOptions) {
@@ -121,13 +178,17 @@ async function dynamicConfigDrift(inv: Inv, o: ConvergeOptions) {
   const params = (current.body?.['postgresql'] as { parameters?: Record<string, unknown> } | undefined)?.parameters;
   const audit = o.audit || preloadList(params?.['shared_preload_libraries']).includes(PGAUDIT);
   const tls = o.tls || params?.['ssl'] === 'on' || params?.['ssl'] === true;
-  return {
-    target: t,
-    patch: dynamicConfigPatch(
-      current.body ?? {},
-      desiredDynamicConfig(inv, { ...(o.sizing ? { sized: sizedParameters(o.sizing) } : {}), ...(o.archiving ? { archiving: true } : {}), ...(audit ? { audit: true } : {}), ...(tls ? { tls: true } : {}) }),
-    ),
-  };
+  const settings = dynamicConfigPatch(
+    current.body ?? {},
+    desiredDynamicConfig(inv, { ...(o.sizing ? { sized: sizedParameters(o.sizing) } : {}), ...(o.archiving ? { archiving: true } : {}), ...(audit ? { audit: true } : {}), ...(tls ? { tls: true } : {}) }),
+  );
+  const resume = leftPausePatch(current.body ?? {});
+  const notes = [
+    ...(settings ? [`set ${flatKeys(settings).join(', ')}`] : []),
+    ...(resume ? [resume['pause'] === null ? `resumed the cluster, which an interrupted dpgc run had left paused (${pauseOf(current.body ?? {}).record})` : 'dropped the record of a pause already ended'] : []),
+  ];
+  const patch = settings || resume ? { ...settings, ...resume } : undefined;
+  return { target: t, patch, note: notes.join('; ') };
 }
 
 function flatKeys(o: Record<string, unknown>, prefix = ''): string[] {

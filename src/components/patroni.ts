@@ -429,6 +429,8 @@ export interface PatroniView {
   from: string;
   members: ClusterMember[];
   leader: ClusterMember | undefined;
+  /** Maintenance mode: Patroni manages nothing and fails nothing over. */
+  paused: boolean;
 }
 
 /**
@@ -440,9 +442,9 @@ export interface PatroniView {
 export async function patroniView(inv: Pick<Inventory, 'hosts' | 'ports'>, opts: { distrust?: string; timeoutMs?: number } = {}): Promise<PatroniView> {
   const hosts = inv.hosts.filter((x) => x.roles.includes('postgres'));
   const ask = async (h: (typeof hosts)[number]): Promise<PatroniView> => {
-    const r = await rest<{ members?: ClusterMember[] }>(restTarget(inv, h), 'GET', '/cluster', { timeoutMs: opts.timeoutMs ?? 5000 });
+    const r = await rest<{ members?: ClusterMember[]; pause?: boolean }>(restTarget(inv, h), 'GET', '/cluster', { timeoutMs: opts.timeoutMs ?? 5000 });
     if (r.status !== 200 || !r.body?.members) throw new Error(`${h.name}: HTTP ${r.status}`);
-    return { from: h.name, members: r.body.members, leader: leaderOf(r.body.members) };
+    return { from: h.name, members: r.body.members, leader: leaderOf(r.body.members), paused: r.body.pause === true };
   };
   const first = (hs: typeof hosts) => Promise.any(hs.map(ask));
   try {

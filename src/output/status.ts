@@ -13,7 +13,8 @@ export interface StatusProblem {
 export function viewProblems(v: ClusterView): StatusProblem[] {
   const out: StatusProblem[] = v.services.map((s) => ({ what: s.problem, remedy: s.remedy }));
   if (v.membersError) out.push({ what: `Patroni: ${v.membersError}`, remedy: 'Run `dpgc sprint 3` to start Patroni where it is down.' });
-  else if (!v.leader) out.push({ what: 'the cluster has no leader', remedy: 'Read patroni.log on the members; a leader needs etcd healthy and a member able to promote.' });
+  else if (v.paused) out.push({ what: 'the cluster is paused (maintenance mode): Patroni will not fail over', remedy: 'If dpgc paused it (an interrupted sprint 5), `dpgc sprint 3` resumes it; if you did, `patronictl -c <patroni.yml> resume` once the maintenance is over.' });
+  if (!v.membersError && !v.leader) out.push({ what: 'the cluster has no leader', remedy: 'Read patroni.log on the members; a leader needs etcd healthy and a member able to promote.' });
   for (const m of v.members) {
     if (m.name === v.leader || v.membersError) continue;
     if (m.role === 'absent') out.push({ what: `${m.name} is not a member of the cluster`, remedy: `Start Patroni on ${m.name} with \`dpgc sprint 3\`.` });

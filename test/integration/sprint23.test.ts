@@ -8,7 +8,7 @@ import { DATABASES, firstPostgres, superuserOn } from '../../src/components/endp
 import { clientEndpoints, clientUrl, etcdctlNode, putKey } from '../../src/components/etcd.js';
 import { haproxyBackends, haproxyUser, haproxyService, pgbouncerTargets, showStat, upServers, waitForPrimaryRoute } from '../../src/components/haproxy.js';
 import { monitoredSprint } from '../../src/components/prometheus.js';
-import { waitForHealthyCluster } from '../../src/components/patroni-cluster.js';
+import { observeDynamicConfig, PAUSED_BY_DPGC, waitForHealthyCluster } from '../../src/components/patroni-cluster.js';
 import { PATRONI_NAMESPACE, patroniService, rest, REST_USER, restTarget, switchover } from '../../src/components/patroni.js';
 import { ensurePgbouncer } from '../../src/components/pgbouncer.js';
 import { dcsInitializeKey, systemIdentifier } from '../../src/components/takeover.js';
@@ -477,18 +477,37 @@ describe('dpgc sprint 3', () => {
     }
   });
 
-  it('s3.timings.rto fails when the running Patroni applies other timings than the inventory; sprint 3 converges them', async () => {
+  it('s3.timings.rto fails when the running Patroni applies other timings than the inventory; a paused cluster fails s3.patroni.topology and status, and a pause an interrupted dpgc run left is named as such; sprint 3 converges the timings and resumes that pause, never an operator\'s', async () => {
     const leader = await currentLeader(ctx.inventory);
     const auth = { username: 'patroni', password: await ctx.secrets.get('patroni_rest') };
-    const r = await rest(restTarget(ctx.inventory, leader), 'PATCH', '/config', { body: { ttl: 25 }, auth });
-    expect(r.status).toBe(200);
+    const patch = async (body: Record<string, unknown>) => expect((await rest(restTarget(ctx.inventory, leader), 'PATCH', '/config', { body, auth })).status).toBe(200);
+    await patch({ ttl: 25 });
     const t = await run(s3('s3.timings.rto'));
     expect(t.verdict).toBe('fail');
     expect(t.detail).toBe('Patroni runs with ttl 25, loop_wait 1, retry_timeout 6; the inventory asks for 20, 1, 6');
+    // The operator's maintenance mode: everything looks whole, and nothing would fail over.
+    await patch({ pause: true });
+    const paused = await run(s3('s3.patroni.topology'));
+    expect(paused.verdict).toBe('fail');
+    expect(paused.detail).toContain('the cluster is paused (maintenance mode): Patroni will not fail over until it is resumed (`patronictl');
+    const st = await lab.cli(['--json', 'status']);
+    expect(st.code).toBe(1);
+    expect(st.stdout).toContain('the cluster is paused (maintenance mode)');
+    // Sprint 3's convergence would set the timings and leave the operator's pause alone.
+    expect((await observeDynamicConfig(ctx.inventory)).would).toEqual([`PATCH ${leader.name} /config {"ttl":20}`]);
+    // What a sprint 5 killed between its pause and its resume leaves: the pause and dpgc's record, in one PATCH.
+    await patch({ pause: true, [PAUSED_BY_DPGC]: "sprint 5's switch of etcd to TLS, by dpgc elsewhere:4242 at 2026-12-08T03:00:00.000Z" });
+    const left = await run(s3('s3.patroni.topology'));
+    expect(left.detail).toContain("An interrupted dpgc run left it so (sprint 5's switch of etcd to TLS, by dpgc elsewhere:4242");
+    expect((await observeDynamicConfig(ctx.inventory)).would).toEqual([`PATCH ${leader.name} /config {"ttl":20,"pause":null,"${PAUSED_BY_DPGC}":null}`]);
     (await changedOf(sprint(3))).toBe(1);
     const after = await run(s3('s3.timings.rto'));
     expect(after.verdict, after.detail).toBe('pass');
     expect(after.detail).toContain('(as the running Patroni applies it)');
+    const resumed = await rest<Record<string, unknown>>(restTarget(ctx.inventory, leader), 'GET', '/config');
+    expect(resumed.body).not.toHaveProperty('pause');
+    expect(resumed.body).not.toHaveProperty(PAUSED_BY_DPGC);
+    expect((await run(s3('s3.patroni.topology'))).verdict).toBe('pass');
   });
 
   it('s3.timings.rto fails on a budget the settings cannot meet', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ClusterView } from '../../src/components/cluster.js';
-import { assessTopology } from '../../src/components/patroni-cluster.js';
+import { assessTopology, leftPausePatch, PAUSED_BY_DPGC, pauseOf, pauseRecord } from '../../src/components/patroni-cluster.js';
 import { compareFingerprints, settleComparison } from '../../src/components/replication.js';
 import { hasLeaderKeyFix } from '../../src/components/patroni-package.js';
 import { percentile } from '../../src/components/replication.js';
@@ -29,6 +29,38 @@ describe('assessTopology', () => {
   it('is not whole while Patroni has not yet named the standby PostgreSQL already treats as sync', () => {
     const t = assessTopology(inv, [member('db1', 'leader'), member('db2', 'replica'), member('db3', 'replica')], [row('db2', 'streaming', 'sync'), row('db3')]);
     expect(t.problems).toEqual(['PostgreSQL has a synchronous standby (db2) that Patroni does not name yet']);
+  });
+});
+
+describe('maintenance mode', () => {
+  const inv = labInv();
+  const whole = [[member('db1', 'leader'), member('db2', 'sync_standby'), member('db3', 'replica')], [row('db2', 'streaming', 'sync'), row('db3')]] as const;
+  it('a paused cluster is not whole however healthy it looks: it would not fail over', () => {
+    const [m, r] = whole;
+    expect(assessTopology(inv, [...m], [...r], { pause: true }).problems).toEqual([
+      'the cluster is paused (maintenance mode): Patroni will not fail over until it is resumed (`patronictl -c <patroni.yml> resume` once the maintenance is over)',
+    ]);
+    const left = assessTopology(inv, [...m], [...r], { pause: true, [PAUSED_BY_DPGC]: "sprint 5's switch of etcd to TLS, by dpgc ctl:1 at 2026-12-08T03:00:00.000Z" });
+    expect(left.problems[0]).toContain("An interrupted dpgc run left it so (sprint 5's switch of etcd to TLS, by dpgc ctl:1");
+    expect(left.problems[0]).toContain('`dpgc sprint 3` resumes it');
+    expect(assessTopology(inv, [...m], [...r], { pause: false }).problems).toEqual([]);
+  });
+  it('Patroni stores the flag as given: true, "true" and "on" all pause', () => {
+    for (const p of [true, 'true', 'on', 'ON']) expect(pauseOf({ pause: p }).paused).toBe(true);
+    for (const p of [false, 'false', undefined, null]) expect(pauseOf({ pause: p }).paused).toBe(false);
+  });
+  it('resumes only a pause another dpgc run recorded; never the operator’s, never this run’s own', () => {
+    const other = { pause: true, [PAUSED_BY_DPGC]: 'x, by dpgc elsewhere:4242 at 2026-12-08T03:00:00.000Z' };
+    expect(leftPausePatch(other)).toEqual({ pause: null, [PAUSED_BY_DPGC]: null });
+    expect(leftPausePatch({ pause: true })).toBeUndefined();
+    expect(leftPausePatch({ pause: true, [PAUSED_BY_DPGC]: pauseRecord('x') })).toBeUndefined();
+    expect(pauseOf({ pause: true, [PAUSED_BY_DPGC]: pauseRecord('x') }).ours).toBe(true);
+    // Resumed by hand after the run died: only the record goes.
+    expect(leftPausePatch({ [PAUSED_BY_DPGC]: other[PAUSED_BY_DPGC] })).toEqual({ [PAUSED_BY_DPGC]: null });
+  });
+  it('status names a paused cluster and what resumes it', () => {
+    const v = { at: '', scope: 'main', leader: 'db1', members: [], paused: true, etcd: { endpoints: [] }, haproxy: [], pgbouncer: [], services: [], certificates: { count: 0, expiring: [] } } as ClusterView;
+    expect(viewProblems(v).map((p) => p.what)).toEqual(['the cluster is paused (maintenance mode): Patroni will not fail over']);
   });
 });
 
