@@ -78,7 +78,7 @@ export async function takeBackup(inv: Inv, pool: HostPool, asked: BackupType | u
       hint: 'Wait for it to finish (a scheduled backup, or another `dpgc backup`), then run `dpgc backup list`.',
     });
   }
-  if (r.exitCode !== 0 && interruption.signal.aborted) {
+  if (r.exitCode !== 0 && (await interruptedMeanwhile(code ?? r.exitCode))) {
     // Ctrl-C reached pgBackRest too (same process group): it stopped and released its lock.
     throw new InterruptedError(`the ${type} backup was interrupted; pgBackRest stopped it and released its lock, and the repository keeps its earlier backups`, {
       hint: 'Run `dpgc backup` again when you are ready: it starts a new backup (pgBackRest resumes what it can of this one).',
@@ -97,6 +97,25 @@ export async function takeBackup(inv: Inv, pool: HostPool, asked: BackupType | u
   const rows = await listBackups(inv, pool);
   const row = rows[rows.length - 1];
   return { type, ...(row ? { row } : {}), seconds: (Date.now() - started) / 1000, ...(warning ? { warning } : {}) };
+}
+
+/** pgBackRest's error for a process stopped by a signal (TermError). */
+const TERMINATED_BY_SIGNAL = 63;
+
+/**
+ * Whether the operator's Ctrl-C ended the backup. The terminal sends SIGINT to
+ * dpgc and pgBackRest at once, and pgBackRest's exit can be handled before
+ * dpgc's own signal handler has run: a backup terminated by a signal is given a
+ * moment for it. A signal from anyone else (an administrator's SIGTERM) is a
+ * failure, recorded as one.
+ */
+async function interruptedMeanwhile(code: number | undefined): Promise<boolean> {
+  if (interruption.signal.aborted || code !== TERMINATED_BY_SIGNAL) return interruption.signal.aborted;
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, 1000);
+    interruption.signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
+  return interruption.signal.aborted;
 }
 
 /**
