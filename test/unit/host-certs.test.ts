@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { caPathsFor, coverageGaps, expiringCerts, operatorMayServe } from '../../src/components/ca.js';
+import { caPathsFor, certDecision, coverageGaps, expiringCerts, operatorMayServe, readCertFacts } from '../../src/components/ca.js';
 import { checkOperatorCerts, hostServerCerts, loadOperatorCerts, operatorCertProblems, type CertInput } from '../../src/components/host-certs.js';
 import { certRequest } from '../../src/components/pgbackrest.js';
 import { parseInventory } from '../../src/config/load.js';
@@ -150,6 +150,13 @@ describe('operatorCertProblems', () => {
     expect(problems(input(serverOnly, { needs: hostServerCerts(inv, db2).filter((r) => r.name !== 'etcd') }))).toEqual([]);
     const any = await leaf(ca, ['subjectAltName=DNS:db2,DNS:ctl,IP:10.0.0.12,IP:10.0.0.10']);
     expect(problems(input(any))).toEqual([]);
+  });
+
+  it('taken out of the inventory, it is replaced by one dpgc issues: it does not say what dpgc asks for', () => {
+    const pub = createPublicKey(createPrivateKey(good.key)).export({ type: 'spki', format: 'pem' }).toString();
+    const facts = readCertFacts(good.cert, ca.cert, pub)!;
+    expect(facts).toMatchObject({ signedByCa: true, keyMatches: true });
+    for (const req of hostServerCerts(inv, db2)) expect(certDecision(facts, req, new Date()), req.name).toMatchObject({ issue: true });
   });
 
   it('coverageGaps: a wildcard covers one whole label only', async () => {
