@@ -8,7 +8,7 @@ import { LocalHost } from '../hosts/local.js';
 import { assertOwnedPath } from '../hosts/owned.js';
 import type { Host } from '../hosts/types.js';
 import type { HostPool } from '../hosts/pool.js';
-import type { Inventory } from '../config/schema.js';
+import type { HostSpec, Inventory } from '../config/schema.js';
 import { readPrivateFile } from '../config/private-file.js';
 
 /**
@@ -127,6 +127,51 @@ export interface CertRequest {
   dns: string[];
   ips: string[];
   usage: ('server' | 'client')[];
+  /**
+   * Its CN is an identity another party authorizes (pgBackRest's tls-server-auth names the hosts it
+   * accepts by CN): always issued by the CA, never replaced by an operator's own certificate.
+   */
+  identity?: true;
+}
+
+/**
+ * Pure: whether an operator's own certificate for the host (inventory hosts[i].tls) stands in for
+ * this one: a server certificate that is no one's identity. Client certificates (Patroni's and
+ * Prometheus's for etcd, dpgc's own) and pgBackRest's stay the CA's, so the CA key stays needed.
+ */
+export const operatorMayServe = (req: CertRequest): boolean => req.usage.includes('server') && req.identity !== true;
+
+/**
+ * The operator's own certificate for one host, read and checked on the control machine
+ * (components/host-certs.ts): installed instead of a certificate from the CA where
+ * operatorMayServe, never renewed by dpgc.
+ */
+export interface OperatorCert {
+  /** Where the inventory names it: `hosts[2].tls`. */
+  field: string;
+  certFile: string;
+  keyFile: string;
+  /** The file as given: the host's certificate, then any chain. */
+  certPem: string;
+  keyPem: string;
+  leaf: X509Certificate;
+}
+
+const EKU = { server: '1.3.6.1.5.5.7.3.1', client: '1.3.6.1.5.5.7.3.2', any: '2.5.29.37.0' } as const;
+
+/**
+ * Pure: what `cert` lacks to serve `req`, checked the way TLS clients check a server: subject
+ * alternative names only (Go's clients, etcd and the exporters among them, ignore the CN), a
+ * wildcard for one whole label; extended key usages, none at all meaning any (RFC 5280).
+ */
+export function coverageGaps(cert: X509Certificate, req: Pick<CertRequest, 'dns' | 'ips' | 'usage'>): { names: string[]; usage: ('server' | 'client')[] } {
+  const names = [
+    ...req.dns.filter((d) => cert.checkHost(d, { subject: 'never', partialWildcards: false, multiLabelWildcards: false }) === undefined),
+    ...req.ips.filter((ip) => cert.checkIP(ip) === undefined),
+  ];
+  const eku = cert.keyUsage;
+  const usage = eku === undefined || eku.includes(EKU.any) ? [] : req.usage.filter((u) => !eku.includes(EKU[u]));
+  return { names: [...new Set(names)], usage };
 }
 
 /** What an existing certificate says (read with node:crypto, which parses and never issues). */
@@ -232,7 +277,7 @@ export function readCertFacts(pem: string, caCertPem: string, keyPublicPem: stri
  */
 /** What opening the CA for a run needs from the run's context. */
 export interface CaRun {
-  inventory: Pick<Inventory, 'file' | 'cluster'>;
+  inventory: Pick<Inventory, 'file' | 'cluster' | 'hosts'>;
   logger?: Logger;
   options?: Pick<GlobalOptions, 'dryRun'>;
   reissueCertsBefore?: Date;
@@ -245,6 +290,8 @@ export class CertificateAuthority {
     readonly certPem: string,
     /** Re-issue every certificate issued before this moment (`dpgc rotate --certs`). */
     readonly reissueBefore?: Date,
+    /** The operator's own certificates by host name (inventory hosts[i].tls): installed, never issued. */
+    readonly operatorCerts: ReadonlyMap<string, OperatorCert> = new Map(),
   ) {}
 
   /** Control-machine host adapter, honouring --dry-run. */
@@ -258,7 +305,12 @@ export class CertificateAuthority {
    * certificate it signed stays valid). `mayCreate` is false for commands that
    * only read: a missing CA is then a configuration error, as with secrets.
    */
-  static async open(control: Host, inventoryFile: string, cluster: string, o: { mayCreate: boolean; reissueBefore?: Date }): Promise<{ ca: CertificateAuthority; changed: boolean }> {
+  static async open(
+    control: Host,
+    inventoryFile: string,
+    cluster: string,
+    o: { mayCreate: boolean; reissueBefore?: Date; hosts?: HostSpec[] },
+  ): Promise<{ ca: CertificateAuthority; changed: boolean }> {
     const paths = caPathsFor(inventoryFile);
     const [key, cert] = await Promise.all([control.readFile(paths.key), control.readFile(paths.cert)]);
     let changed = false;
@@ -289,7 +341,12 @@ export class CertificateAuthority {
       changed = true;
     }
     const pem = (await control.readFile(paths.cert)) ?? '';
-    return { ca: new CertificateAuthority(control, paths, pem, o.reissueBefore), changed };
+    // Checked again as the run opens the CA, by the rules cli/setup.ts checked them with (a file changed since fails here).
+    // Imported when needed: host-certs.ts knows every component's certificate request, and they import this module.
+    const operator = o.hosts?.some((h) => h.tls)
+      ? await (await import('./host-certs.js')).loadOperatorCerts({ file: inventoryFile, hosts: o.hosts }, pem || undefined)
+      : new Map<string, OperatorCert>();
+    return { ca: new CertificateAuthority(control, paths, pem, o.reissueBefore, operator), changed };
   }
 
   /**
@@ -305,6 +362,7 @@ export class CertificateAuthority {
     return () =>
       (ca ??= CertificateAuthority.open(CertificateAuthority.controlHost({ dryRun, logger }), ctx.inventory.file, ctx.inventory.cluster, {
         mayCreate: true,
+        hosts: ctx.inventory.hosts,
         ...(ctx.reissueCertsBefore ? { reissueBefore: ctx.reissueCertsBefore } : {}),
       }).then((r) => r.ca));
   }
@@ -313,6 +371,8 @@ export class CertificateAuthority {
    * Ensures `<dir>/<name>.key` (made on the host, mode 0600, owned by `owner`),
    * `<dir>/<name>.crt` signed by this CA for exactly `req`, and `<dir>/ca.crt`.
    * Unchanged when the certificate in place is valid, ours and matching.
+   * Where the operator gave the host a certificate of their own (operatorMayServe),
+   * that one is installed instead, and never re-issued (not even by `dpgc rotate --certs`).
    */
   async ensureHostCert(host: Host, dir: string, req: CertRequest, owner: string, now = new Date()): Promise<{ changed: boolean; reason?: string }> {
     const problem = requestProblem(req);
@@ -324,6 +384,8 @@ export class CertificateAuthority {
     const pem = await host.readFile(certFile);
     const pub = await host.exec(['openssl', 'pkey', '-in', keyFile, '-pubout'], { mutates: false, allowFailure: true });
     const facts = pem === undefined ? undefined : readCertFacts(pem, this.certPem, pub.exitCode === 0 ? pub.stdout : undefined);
+    const operator = operatorMayServe(req) ? this.operatorCerts.get(host.name) : undefined;
+    if (operator) return this.installOperatorCert(host, { keyFile, certFile }, req, owner, operator, pem === operator.certPem && facts?.keyMatches === true, changed);
     const d = certDecision(facts, req, now, this.reissueBefore);
     if (!d.issue) return { changed };
     if (host.dryRun) {
@@ -343,9 +405,43 @@ export class CertificateAuthority {
     const csr = await host.exec(['openssl', 'req', '-new', '-key', newKey, '-subj', `/CN=${req.cn}`]);
     const signed = await this.sign(csr.stdout, req);
     await host.writeFile(newCert, signed, { mode: 0o644, owner });
-    await host.exec(['sh', '-c', 'mv -f -- "$1" "$2" && mv -f -- "$3" "$4"', 'sh', newKey, keyFile, newCert, certFile]);
+    await swapIn(host, { newKey, keyFile, newCert, certFile });
     changed = true;
     return { changed, reason: d.reason };
+  }
+
+  /**
+   * The operator's certificate and key in place of the CA's, written like the CA's (key 0600 and
+   * certificate 0644, both the service's own; the key over stdin, never argv) and swapped in
+   * together. `inPlace`: that certificate is there with its key beside it, so only a mode or an
+   * owner can differ, and nothing is swapped.
+   */
+  private async installOperatorCert(
+    host: Host,
+    f: { keyFile: string; certFile: string },
+    req: CertRequest,
+    owner: string,
+    op: OperatorCert,
+    inPlace: boolean,
+    caChanged: boolean,
+  ): Promise<{ changed: boolean; reason?: string }> {
+    // host-certs.ts checked every request it knows of before the run; this holds for any other.
+    const gaps = coverageGaps(op.leaf, req);
+    if (gaps.names.length || gaps.usage.length) {
+      throw new ConfigError(`${op.field}.cert ${op.certFile} cannot serve ${req.name} on ${host.name}: ${[...gaps.names.map((n) => `${n} is not among its names`), ...gaps.usage.map((u) => `no ${u}Auth usage`)].join('; ')}`, {
+        hint: `Give ${host.name} a certificate that covers it, or take ${op.field} out of the inventory to let dpgc issue its own. Nothing else on ${host.name} was changed.`,
+      });
+    }
+    if (inPlace) {
+      const k = await host.writeFile(f.keyFile, op.keyPem, { mode: 0o600, owner });
+      const c = await host.writeFile(f.certFile, op.certPem, { mode: 0o644, owner });
+      return { changed: caChanged || k.changed || c.changed };
+    }
+    const [newKey, newCert] = [`${f.keyFile}.dpgc-new`, `${f.certFile}.dpgc-new`];
+    await host.writeFile(newKey, op.keyPem, { mode: 0o600, owner });
+    await host.writeFile(newCert, op.certPem, { mode: 0o644, owner });
+    await swapIn(host, { newKey, keyFile: f.keyFile, newCert, certFile: f.certFile });
+    return { changed: true, reason: `installed the operator's own certificate (${op.field}.cert), not one from the CA` };
   }
 
   /** Signs a certificate request on the control machine (the CA key is read by openssl from its file). */
@@ -365,6 +461,11 @@ export class CertificateAuthority {
   }
 }
 
+/** A new key and certificate made beside the pair in force, put in its place together. */
+async function swapIn(host: Host, f: { newKey: string; keyFile: string; newCert: string; certFile: string }): Promise<void> {
+  await host.exec(['sh', '-c', 'mv -f -- "$1" "$2" && mv -f -- "$3" "$4"', 'sh', f.newKey, f.keyFile, f.newCert, f.certFile]);
+}
+
 /** A certificate in place on a host (or the CA's on the control machine), as read from its file. */
 export interface CertInPlace {
   where: string;
@@ -372,6 +473,9 @@ export interface CertInPlace {
   cn: string | undefined;
   /** undefined when the file does not parse as a certificate. */
   notAfter: Date | undefined;
+  fingerprint?: string;
+  /** The operator's own (inventory hosts[i].tls.cert): dpgc does not renew it. */
+  operator?: string;
 }
 
 /** Every certificate dpgc keeps in a host's TLS directory (`*.crt`, the CA's copy included). */
@@ -381,10 +485,10 @@ export async function certificatesIn(host: Host, dir: string): Promise<CertInPla
   return Promise.all(files.map(async (file) => ({ where: host.name, file, ...parseCert((await host.readFile(file)) ?? '') })));
 }
 
-export function parseCert(pem: string): { cn: string | undefined; notAfter: Date | undefined } {
+export function parseCert(pem: string): { cn: string | undefined; notAfter: Date | undefined; fingerprint?: string } {
   try {
     const c = new X509Certificate(pem);
-    return { cn: /(?:^|\n)CN=([^\n]*)/.exec(c.subject)?.[1], notAfter: new Date(c.validTo) };
+    return { cn: /(?:^|\n)CN=([^\n]*)/.exec(c.subject)?.[1], notAfter: new Date(c.validTo), fingerprint: c.fingerprint256 };
   } catch {
     return { cn: undefined, notAfter: undefined };
   }
@@ -392,14 +496,18 @@ export function parseCert(pem: string): { cn: string | undefined; notAfter: Date
 
 /** Every certificate dpgc keeps: each host's TLS directory, and the CA's own on the control machine. */
 export async function clusterCertificates(inv: Pick<Inventory, 'hosts' | 'file'>, pool: Pick<HostPool, 'node'>, logger: Logger): Promise<CertInPlace[]> {
+  const control = CertificateAuthority.controlHost({ dryRun: false, logger });
   const onHosts = await Promise.all(
-    inv.hosts.map(async (h) => {
+    inv.hosts.map(async (h, i) => {
       const n = await pool.node(h.name);
-      return certificatesIn(n.host, n.paths.tlsDir);
+      const certs = await certificatesIn(n.host, n.paths.tlsDir);
+      // The operator's certificate is told apart by its fingerprint: status and readiness say dpgc will not renew it.
+      const theirs = h.tls ? parseCert((await control.readFile(h.tls.cert)) ?? '').fingerprint : undefined;
+      return certs.map((c) => (theirs && c.fingerprint === theirs ? { ...c, operator: `hosts[${i}].tls.cert ${h.tls!.cert}` } : c));
     }),
   );
   const caFile = caPathsFor(inv.file).cert;
-  const caPem = await CertificateAuthority.controlHost({ dryRun: false, logger }).readFile(caFile);
+  const caPem = await control.readFile(caFile);
   return [...onHosts.flat(), ...(caPem === undefined ? [] : [{ where: 'control machine', file: caFile, ...parseCert(caPem) }])];
 }
 
@@ -418,7 +526,8 @@ export function expiringCerts(certs: CertInPlace[], now: Date, minDays = RENEW_B
     .map(({ c, days }) =>
       !c.notAfter
         ? `${c.where}: ${c.file} is not a readable certificate`
-        : `${c.where}: ${c.file}${c.cn ? ` (CN ${c.cn})` : ''} ${days <= 0 ? 'expired' : 'expires'} ${c.notAfter.toISOString().slice(0, 10)}${days > 0 ? `, in ${Math.floor(days)} days` : ''}`,
+        : `${c.where}: ${c.file}${c.cn ? ` (CN ${c.cn})` : ''} ${days <= 0 ? 'expired' : 'expires'} ${c.notAfter.toISOString().slice(0, 10)}${days > 0 ? `, in ${Math.floor(days)} days` : ''}` +
+          (c.operator ? `: the operator's own certificate (${c.operator}), which dpgc never renews: put a renewed one there and run \`dpgc sprint 5\`` : ''),
     );
 }
 

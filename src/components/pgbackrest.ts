@@ -56,7 +56,8 @@ export function tlsFiles(paths: Pick<HostPaths, 'tlsDir'>) {
 export function certRequest(spec: Pick<HostSpec, 'name' | 'address'>): CertRequest {
   // The address is a DNS name too: pgBackRest 2.45 compares the host it dialled with the CN and DNS
   // names only, never with IP addresses (docs/lab-facts.md).
-  return { name: CERT_NAME, cn: spec.name, dns: [spec.name, spec.address], ips: [spec.address], usage: ['server', 'client'] };
+  // An identity (tls-server-auth accepts hosts by CN): the CA's, even on a host with an operator's certificate.
+  return { name: CERT_NAME, cn: spec.name, dns: [spec.name, spec.address], ips: [spec.address], usage: ['server', 'client'], identity: true };
 }
 
 /** pgbackrest.conf for one host (pure). The repository host's holds the passphrase. */

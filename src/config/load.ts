@@ -1,5 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
+import { expandHome } from '../hosts/known-hosts.js';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { operatorErrors, yamlIssue, zodIssues } from './issues.js';
 import { inventoryRules } from './rules.js';
@@ -117,11 +118,17 @@ function resolveInventory(inv: ParsedInventory, file: string): Inventory {
     ssh: { ...d.ssh, ...(h.ssh ?? {}) },
     root: h.root ?? d.root,
     services: h.services ?? d.services,
+    ...(h.tls ? { tls: { cert: localFile(h.tls.cert, file), key: localFile(h.tls.key, file) } } : {}),
   }));
   // Every host talks to PostgreSQL (replicas, PgBouncer, HAProxy, exporters, backups): by default
   // exactly they may, one /32 each.
   const allowed = inv.network.allowed_cidrs ?? [...new Set(hosts.map((h) => `${h.address}/32`))];
   return { ...inv, hosts, network: { allowed_cidrs: allowed }, timings: resolveTimings(inv.timings), file };
+}
+
+/** A file on the control machine named in the inventory: `~/…` from the home directory, a relative path from the inventory's. */
+function localFile(p: string, inventoryFile: string): string {
+  return p.startsWith('~/') ? expandHome(p) : resolve(dirname(inventoryFile), p);
 }
 
 /** Roles each sprint needs at least one host for. */

@@ -103,13 +103,15 @@ export const CONTROL_CHAR = /[\p{C}\p{Zl}\p{Zp}]/u;
 /**
  * Why `s` is not a path dpgc may use, or undefined. Absolute and normalised
  * (no `.` or `..` segment, no `//`, no trailing `/`); with `home`, `~/…` is
- * accepted too (the operator's own files, such as an SSH key).
+ * accepted too (the operator's own files, such as an SSH key); with
+ * `relative`, a path relative to the inventory's directory too (`certs/db1.crt`).
  */
-export function pathProblem(s: string, o: { home?: boolean } = {}): string | undefined {
-  const example = o.home ? '~/.ssh/id_ed25519 or /etc/dpgc/id_ed25519' : '/srv/dpgc';
-  const got = `expected an absolute path${o.home ? ' or ~/…' : ''} such as ${example}, got ${describe(s)}`;
+export function pathProblem(s: string, o: { home?: boolean; relative?: boolean } = {}): string | undefined {
+  const example = o.relative ? 'certs/db1.crt, ~/pki/db1.crt or /etc/pki/db1.crt' : o.home ? '~/.ssh/id_ed25519 or /etc/dpgc/id_ed25519' : '/srv/dpgc';
+  const got = `expected ${o.relative ? 'a path' : 'an absolute path'}${o.home ? ' or ~/…' : ''} such as ${example}, got ${describe(s)}`;
   if (CONTROL_CHAR.test(s)) return `${got}: it contains a control character (a newline, tab or the like)`;
-  const rest = o.home && s.startsWith('~/') ? s.slice(1) : s;
+  // A relative path is checked as if it hung from a root of its own: the same alphabet, no `..`.
+  const rest = o.home && s.startsWith('~/') ? s.slice(1) : o.relative && s !== '' && !s.startsWith('/') && !s.startsWith('~') ? `/${s}` : s;
   if (!rest.startsWith('/')) {
     return o.home ? `${got}: start it with / or ~/` : `expected an absolute path starting with /, got ${describe(s)}`;
   }

@@ -44,17 +44,19 @@ const port = z
  * pathProblem), so it is plain text in every format it is rendered into.
  */
 const PATH_PATTERN = '^(/[A-Za-z0-9._-]+)+$';
-const checkedPath = (o: { home?: boolean } = {}) =>
+const checkedPath = (o: { home?: boolean; relative?: boolean } = {}) =>
   z
     .string()
     .superRefine((v, ctx) => {
       const p = pathProblem(v, o);
       if (p) ctx.addIssue({ code: 'custom', message: p, input: v });
     })
-    .meta({ pattern: o.home ? '^~?(/[A-Za-z0-9._-]+)+$' : PATH_PATTERN });
+    .meta({ pattern: o.relative ? '^(~/|/)?[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$' : o.home ? '^~?(/[A-Za-z0-9._-]+)+$' : PATH_PATTERN });
 const absPath = checkedPath();
 /** The operator's own files on the machine dpgc runs on: `~/…` is expanded. */
 const localPath = checkedPath({ home: true });
+/** The operator's own files, where a relative path is relative to the inventory's directory (config/load.ts). */
+const localFile = checkedPath({ home: true, relative: true });
 /** An alert threshold age: `auto` (from the backup schedule) or a duration such as 90s, 30m, 26h, 8d. */
 const alertAge = z.string().regex(/^(auto|[1-9]\d{0,6}[smhd])$/, { error: expected('auto, or a duration such as 90s, 30m, 26h or 8d') });
 
@@ -120,6 +122,14 @@ export const hostSchema = z.strictObject({
   root: z.union([z.literal(''), absPath]).optional(),
   /** How daemons are run: systemd units, or supervised processes with pid files. */
   services: z.enum(['systemd', 'supervised']).optional(),
+  /**
+   * The operator's own server certificate for this host (PEM, optionally followed by its chain) and its
+   * private key (mode 0600), on the machine dpgc runs on; relative paths are relative to the inventory.
+   * Signed by the cluster's CA (`<inventory>.ca/ca.crt`), it is installed wherever dpgc would issue a
+   * server certificate on this host (PostgreSQL, Patroni's REST API, PgBouncer, the metrics endpoints,
+   * etcd) and never renewed by dpgc (components/host-certs.ts).
+   */
+  tls: z.strictObject({ cert: localFile, key: localFile }).optional(),
 });
 
 export const portsSchema = z
@@ -341,6 +351,8 @@ export interface HostSpec {
   ssh: SshSettings;
   root: string;
   services: 'systemd' | 'supervised';
+  /** The operator's own certificate and key (hosts[i].tls), absolute paths on the control machine. */
+  tls?: { cert: string; key: string };
 }
 
 export interface Timings {

@@ -13,7 +13,7 @@ import { dpgc, type CliResult } from './cli.js';
  * A lab on its own loopback subnet and temp directory, so test files (and a
  * developer's own lab on 127.0.0.x) never collide. Subnets in use:
  * 127.0.10 sprint 0, 127.0.20 sprint 1, 127.0.30 sprints 2-3, 127.0.40 drills, 127.0.50 ssh,
- * 127.0.60 services, 127.0.80 interrupt, 127.0.120 safety-lab, 127.0.130 sprint 4, 127.0.160 init wizard;
+ * 127.0.60 services, 127.0.80 interrupt, 127.0.120 safety-lab, 127.0.130 sprint 4, 127.0.160 init wizard, 127.0.180 host-certs inputs (no daemons);
  * bench/failover uses 127.0.70. DPGC_TEST_SUBNET moves a run to another subnet, so two checkouts
  * can run the same file at once (a developer's worktree beside CI-like runs).
  */

@@ -18,7 +18,7 @@ import { labInventoryYaml } from '../../src/lab/inventory.js';
 import { labInv } from '../helpers/lab-inventory.js';
 
 const now = new Date('2026-12-02T08:00:00Z');
-const want: CertRequest = { name: 'pgbackrest', cn: 'db1', dns: ['db1', '10.0.0.11'], ips: ['10.0.0.11'], usage: ['server', 'client'] };
+const want: CertRequest = { name: 'pgbackrest', cn: 'db1', dns: ['db1', '10.0.0.11'], ips: ['10.0.0.11'], usage: ['server', 'client'], identity: true };
 const good: CertFacts = { cn: 'db1', dns: ['10.0.0.11', 'db1'], ips: ['10.0.0.11'], usage: ['client', 'server'], notAfter: new Date('2027-06-01T00:00:00Z'), notBefore: new Date('2026-11-01T00:00:00Z'), signedByCa: true, keyMatches: true };
 
 describe('certDecision: what the CA issues', () => {
