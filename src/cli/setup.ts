@@ -43,7 +43,7 @@ export async function withContext<T>(cmd: Command, fn: (ctx: RunContext) => Prom
     await checkCaFiles(caPathsFor(inventory.file), inventory.cluster);
     // The operator's own host certificates, for the commands that may install them; the read-only ones
     // (status, verify, readiness) still run, and report a certificate that ends too soon.
-    if (o.changesHosts || o.observeOnly) await (await import('../components/host-certs.js')).checkOperatorCerts(inventory);
+    if (o.changesHosts || o.observeOnly) await (await import('../components/host-certs.js')).checkOperatorCerts(inventory, new Date(), (m) => logger.warn(m));
     const changes = o.changesHosts === true && !options.dryRun;
     // Before anything changes: a run from another machine may hold the cluster (src/lock-etcd.ts).
     const etcdLock = changes ? await (await import('../lock-etcd.js')).acquireEtcdRunLock(inventory, thisRun(commandLine()), logger) : undefined;

@@ -17,9 +17,9 @@ import { pgCertRequest } from './postgres-tls.js';
  * cluster trusts), installed by CertificateAuthority.ensureHostCert wherever dpgc
  * would issue a server certificate on that host. Checked on the control machine
  * before any host is touched (cli/setup.ts), and again as a run opens the CA, by
- * the same rules: a certificate that would not serve every daemon on the host, or
- * that would fail the readiness criterion (30 days left), is refused up front
- * rather than half-installed.
+ * the same rules: a certificate that would not serve every daemon on the host is
+ * refused up front rather than half-installed; one ending within 30 days is
+ * said (readiness fails on it) but installed.
  */
 
 /** What the certificate is for, said in a refusal: the daemon that needs a name or a usage. */
@@ -72,7 +72,7 @@ const day = (d: Date) => d.toISOString().slice(0, 10);
  * (signed by the CA it trusts, its names, its usages, its dates) and the ones the
  * daemons make (the key belongs to it).
  */
-export function operatorCertProblems(f: CertInput): { problems: CertProblem[]; leaf?: X509Certificate } {
+export function operatorCertProblems(f: CertInput): { problems: CertProblem[]; warnings?: string[]; leaf?: X509Certificate } {
   const blocks = [...f.certPem.matchAll(PEM_BLOCK)];
   if (!blocks.length) return { problems: [{ field: 'cert', message: 'holds no PEM certificate (-----BEGIN CERTIFICATE-----); give the host\'s certificate in PEM, optionally followed by its chain' }] };
   const other = blocks.find((b) => b[1] !== 'CERTIFICATE');
@@ -107,8 +107,11 @@ export function operatorCertProblems(f: CertInput): { problems: CertProblem[]; l
   const days = (to.getTime() - f.now.getTime()) / 86_400_000;
   if (from.getTime() > f.now.getTime()) cert(`is not valid before ${from.toISOString()}; check this machine's clock, or give a certificate valid now`);
   if (days <= 0) cert(`expired on ${day(to)}; give a renewed certificate (dpgc never renews an operator's certificate)`);
-  else if (days < RENEW_BEFORE_DAYS) {
-    cert(`ends on ${day(to)}, in ${Math.floor(days)} days: dpgc requires ${RENEW_BEFORE_DAYS} days or more (the readiness criterion r.certs.valid), and never renews an operator's certificate; give a renewed one`);
+  // Ending soon is said, not refused: refusing would lock the operator out of every repair (a sprint 3 after
+  // a failover, a drill) until a renewed certificate arrives. The readiness criterion r.certs.valid fails on it.
+  const warnings: string[] = [];
+  if (days > 0 && days < RENEW_BEFORE_DAYS) {
+    warnings.push(`ends on ${day(to)}, in ${Math.floor(days)} days, and dpgc never renews an operator's certificate: put a renewed one there (r.certs.valid fails until then)`);
   }
   if (f.caPem === undefined) {
     cert(`cannot be checked against the cluster's CA: there is none yet (${f.caFile}); put your CA's certificate and key there (mode 0600 for the key), or run \`dpgc sprint 4\` without tls on this host first and have the certificate signed by the CA it makes`);
@@ -132,7 +135,7 @@ export function operatorCertProblems(f: CertInput): { problems: CertProblem[]; l
     const why = usage.has('clientAuth') ? ' (etcd presents the same certificate when it dials its peers, and etcdctl on the host with it)' : '';
     cert(`lacks the extended key usage ${[...usage].map(([u, s]) => `${u} (${[...new Set(s)].join(', ')})`).join(' and ')}${why}; add it`);
   }
-  return { problems, leaf };
+  return { problems, ...(warnings.length ? { warnings } : {}), leaf };
 }
 
 const oneLine = (dn: string) => dn.split('\n').join(', ');
@@ -142,7 +145,7 @@ const oneLine = (dn: string) => dn.split('\n').join(', ');
  * (undefined: there is none yet). A ConfigError naming each problem at its
  * field in the inventory (file and line) and the file it is about.
  */
-export async function loadOperatorCerts(inv: Pick<Inventory, 'hosts' | 'file'>, caPem: string | undefined, now = new Date()): Promise<Map<string, OperatorCert>> {
+export async function loadOperatorCerts(inv: Pick<Inventory, 'hosts' | 'file'>, caPem: string | undefined, now = new Date(), warn: (message: string) => void = () => {}): Promise<Map<string, OperatorCert>> {
   const caFile = caPathsFor(inv.file).cert;
   const out = new Map<string, OperatorCert>();
   const issues: { index: number; field: 'cert' | 'key'; file: string; message: string }[] = [];
@@ -170,6 +173,7 @@ export async function loadOperatorCerts(inv: Pick<Inventory, 'hosts' | 'file'>, 
     if (certPem === undefined || keyPem === undefined) continue;
     const r = operatorCertProblems({ certPem, keyPem, caPem, caFile, needs: hostServerCerts(inv, spec), now });
     for (const p of r.problems) issues.push({ index, field: p.field, file: p.field === 'cert' ? certFile : keyFile, message: p.message });
+    for (const w of r.warnings ?? []) warn(`${field}.cert ${certFile} (${spec.name}) ${w}`);
     if (!r.problems.length && r.leaf) out.set(spec.name, { field, certFile, keyFile, certPem, keyPem, leaf: r.leaf });
   }
   if (issues.length) {
@@ -188,8 +192,8 @@ export async function loadOperatorCerts(inv: Pick<Inventory, 'hosts' | 'file'>, 
 }
 
 /** Before any host is touched (cli/setup.ts): the operator's certificates against the cluster's CA as it is now. */
-export async function checkOperatorCerts(inv: Pick<Inventory, 'hosts' | 'file'>, now = new Date()): Promise<void> {
+export async function checkOperatorCerts(inv: Pick<Inventory, 'hosts' | 'file'>, now = new Date(), warn?: (message: string) => void): Promise<void> {
   if (!inv.hosts.some((h) => h.tls)) return;
   const caPem = await readFile(caPathsFor(inv.file).cert, 'utf8').catch(() => undefined);
-  await loadOperatorCerts(inv, caPem, now);
+  await loadOperatorCerts(inv, caPem, now, warn);
 }

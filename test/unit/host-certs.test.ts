@@ -118,13 +118,16 @@ describe('operatorCertProblems', () => {
     expect(problems(input({ ...good, key: keyPem() }))).toEqual([{ field: 'key', message: expect.stringContaining('does not belong to the certificate') }]);
   });
 
-  it('refuses a certificate not valid yet, expired, or ending within 30 days (the readiness criterion), saying dpgc never renews it', () => {
+  it('refuses a certificate not valid yet or expired, saying dpgc never renews it; one ending within 30 days is said, not refused (refusing would lock out every repair)', () => {
     const to = new Date(new X509Certificate(good.cert).validTo);
     const at = (d: Date) => problems(input(good, { now: d })).map((p) => p.message);
     expect(at(new Date(Date.now() - 86_400_000))[0]).toMatch(/^is not valid before /);
     expect(at(new Date(to.getTime() + 1000))[0]).toMatch(/^expired on .*never renews/);
-    expect(at(new Date(to.getTime() - 10 * 86_400_000 - 1000))[0]).toMatch(/^ends on .*, in 10 days: dpgc requires 30 days or more/);
+    const soon = operatorCertProblems(input(good, { now: new Date(to.getTime() - 10 * 86_400_000 - 1000) }));
+    expect(soon.problems).toEqual([]);
+    expect(soon.warnings).toEqual([expect.stringMatching(/^ends on .*, in 10 days, and dpgc never renews an operator's certificate: put a renewed one there \(r\.certs\.valid fails until then\)$/)]);
     expect(at(new Date(to.getTime() - 31 * 86_400_000))).toEqual([]);
+    expect(operatorCertProblems(input(good, { now: new Date(to.getTime() - 31 * 86_400_000) })).warnings).toBeUndefined();
   });
 
   it("refuses a certificate another CA signed, naming both; and any while the cluster has no CA yet", async () => {
