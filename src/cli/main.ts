@@ -49,7 +49,7 @@ function dropWarning(code: string): void {
     const o = rest[0];
     const c = o !== null && typeof o === 'object' ? (o as { code?: unknown }).code : rest[1];
     if (c !== code) emit(warning, ...rest);
-  }) as typeof process.emitWarning;
+  });
 }
 
 /**

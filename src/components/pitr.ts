@@ -1,11 +1,11 @@
 import type { HostSpec, Inventory } from '../config/schema.js';
-import type { Secrets } from '../config/secrets.js';
-import { withClient } from '../db/client.js';
+import { withClient, type Credentials } from '../db/client.js';
 import { HostError, UsageError } from '../errors.js';
 import { assertOwnedPath } from '../hosts/owned.js';
 import type { HostPool, Node } from '../hosts/pool.js';
 import type { ServiceSpec } from '../hosts/services.js';
 import { waitUntil } from '../wait.js';
+import { CertificateAuthority, type CertRequest } from './ca.js';
 import { ROLES_DB } from './endpoints.js';
 import { errorCode, pgbackrest, REPO_USER, repoHost, type StanzaInfo } from './pgbackrest.js';
 
@@ -105,9 +105,21 @@ export interface ScratchInstance {
   restoreMs: number;
   recoveryMs: number;
   wal: { from?: string; to?: string; bytes?: number };
+  /** It serves TLS only (the cluster does). */
+  tls: boolean;
 }
 
-export function scratchService(inv: Pick<Inventory, 'ports' | 'postgres'>, node: Pick<Node, 'spec' | 'paths'>, dir: string): ServiceSpec {
+/** The scratch copy's certificate on the repository host: its key the repository user's, as PostgreSQL requires of the user it runs as. */
+export const SCRATCH_CERT = 'pitr-scratch';
+export const scratchCertRequest = (spec: Pick<HostSpec, 'name' | 'address'>): CertRequest => ({ name: SCRATCH_CERT, cn: spec.name, dns: [spec.name], ips: [spec.address], usage: ['server'] });
+const scratchCertFiles = (node: Pick<Node, 'paths'>) => ({ cert: `${node.paths.tlsDir}/${SCRATCH_CERT}.crt`, key: `${node.paths.tlsDir}/${SCRATCH_CERT}.key` });
+
+/**
+ * `tls`: the copy of the cluster's data serves TLS 1.2 at least, with the repository host's own
+ * certificate from the cluster CA, and takes no login without TLS (scratchHba).
+ */
+export function scratchService(inv: Pick<Inventory, 'ports' | 'postgres'>, node: Pick<Node, 'spec' | 'paths'>, dir: string, tls = false): ServiceSpec {
+  const f = scratchCertFiles(node);
   const port = inv.ports.restore_scratch;
   return {
     name: SCRATCH,
@@ -127,8 +139,8 @@ export function scratchService(inv: Pick<Inventory, 'ports' | 'postgres'>, node:
       '-c', 'cluster_name=dpgc-pitr-scratch',
       '-c', 'logging_collector=off',
       // The members' ssl_*_file paths are relative to their data directory and their keys are postgres's:
-      // neither holds here. The copy listens on the repository host's address for dpgc's read-back only.
-      '-c', 'ssl=off',
+      // neither holds here, so the copy names its own.
+      ...(tls ? ['-c', 'ssl=on', '-c', `ssl_cert_file=${f.cert}`, '-c', `ssl_key_file=${f.key}`, '-c', 'ssl_ca_file=', '-c', 'ssl_min_protocol_version=TLSv1.2'] : ['-c', 'ssl=off']),
     ],
     env: { PGBACKREST_CONFIG: node.paths.pgbackrestConf, LC_ALL: 'C.UTF-8' },
     cwd: dir,
@@ -138,9 +150,17 @@ export function scratchService(inv: Pick<Inventory, 'ports' | 'postgres'>, node:
   };
 }
 
-/** pg_hba for the scratch copy: the superuser by SCRAM from the allowed networks (the copy keeps the cluster's passwords), sockets for its own user. */
-function scratchHba(inv: Pick<Inventory, 'network'>): string {
-  return ['local all all peer map=scratch', ...inv.network.allowed_cidrs.map((c) => `host all all ${c} scram-sha-256`), ''].join('\n');
+/**
+ * pg_hba for the scratch copy: logins by SCRAM from the allowed networks (the copy keeps the cluster's
+ * passwords), over TLS only when the cluster has it; sockets for its own user.
+ */
+export function scratchHba(inv: Pick<Inventory, 'network'>, tls = false): string {
+  return [
+    'local all all peer map=scratch',
+    ...inv.network.allowed_cidrs.map((c) => `${tls ? 'hostssl' : 'host'} all all ${c} scram-sha-256`),
+    ...(tls ? ['hostnossl all all all reject'] : []),
+    '',
+  ].join('\n');
 }
 
 /**
@@ -148,7 +168,7 @@ function scratchHba(inv: Pick<Inventory, 'network'>): string {
  * host, starts it, and waits until recovery reached the target and promoted.
  * One scratch instance at a time (its port); an earlier one is refused.
  */
-export async function restoreScratch(inv: Inv, pool: HostPool, secrets: Pick<Secrets, 'get'>, target: RestoreTarget): Promise<ScratchInstance> {
+export async function restoreScratch(inv: Inv, pool: HostPool, secrets: Credentials, target: RestoreTarget): Promise<ScratchInstance> {
   const host = repoHost(inv);
   const node = await pool.node(host.name);
   const st = await node.services.status({ name: SCRATCH });
@@ -171,12 +191,16 @@ export async function restoreScratch(inv: Inv, pool: HostPool, secrets: Pick<Sec
     throw new HostError(`${host.name}: pgbackrest restore into ${dir} failed (pgBackRest error ${errorCode(r.stderr + r.stdout) ?? r.exitCode}):\n    ${(r.stderr.trim() || r.stdout.trim()).split('\n').slice(-5).join('\n    ')}`);
   }
   const restoreMs = Date.now() - started;
-  await node.host.writeFile(`${dir}/dpgc-scratch-hba.conf`, scratchHba(inv), { mode: 0o600, owner: REPO_USER });
+  // TLS whenever the cluster has a CA (sprint 4 makes it, and a repository needs sprint 4): the copy holds the
+  // cluster's data, and a restore is often wanted while the cluster is down and cannot be asked what it serves.
+  const tls = (await secrets.clusterCa?.()) !== undefined;
+  if (tls) await (await CertificateAuthority.lazy({ inventory: inv })()).ensureHostCert(node.host, node.paths.tlsDir, scratchCertRequest(host), REPO_USER);
+  await node.host.writeFile(`${dir}/dpgc-scratch-hba.conf`, scratchHba(inv, tls), { mode: 0o600, owner: REPO_USER });
   // peer for the repository user as any role, so an operator can `sudo -u pgbackrest psql -h <dir> -p <port> -U postgres`.
   await node.host.writeFile(`${dir}/pg_ident.conf`, `scratch ${REPO_USER} postgres\nscratch ${REPO_USER} ${REPO_USER}\nscratch root postgres\n`, { mode: 0o600, owner: REPO_USER });
   // The source's postmaster.pid is not in a backup, but a leftover signal file from a standby is: recovery.signal decides.
   await node.host.exec(['rm', '-f', assertOwnedPath(`${dir}/standby.signal`, [node.paths.scratchDir], 'standby.signal of a scratch copy')]);
-  const svc = scratchService(inv, node, dir);
+  const svc = scratchService(inv, node, dir, tls);
   const recStarted = Date.now();
   try {
     await node.services.start(svc);
@@ -205,7 +229,7 @@ export async function restoreScratch(inv: Inv, pool: HostPool, secrets: Pick<Sec
   }
   const recoveryMs = Date.now() - recStarted;
   const wal = replayedFromLog(await node.services.logTail(SCRATCH, 400));
-  return { host, dir, port: inv.ports.restore_scratch, restoreMs, recoveryMs, wal };
+  return { host, dir, port: inv.ports.restore_scratch, restoreMs, recoveryMs, wal, tls };
 }
 
 export function scratchEndpoint(inv: Pick<Inventory, 'ports'>, host: Pick<HostSpec, 'name' | 'address'>, database: string) {

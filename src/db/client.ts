@@ -66,7 +66,7 @@ const NO_TLS = 'The server does not support SSL connections';
  * libpq's `sslmode=prefer` with verification: TLS, the server's certificate
  * verified against the cluster CA and the address dialled (Node checks an IP
  * SAN against an address), whenever the server offers TLS; plaintext only
- * when it offers none (a cluster before sprint 5, the PITR scratch instance,
+ * when it offers none (a cluster before sprint 5,
  * PgBouncer's client side). A certificate that does not verify is an error,
  * never a reason to fall back.
  */

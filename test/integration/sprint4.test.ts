@@ -30,6 +30,7 @@ import { ensureCertMetrics, mtailService } from '../../src/components/security-m
 import { etcdService, etcdUser } from '../../src/components/etcd.js';
 import type { HostError } from '../../src/errors.js';
 import { connect, isAuthFailure, passwordAccepted, withClient, type Endpoint } from '../../src/db/client.js';
+import { scratchEndpoint } from '../../src/components/pitr.js';
 import { ensureDirectories, ensureServer, REPO_USER, SCHEDULE, serverService } from '../../src/components/pgbackrest.js';
 import type { RunContext } from '../../src/context.js';
 import type { HostSpec } from '../../src/config/schema.js';
@@ -226,10 +227,18 @@ describe('dpgc backup and dpgc restore', () => {
     const mark = await lab.cli(['backup', 'mark', 'before-test-42']);
     expect(mark.code, mark.stderr).toBe(0);
     const started = Date.now();
-    const rs = await lab.cli(['--json', 'restore', '--target-name', 'before-test-42', '--scratch']);
+    const rs = await lab.cli(['--json', 'restore', '--target-name', 'before-test-42', '--scratch', '--keep']);
     timings['restore --target-name --scratch'] = (Date.now() - started) / 1000;
     expect(rs.code, rs.stderr).toBe(0);
-    expect(JSON.parse(rs.stdout)).toMatchObject({ ok: true, target: 'restore point before-test-42', kept: false });
+    expect(JSON.parse(rs.stdout)).toMatchObject({ ok: true, target: 'restore point before-test-42', kept: true, tls: true });
+    // The copy holds the cluster's data: TLS verified against the CA, a plaintext login refused.
+    const ctl = ctx.inventory.hosts.find((h) => h.name === 'ctl')!;
+    const ep = scratchEndpoint(ctx.inventory, ctl, 'postgres');
+    expect(await withClient(ctx.secrets, ep, async (c) => (await c.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows[0]?.ssl)).toBe(true);
+    const plain = await connect(ctx.secrets, ep, { tls: false }).then((c) => (void c.end(), 'accepted'), (e: Error) => e.message);
+    expect(plain).toMatch(/no encryption/);
+    const drop = await lab.cli(['restore', '--drop-scratch']);
+    expect(drop.code, drop.stderr).toBe(0);
   });
 
   it('refuses bad targets, naming the earliest and latest recoverable times', async () => {

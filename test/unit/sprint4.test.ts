@@ -9,7 +9,7 @@ import { backupRows, chooseType } from '../../src/components/backups.js';
 import { certDecision, extensionsFor, requestProblem, type CertFacts, type CertRequest } from '../../src/components/ca.js';
 import { desiredDynamicConfig, renderPatroniConfig } from '../../src/components/patroni.js';
 import { certRequest, parseInfo, renderPgbackrestConf, type StanzaInfo } from '../../src/components/pgbackrest.js';
-import { lsnBytes, parseTargetTime, pgTimestamp, recoveryWindow, replayedFromLog, targetArgs } from '../../src/components/pitr.js';
+import { lsnBytes, parseTargetTime, pgTimestamp, recoveryWindow, replayedFromLog, scratchHba, scratchService, targetArgs } from '../../src/components/pitr.js';
 import { formatRows } from '../../src/cli/commands/backup.js';
 import { hostPaths } from '../../src/config/paths.js';
 import { parseInventory } from '../../src/config/load.js';
@@ -162,6 +162,18 @@ const info: StanzaInfo = parseInfo(
   ]),
   'dpgc-lab',
 )!;
+
+describe('the scratch copy of a restore', () => {
+  const inv = { network: { allowed_cidrs: ['10.0.0.0/24'] } };
+  it('takes logins over TLS only when the cluster has a CA, and serves its own certificate', () => {
+    expect(scratchHba(inv, true)).toBe('local all all peer map=scratch\nhostssl all all 10.0.0.0/24 scram-sha-256\nhostnossl all all all reject\n');
+    expect(scratchHba(inv)).toBe('local all all peer map=scratch\nhost all all 10.0.0.0/24 scram-sha-256\n');
+    const node = { spec: { name: 'ctl', address: '10.0.0.10', roles: [] }, paths: { pgBin: '/usr/lib/postgresql/15/bin', tlsDir: '/etc/dpgc/tls' } } as unknown as Parameters<typeof scratchService>[1];
+    const argv = scratchService({ ports: { restore_scratch: 5499 } } as Parameters<typeof scratchService>[0], node, '/s', true).argv.join(' ');
+    expect(argv).toContain('-c ssl=on -c ssl_cert_file=/etc/dpgc/tls/pitr-scratch.crt -c ssl_key_file=/etc/dpgc/tls/pitr-scratch.key -c ssl_ca_file= -c ssl_min_protocol_version=TLSv1.2');
+    expect(scratchService({ ports: { restore_scratch: 5499 } } as Parameters<typeof scratchService>[0], node, '/s').argv.join(' ')).toContain('-c ssl=off');
+  });
+});
 
 describe('backups and restores from pgbackrest info', () => {
   it('a backup is full when the repository has none, else what was asked (incremental by default)', () => {

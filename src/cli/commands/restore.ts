@@ -3,6 +3,7 @@ import { allRequiredPass } from '../../checks/run.js';
 import { chooseBackupSet, describeTarget, restoreInPlace } from '../../components/pitr-inplace.js';
 import { dropScratch, parseTargetTime, recoveryWindow, restoreScratch, scratchEndpoint, validateTargetText, type RestoreTarget } from '../../components/pitr.js';
 import { repoNode, stanzaInfo, type StanzaInfo } from '../../components/pgbackrest.js';
+import { caPathsFor } from '../../components/ca.js';
 import { switchAndWaitArchived } from '../../components/pitr-drill.js';
 import type { RunContext } from '../../context.js';
 import { CriteriaError, UsageError } from '../../errors.js';
@@ -63,13 +64,15 @@ export async function restoreCommand(cmd: Command): Promise<void> {
       recoverySeconds: s.recoveryMs / 1000,
       walReplayedBytes: s.wal.bytes,
       kept: Boolean(o.keep),
+      tls: s.tls,
     };
     ctx.logger.info(
       `Restored to ${doc.target} on ${s.host.name}: restore ${doc.restoreSeconds.toFixed(1)} s, recovery ${doc.recoverySeconds.toFixed(1)} s` +
         (s.wal.bytes === undefined ? '' : `, ${(s.wal.bytes / 1048576).toFixed(1)} MiB of WAL replayed`),
     );
     if (o.keep) {
-      ctx.logger.info(`The scratch instance runs at ${ep.address}:${s.port} (data in ${s.dir}); connect as postgres with the cluster's superuser password, e.g.\n  psql "host=${ep.address} port=${s.port} user=postgres dbname=postgres"\nRemove it when done: dpgc restore --drop-scratch`);
+      const tls = s.tls ? ` sslmode=verify-full sslrootcert=${caPathsFor(inv.file).cert}` : '';
+      ctx.logger.info(`The scratch instance runs at ${ep.address}:${s.port} (data in ${s.dir}); connect as postgres with the cluster's superuser password${s.tls ? ', over TLS' : ''}, e.g.\n  psql "host=${ep.address} port=${s.port} user=postgres dbname=postgres${tls}"\nRemove it when done: dpgc restore --drop-scratch`);
     } else {
       await dropScratch(inv, ctx.pool);
       ctx.logger.info('Scratch instance removed (pass --keep to keep it).');
