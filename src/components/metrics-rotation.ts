@@ -23,7 +23,8 @@ import { webGet, webTarget } from './web-client.js';
  *    user and its own password file, applied in one reload (Prometheus waits
  *    for the old scrape loops to finish); amtool's config; Grafana's
  *    datasource, provisioned again through its admin API when dpgc knows
- *    Grafana (grafana.url). Then every metrics target scraped once more, up,
+ *    Grafana (grafana.url; else a Grafana found installed is named, to be
+ *    restarted: it reads the datasource at start only). Then every metrics target scraped once more, up,
  *    and the notifier's send timeout passed (a batch of alerts sent before
  *    the reload goes out with the old user);
  * 3. the old user dropped everywhere, its password files removed.
@@ -56,8 +57,8 @@ export async function changeMetricsWeb(ctx: RotationCtx, next: string): Promise<
     accepting = web.changed || accepting;
     // An exporter started by an older dpgc held the password in its environment: it restarts once onto the users file.
     if (h.roles.includes('pgbouncer')) {
-      const e = await ensurePgbouncerExporter(oldCtx, n, { web });
-      if (e.changed) notes.push(`the PgBouncer exporter on ${h.name} restarted onto the users file`);
+      const e = await ensurePgbouncerExporter(oldCtx, n, { web: { tls: web.tls, changed: false } });
+      if (e.changed) notes.push(`the PgBouncer exporter on ${h.name} ${e.note ?? 'changed'} (it reads the users file from now on)`);
     }
   }
   const sprint = await monitoredSprint(ctx, 5);
@@ -82,10 +83,10 @@ export async function changeMetricsWeb(ctx: RotationCtx, next: string): Promise<
   const grafana = await reloadGrafanaDatasources(inv, ctx.secrets);
   if (grafana) notes.push(grafana);
   else if (await grafanaInstalled(ctx)) {
-    // Without grafana.url dpgc cannot reach Grafana, which reads its datasource at start: it would be refused from step 3 on.
-    throw new HostError("Grafana is installed on the monitoring host, and without grafana.url in the inventory dpgc cannot have it provision its datasource again with the new metrics user", {
-      hint: 'Set grafana.url (and grafana_admin in the secrets file), or restart Grafana now (it reads the new datasource; the old user is still accepted), then run `dpgc rotate` again to complete the pending rotation.',
-    });
+    // Without grafana.url dpgc cannot reach Grafana, which reads its datasource at start only.
+    const w = "Grafana is installed on the monitoring host and grafana.url is not in the inventory, so dpgc cannot have it provision its datasource again: restart Grafana now (until then its queries to Prometheus are refused), or set grafana.url (and grafana_admin) for the next rotation";
+    ctx.logger.warn(w);
+    notes.push('Grafana not reloaded (no grafana.url): restart it');
   }
 
   // 3. The old user dropped.

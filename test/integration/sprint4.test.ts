@@ -6,7 +6,7 @@ import { parse, parseDocument } from 'yaml';
 import { sprint4 } from '../../sprints/sprint-4.js';
 import { sprint5 } from '../../sprints/sprint-5.js';
 import type { Check, CheckResult } from '../../src/checks/types.js';
-import { prometheusApi, promGet, promQuery } from '../../src/checks/prom-api.js';
+import { activeTargets, prometheusApi, promGet, promQuery } from '../../src/checks/prom-api.js';
 import { alertmanagerUp, alertsRouted } from '../../src/checks/alerting.js';
 import { prometheusTargets } from '../../src/checks/prometheus.js';
 import { ensureBackupMetrics } from '../../src/components/backup-metrics.js';
@@ -611,7 +611,17 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
       expect(await status(e.hostPort, e.path, next), `${e.what} on ${e.host} with the new password`).toBe(200);
     }
 
-    // No scrape failed: every target behind the web config up in every scrape from before the rotation to two intervals after it.
+    for (const c of [s5('s5.tls.metrics'), prometheusTargets, alertmanagerUp, alertsRouted]) {
+      const x = await run(c);
+      expect(x.verdict, `${c.id}: ${x.detail}`).toBe('pass');
+    }
+    // The next sprint run restarts nothing: the web config was rewritten, whether to serve TLS was not.
+    const plan1 = await lab.cli(['--json', 'plan', '1']);
+    expect(plan1.code, plan1.stderr).toBe(0);
+    expect((JSON.parse(plan1.stdout) as { steps: { title: string; changed: boolean }[] }).steps.filter((x) => /exporter|Prometheus|Alertmanager|Grafana/.test(x.title) && x.changed)).toEqual([]);
+
+    // No scrape failed: every target behind the web config up in every scrape from before the rotation to two intervals after it
+    // (the checks above ran meanwhile).
     await sleep(Math.max(0, rotated + 2 * SCRAPE_INTERVAL_S * 1000 + 2000 - Date.now()));
     const window = `${Math.ceil((Date.now() - t0) / 1000) + SCRAPE_INTERVAL_S}s`;
     const prom = await prometheusApi(ctx);
@@ -622,21 +632,17 @@ describe('dpgc sprint 5: TLS, application roles, SCRAM only, audit, firewall', (
     expect(min.result.map((x) => `${x.metric['job']} ${x.metric['instance']} ${x.value?.[1]}`).sort()).toEqual(web.map((t) => `${t.job} ${t.instance} 1`).sort());
     for (const c of count.result) expect(Number(c.value?.[1]), `scrapes of ${c.metric['instance']} in ${window}`).toBeGreaterThanOrEqual(3);
 
-    for (const c of [s5('s5.tls.metrics'), prometheusTargets, alertmanagerUp, alertsRouted]) {
-      const x = await run(c);
-      expect(x.verdict, `${c.id}: ${x.detail}`).toBe('pass');
-    }
-    // The next sprint run restarts nothing: the web config was rewritten, whether to serve TLS was not.
-    const plan1 = await lab.cli(['--json', 'plan', '1']);
-    expect(plan1.code, plan1.stderr).toBe(0);
-    expect((JSON.parse(plan1.stdout) as { steps: { title: string; changed: boolean }[] }).steps.filter((x) => /exporter|Prometheus|Alertmanager|Grafana/.test(x.title) && x.changed)).toEqual([]);
-
     // A client left on the old password: Prometheus put back on the old user by hand, every target behind a web config is down.
     const f = metricsFiles(mon.paths);
     await mon.host.writeFile(f.password(metricsUser(old)), old, { mode: 0o640, owner: 'root', group: 'prometheus' });
     const cfg = (await mon.host.readFile(promYml))!;
     await mon.host.writeFile(promYml, cfg.replaceAll(metricsUser(next), metricsUser(old)), { mode: 0o644 });
     await mon.services.reload(prometheusService(inv, mon));
+    // The check counts a target that answers dpgc and has no verdict yet from its new scrape loop as up: wait for Prometheus's own.
+    await waitUntil(async () => {
+      const targets = await activeTargets(await prometheusApi(ctx));
+      return web.every((t) => targets.find((x) => x.labels['instance'] === t.instance && x.labels['job'] === t.job)?.health === 'down') || undefined;
+    }, { timeoutMs: 2 * SCRAPE_INTERVAL_S * 1000 + 5000, everyMs: 1000 }, 'Prometheus scraping with the old user');
     const stale = await run(prometheusTargets);
     expect(stale.verdict).toBe('fail');
     for (const t of web) expect(stale.detail, t.instance).toContain(`${t.instance}) is down`);
