@@ -136,7 +136,7 @@ export const postgresExporterQueries = (): string => templateText('prometheus/po
 /**
  * Write an exporter's files, then start it, or restart it when it does not
  * run as they say (exporters have no reload): see restartReason. `readsAtStart`:
- * other files it reads only at start (the host's web config).
+ * other files it reads only at start (the web config's TLS stamp, webReadsAtStart).
  */
 export async function ensureExporter(
   node: Node,

@@ -16,7 +16,8 @@ import { clientTls, type ClientTlsChoice } from './deployed.js';
  * postgres_exporter, Prometheus and Alertmanager read one exporter-toolkit
  * web config per host (`--web.config.file`, always passed: before sprint 5
  * the file says plaintext); dpgc's own PgBouncer exporter gets the same
- * certificate and credentials through its environment file. Each host has
+ * certificate through its environment file and the same users from a file
+ * beside the web config (`webUsers`). Each host has
  * one certificate from the cluster CA for them all (its name and address as
  * SANs, the key made on the host, owned by the `prometheus` user every one
  * of these daemons runs as).
@@ -25,10 +26,10 @@ import { clientTls, type ClientTlsChoice } from './deployed.js';
  * clientTls): the decision sprint 5 takes, and that any earlier sprint
  * re-run on a sprint-5 cluster reads back, so none of them reverts to
  * plaintext. The exporters read whether to serve TLS at start only, and the
- * certificate and the users on every connection: turning it on restarts
- * them (a web config newer than the process: exporters.ts restartReason), a
- * renewed certificate does not (the stamp file `serves` says which was
- * decided, so a web config rewritten for its users restarts nothing).
+ * certificate and the users on every request: turning it on restarts them
+ * (the stamp file `serves`, written when that decision changes, newer than
+ * the process: exporters.ts restartReason); a renewed certificate or a web
+ * config rewritten for its users restarts nothing.
  *
  * The user name is tagged from the password (metricsUser): exporter-toolkit
  * holds one hash per user name, so a rotation has the endpoints accept the

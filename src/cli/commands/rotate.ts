@@ -274,6 +274,6 @@ const HOW: Record<Rotatable['kind'], { kind: StepKind; change: (r: Rotatable) =>
     kind: 'file',
     change: () =>
       "Have every metrics endpoint accept the new password under its own user beside the old one (web configs and the PgBouncer exporter's users file, read on every request); move Prometheus (one reload), amtool and Grafana's datasource to it; then drop the old user",
-    verify: () => 'Every metrics endpoint takes the new password and refuses the old one; Prometheus scrapes every target with it',
+    verify: () => 'Every metrics endpoint takes the new password and refuses the old one',
   },
 };
