@@ -1,9 +1,7 @@
-import { alertmanagerAddress } from '../components/alertmanager.js';
 import { RENEW_BEFORE_DAYS } from '../components/ca.js';
 import { metricsWeb, type MetricsWeb } from '../components/metrics-web.js';
-import { monitoredSprint, prometheusTarget, scrapeTargets } from '../components/prometheus.js';
+import { metricsEndpoints, monitoredSprint, prometheusTarget, scrapeTargets, type MetricsEndpoint } from '../components/prometheus.js';
 import { webGet, webTarget, type WebResponse } from '../components/web-client.js';
-import type { Inventory } from '../config/schema.js';
 import { targetsUp } from './prometheus.js';
 import { fail, pass, type Check } from './types.js';
 
@@ -14,21 +12,7 @@ import { fail, pass, type Check } from './types.js';
  * address dialled, valid for 30 days or more), serves dpgc's credentials,
  * and Prometheus still scrapes every one of them, over TLS.
  */
-export interface MetricsEndpoint {
-  host: string;
-  /** The daemon, as an operator knows it (node_exporter, Alertmanager…). */
-  what: string;
-  hostPort: string;
-  path: string;
-}
-
-/** Pure: the exporters and Prometheus Prometheus scrapes (jobs with `web`), and Alertmanager on each monitoring host. */
-export function metricsEndpoints(inv: Pick<Inventory, 'hosts' | 'file' | 'ports'>, sprint: number): MetricsEndpoint[] {
-  return [
-    ...scrapeTargets(inv, sprint).flatMap((t) => (t.web ? [{ host: t.host, what: t.web, hostPort: t.instance, path: t.path }] : [])),
-    ...inv.hosts.filter((h) => h.roles.includes('monitoring')).map((h) => ({ host: h.name, what: 'Alertmanager', hostPort: alertmanagerAddress(inv, h), path: '/-/ready' })),
-  ];
-}
+export { metricsEndpoints, type MetricsEndpoint } from '../components/prometheus.js';
 
 /** What one endpoint answered: a plaintext request, an HTTPS one without credentials, one with dpgc's. */
 export interface Answers {

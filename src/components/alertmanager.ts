@@ -2,13 +2,12 @@ import { parse } from 'yaml';
 import { NOBODY, receiverSecretName, type Receiver } from '../config/alerting.js';
 import type { HostSpec, Inventory } from '../config/schema.js';
 import { HostError } from '../errors.js';
-import { assertOwnedPath } from '../hosts/owned.js';
 import type { Node } from '../hosts/pool.js';
 import type { ServiceSpec } from '../hosts/services.js';
 import { render, templateText } from '../templates.js';
 import { installValidated, runValidator } from './config-file.js';
-import { ensureExporter, restartReason } from './exporters.js';
-import { ensureGroupDir, ensureMetricsWeb, metricsFiles, type MetricsCtx, type MetricsTlsChoice, type MetricsWeb } from './metrics-web.js';
+import { ensureExporter, restartReason, webReadsAtStart } from './exporters.js';
+import { ensureGroupDir, ensureMetricsWeb, removeStrayFiles, metricsFiles, type MetricsCtx, type MetricsTlsChoice, type MetricsWeb } from './metrics-web.js';
 import { ensureDir } from './pgbouncer.js';
 import { webGet, webTarget, type WebTarget } from './web-client.js';
 
@@ -120,14 +119,15 @@ export async function ensureAlertmanager(ctx: MetricsCtx, node: Node, o: Metrics
   for (const [i, r] of withSecret.entries()) {
     changed = (await node.host.writeFile(f.secret(r.name), values[i]!, { mode: 0o640, owner: 'root', group: ALERTMANAGER_USER })).changed || changed;
   }
-  changed = (await removeStraySecrets(node, f.secretsDir, withSecret.map((r) => r.name))) || changed;
+  // A credential of a receiver that was removed from the inventory has no business staying on the host.
+  changed = (await removeStrayFiles(node, f.secretsDir, withSecret.map((r) => r.name), 'credential of a removed receiver')) || changed;
   const cfg = renderAlertmanagerYml(inv, node.paths);
   changed = (await installValidated(node.host, f.config, cfg, { mode: 0o644 }, (s) => runValidator(node.host, 'Alertmanager config', ['amtool', 'check-config', s]))).changed || changed;
   changed = (await ensureDir(node, f.data, ALERTMANAGER_USER, '750')) || changed;
   const spec = alertmanagerService(inv, node, { tls: web.tls !== undefined });
   const before = await node.services.status(spec);
   const note = (what: string) => (web.note ? `${web.note}; ${what}` : what);
-  if (before.running && (changed || (await restartReason(node, before.pid, spec, [metricsFiles(node.paths).webConfig, f.config])))) {
+  if (before.running && (changed || (await restartReason(node, before.pid, spec, [...webReadsAtStart(node), f.config])))) {
     await node.services.restart(spec);
     return { changed: true, note: note('restarted') };
   }
@@ -136,14 +136,6 @@ export async function ensureAlertmanager(ctx: MetricsCtx, node: Node, o: Metrics
   return web.changed ? { changed: true, ...(web.note ? { note: web.note } : {}) } : { changed: false };
 }
 
-/** A credential of a receiver that was removed from the inventory has no business staying on the host. */
-async function removeStraySecrets(node: Node, dir: string, keep: string[]): Promise<boolean> {
-  const ls = await node.host.exec(['find', dir, '-mindepth', '1', '-maxdepth', '1', '-type', 'f', '-printf', '%f\\n'], { mutates: false, allowFailure: true });
-  if (ls.exitCode !== 0) return false;
-  const stray = ls.stdout.split('\n').filter((n) => n && !keep.includes(n));
-  for (const n of stray) await node.host.exec(['rm', '-f', '--', assertOwnedPath(`${dir}/${n}`, [dir], 'credential of a removed receiver')]);
-  return stray.length > 0;
-}
 
 /** The lab's webhook receiver (templates/alertmanager/lab-receiver.py): a supervised process on the monitoring host. */
 export function labReceiverService(inv: Pick<Inventory, 'alerting'>, node: Pick<Node, 'spec' | 'paths'>): ServiceSpec | undefined {

@@ -26,6 +26,13 @@ export function exporterFiles(node: Pick<Node, 'paths'>) {
   };
 }
 
+/**
+ * What a daemon behind the web config reads only at start: whether to serve
+ * TLS, which the stamp beside it records (its users and certificate are
+ * read on every request, so their changes restart nothing).
+ */
+export const webReadsAtStart = (node: Pick<Node, 'paths'>): string[] => [metricsFiles(node.paths).serves];
+
 /** Always passed: the file itself says plaintext or TLS, so a restart by any sprint keeps what is on. */
 const webConfigFlag = (node: Pick<Node, 'paths'>) => `--web.config.file=${metricsFiles(node.paths).webConfig}`;
 
@@ -89,10 +96,11 @@ export function postgresExporterService(inv: Pick<Inventory, 'ports'>, node: Pic
 }
 
 /**
- * With `tls`, the host's metrics certificate and the metrics credentials:
- * the script is not exporter-toolkit and reads no web config, and Python's
- * standard library has no bcrypt, so it holds the password itself, in the
- * same 0600 file as the admin console's (which is worth more).
+ * With `tls`, the host's metrics certificate and the users file: the script
+ * is not exporter-toolkit and reads no web config, and Python's standard
+ * library has no bcrypt, so ensureMetricsWeb writes the same users, PBKDF2
+ * hashed, beside the web config. The script reads it on every request, as
+ * exporter-toolkit does its web config, so a rotation restarts nothing.
  */
 export async function pgbouncerExporterEnv(inv: Pick<Inventory, 'ports'>, node: Pick<Node, 'spec' | 'paths'>, secrets: Pick<Secrets, 'get'>, tls?: MetricsWeb): Promise<string> {
   const a = ROLES_DB.pgbouncerAdmin;
@@ -100,7 +108,7 @@ export async function pgbouncerExporterEnv(inv: Pick<Inventory, 'ports'>, node: 
   return envFileText({
     PGBOUNCER_EXPORTER_LISTEN: `${node.spec.address}:${inv.ports.pgbouncer_exporter}`,
     ...(tls
-      ? { PGBOUNCER_EXPORTER_TLS_CERT: m.cert, PGBOUNCER_EXPORTER_TLS_KEY: m.key, PGBOUNCER_EXPORTER_USER: tls.username, PGBOUNCER_EXPORTER_PASSWORD: tls.password }
+      ? { PGBOUNCER_EXPORTER_TLS_CERT: m.cert, PGBOUNCER_EXPORTER_TLS_KEY: m.key, PGBOUNCER_EXPORTER_USERS_FILE: m.webUsers }
       : {}),
     PGHOST: node.spec.address,
     PGPORT: String(inv.ports.pgbouncer),
@@ -128,7 +136,7 @@ export const postgresExporterQueries = (): string => templateText('prometheus/po
 /**
  * Write an exporter's files, then start it, or restart it when it does not
  * run as they say (exporters have no reload): see restartReason. `readsAtStart`:
- * other files it reads only at start (the host's web config).
+ * other files it reads only at start (the web config's TLS stamp, webReadsAtStart).
  */
 export async function ensureExporter(
   node: Node,
@@ -211,7 +219,7 @@ export async function ensurePostgresExporter(ctx: MetricsCtx, node: Node, o: Met
       { path: f.postgresEnv, content: await postgresExporterEnv(inv, node, ctx.secrets, ca === undefined ? undefined : f.postgresCa), mode: 0o600 },
       { path: f.postgresQueries, content: postgresExporterQueries(), mode: 0o644 },
     ],
-    { readsAtStart: [metricsFiles(node.paths).webConfig] },
+    { readsAtStart: webReadsAtStart(node) },
   );
   return mergeOutcomes(web, r);
 }
@@ -220,7 +228,7 @@ export async function ensurePostgresExporter(ctx: MetricsCtx, node: Node, o: Met
 export async function ensureNodeExporter(ctx: MetricsCtx, node: Node, o: MetricsTlsChoice = {}): Promise<Outcome> {
   const web = await ensureMetricsWeb(ctx, node, o);
   const dir = await ensureTextfileDir(node);
-  const r = await ensureExporter(node, nodeExporterService(ctx.inventory, node), [], { readsAtStart: [metricsFiles(node.paths).webConfig] });
+  const r = await ensureExporter(node, nodeExporterService(ctx.inventory, node), [], { readsAtStart: webReadsAtStart(node) });
   return mergeOutcomes(web, dir ? { ...r, changed: true } : r);
 }
 

@@ -9,7 +9,7 @@ import { alertmanagerAddress } from './alertmanager.js';
 import { firstPostgres } from './endpoints.js';
 import { HostError } from '../errors.js';
 import { sleep } from '../wait.js';
-import { restartReason } from './exporters.js';
+import { restartReason, webReadsAtStart } from './exporters.js';
 import { etcdTlsOn } from './etcd.js';
 import { ensureMetricsWeb, metricsFiles, scrapeTls, type MetricsCtx, type MetricsTlsChoice, type MetricsWeb, type ScrapeTls } from './metrics-web.js';
 import { webGet, webTarget, type WebTarget } from './web-client.js';
@@ -74,6 +74,22 @@ export function scrapeTargets(inv: Pick<Inventory, 'hosts' | 'file' | 'ports'>, 
   return jobs
     .filter((j) => j.sinceSprint <= sprint)
     .flatMap((j) => j.hosts(inv, sprint).map((h) => ({ job: j.job, host: h.name, instance: `${h.address}:${inv.ports[j.port]}`, path: j.path ?? '/metrics', ...(j.web ? { web: j.web } : {}) })));
+}
+
+export interface MetricsEndpoint {
+  host: string;
+  /** The daemon, as an operator knows it (node_exporter, Alertmanager…). */
+  what: string;
+  hostPort: string;
+  path: string;
+}
+
+/** Pure: the exporters and Prometheus Prometheus scrapes (jobs with `web`), and Alertmanager on each monitoring host. */
+export function metricsEndpoints(inv: Pick<Inventory, 'hosts' | 'file' | 'ports'>, sprint: number): MetricsEndpoint[] {
+  return [
+    ...scrapeTargets(inv, sprint).flatMap((t) => (t.web ? [{ host: t.host, what: t.web, hostPort: t.instance, path: t.path }] : [])),
+    ...inv.hosts.filter((h) => h.roles.includes('monitoring')).map((h) => ({ host: h.name, what: 'Alertmanager', hostPort: alertmanagerAddress(inv, h), path: '/-/ready' })),
+  ];
 }
 
 /**
@@ -208,7 +224,7 @@ export async function ensurePrometheus(ctx: MetricsCtx, node: Node, sprint: numb
   // --syntax-only: the staged config's rule files are the live ones, checked above.
   // etcd as it serves now: sprint 5 renders this again once its switch to TLS is done.
   const etcdTls = scrapeSprint >= 2 && (await etcdTlsOn(inv));
-  const cfg = renderPrometheusYml(inv, node.paths, scrapeSprint, files, web.tls ? scrapeTls(node.paths) : undefined, etcdTls ? prometheusClientCert(node.paths) : undefined);
+  const cfg = renderPrometheusYml(inv, node.paths, scrapeSprint, files, web.tls ? scrapeTls(node.paths, web.tls.username) : undefined, etcdTls ? prometheusClientCert(node.paths) : undefined);
   const w = await installValidated(node.host, f.config, cfg, { mode: 0o644 }, (s) => runValidator(node.host, 'Prometheus config', ['promtool', 'check', 'config', '--syntax-only', s]));
   changed = w.changed || changed;
   const dir = await node.host.exec(['stat', '-c', '%U', f.data], { mutates: false, allowFailure: true });
@@ -219,7 +235,7 @@ export async function ensurePrometheus(ctx: MetricsCtx, node: Node, sprint: numb
   }
   const spec = prometheusService(inv, node);
   const before = await node.services.status(spec);
-  if (before.running && (await restartReason(node, before.pid, spec, [metricsFiles(node.paths).webConfig]))) {
+  if (before.running && (await restartReason(node, before.pid, spec, [...webReadsAtStart(node)]))) {
     await node.services.restart(spec);
     return { changed: true, note: withNote(web.note, 'restarted') };
   }

@@ -18,6 +18,7 @@ import { APP_ROLES } from './roles.js';
 import { scramMatches, scramVerifier } from './scram.js';
 import { quoteIdent } from './vector.js';
 import { configureHaproxy, ensureHaproxyRunning, STATS_USER } from './haproxy.js';
+import { METRICS_USER_PREFIX } from './metrics-web.js';
 
 /**
  * Password rotation without downtime (`dpgc rotate`). Each credential is
@@ -41,7 +42,9 @@ export type RotationKind =
   /** Patroni's REST API password: patroni.yml on every member. */
   | 'patroni-rest'
   /** HAProxy's stats page: haproxy.cfg, reloaded (its old workers keep their connections). */
-  | 'haproxy-stats';
+  | 'haproxy-stats'
+  /** The metrics endpoints' basic auth: two users while the clients move over (components/metrics-rotation.ts). */
+  | 'metrics-web';
 
 export interface Rotatable {
   secret: GeneratedSecret;
@@ -66,14 +69,13 @@ export const ROTATABLE: readonly Rotatable[] = [
   { secret: ROLES_DB.superuser.secret, user: ROLES_DB.superuser.user, kind: 'patroni' },
   { secret: 'patroni_rest', user: REST_USER, kind: 'patroni-rest' },
   { secret: 'haproxy_stats', user: STATS_USER, kind: 'haproxy-stats' },
+  { secret: 'metrics_web', user: METRICS_USER_PREFIX, kind: 'metrics-web' },
 ];
 
 /** Secrets `dpgc rotate` leaves alone, and why (the command and README say so). */
 export const NOT_ROTATED: Partial<Record<GeneratedSecret, string>> = {
   pgbackrest_cipher: 'the backup repository\'s encryption key: every backup is encrypted with it, so a new one means a new repository, not a rotation',
   grafana_admin: "Grafana's own admin password: the operator's, changed in Grafana",
-  metrics_web:
-    "the metrics endpoints' basic auth (sprint 5): not rotated without a gap yet. A new value in the secrets file and `dpgc sprint 5` put it in place; Prometheus's scrapes fail for the seconds between the exporters and Prometheus taking it",
 };
 
 /** `--role` takes the secret's name or the role's. */

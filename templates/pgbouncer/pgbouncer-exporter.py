@@ -12,11 +12,16 @@ environment, set by the service manager from a mode 0600 file):
   PGBOUNCER_EXPORTER_LISTEN  address:port to serve /metrics on
   PGHOST PGPORT PGUSER PGPASSWORD  the admin console (database `pgbouncer`)
   PGBOUNCER_EXPORTER_TLS_CERT, _TLS_KEY  serve HTTPS (TLS 1.2 at least) with these
-  PGBOUNCER_EXPORTER_USER, _PASSWORD  require basic auth with these
+  PGBOUNCER_EXPORTER_USERS_FILE  require basic auth of the users in this file, one
+      `user:rounds:salt-hex:pbkdf2-sha256-hex` a line (the host's web config's users;
+      Python's standard library has no bcrypt)
 Like the exporter-toolkit ones, it reads the certificate again when its file
-changes, so a renewed certificate needs no restart.
+changes, and the users file on every request (re-parsed when it changed), so
+neither a renewed certificate nor a rotated password needs a restart; while
+dpgc rotates the password the file holds the old user and the new one.
 """
 import base64
+import hashlib
 import hmac
 import os
 import re
@@ -131,17 +136,52 @@ def scrape():
     return "\n".join(head + out) + "\n", err
 
 
+USERS = {"stamp": None, "users": {}, "verified": {}}
+USERS_LOCK = threading.Lock()
+
+
+def users(path):
+    """The users file as it is now: {user: (rounds, salt, digest)}; re-read when its inode, size or time changed."""
+    st = os.stat(path)
+    stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+    with USERS_LOCK:
+        if stamp != USERS["stamp"]:
+            parsed = {}
+            with open(path) as f:
+                for line in f:
+                    parts = line.strip().split(":")
+                    if len(parts) == 4:
+                        parsed[parts[0]] = (int(parts[1]), bytes.fromhex(parts[2]), bytes.fromhex(parts[3]))
+            # Verdicts are per file version: a user dropped from the file is refused at once.
+            USERS.update(stamp=stamp, users=parsed, verified={})
+        return USERS["users"], USERS["verified"]
+
+
 def authorized(header):
-    user, password = os.environ.get("PGBOUNCER_EXPORTER_USER"), os.environ.get("PGBOUNCER_EXPORTER_PASSWORD")
-    if not user:
+    path = os.environ.get("PGBOUNCER_EXPORTER_USERS_FILE")
+    if not path:
         return True
     if not header or not header.startswith("Basic "):
         return False
     try:
-        got = base64.b64decode(header[6:].strip(), validate=True)
-    except ValueError:
+        user, _, password = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
+        known, verified = users(path)
+    except (ValueError, OSError):
+        return False  # a malformed header, or no users file: nobody gets in
+    entry = known.get(user)
+    if entry is None:
         return False
-    return hmac.compare_digest(got, ("%s:%s" % (user, password)).encode())
+    # PBKDF2 costs tens of milliseconds: each (user, password) pair is checked once per file version.
+    key = hashlib.sha256(header.encode()).digest()
+    ok = verified.get(key)
+    if ok is None:
+        rounds, salt, digest = entry
+        ok = hmac.compare_digest(hashlib.pbkdf2_hmac("sha256", password.encode(), salt, rounds), digest)
+        with USERS_LOCK:
+            if len(verified) >= 64:
+                verified.clear()
+            verified[key] = ok
+    return ok
 
 
 class Handler(BaseHTTPRequestHandler):

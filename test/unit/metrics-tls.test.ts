@@ -9,7 +9,7 @@ import { endpointProblems, metricsEndpoints, type Answers, type MetricsEndpoint 
 import { alertmanagerService } from '../../src/components/alertmanager.js';
 import { nodeExporterService, pgbouncerExporterEnv, postgresExporterService } from '../../src/components/exporters.js';
 import { renderDatasource } from '../../src/components/grafana.js';
-import { keptHash, metricsCertRequest, metricsFiles, renderAmtoolConfig, renderWebConfig, scrapeTls, METRICS_USER } from '../../src/components/metrics-web.js';
+import { keptHash, metricsCertRequest, metricsFiles, metricsUser, pbkdf2Line, renderAmtoolConfig, renderWebConfig, scrapeTls } from '../../src/components/metrics-web.js';
 import { prometheusService, renderPrometheusYml, RULE_FILES, ruleFileText } from '../../src/components/prometheus.js';
 import { webTarget } from '../../src/components/web-client.js';
 import { hostPaths } from '../../src/config/paths.js';
@@ -25,6 +25,7 @@ import { labInv } from '../helpers/lab-inventory.js';
 const inv = labInv();
 const host = (name: string) => inv.hosts.find((h) => h.name === name)!;
 const node = (name: string) => ({ spec: host(name), paths: hostPaths(inv, host(name)) });
+const METRICS_USER = metricsUser('metrics-password-0123456789');
 const tls = { ca: 'CA PEM', username: METRICS_USER, password: 'metrics-password-0123456789' };
 
 let dir: string;
@@ -48,7 +49,7 @@ describe('the web config', () => {
     const f = metricsFiles({ ...hostPaths(inv, host('db1')), tlsDir: dir });
     await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f.key, '-out', f.cert, '-subj', '/CN=db1', '-days', '2']);
     const hash = await keptHash(tls.password, undefined);
-    const text = renderWebConfig({ name: 'db1' }, { cert: f.cert, key: f.key, username: METRICS_USER, hash });
+    const text = renderWebConfig({ name: 'db1' }, { cert: f.cert, key: f.key, users: [{ username: METRICS_USER, hash }] });
     expect(parse(text)).toEqual({ tls_server_config: { cert_file: f.cert, key_file: f.key, min_version: 'TLS12' }, basic_auth_users: { [METRICS_USER]: hash } });
     expect(text).not.toContain(tls.password);
     await writeFile(join(dir, 'on.yml'), text);
@@ -60,12 +61,44 @@ describe('the web config', () => {
     const f = metricsFiles(hostPaths(inv, host('db1')));
     const first = await keptHash(tls.password, undefined);
     expect(await bcrypt.compare(tls.password, first)).toBe(true);
-    const file = renderWebConfig({ name: 'db1' }, { cert: f.cert, key: f.key, username: METRICS_USER, hash: first });
+    const file = renderWebConfig({ name: 'db1' }, { cert: f.cert, key: f.key, users: [{ username: METRICS_USER, hash: first }] });
     expect(await keptHash(tls.password, file)).toBe(first);
     const rotated = await keptHash('another-password-0123456789', file);
     expect(rotated).not.toBe(first);
     expect(await bcrypt.compare('another-password-0123456789', rotated)).toBe(true);
     expect(await keptHash(tls.password, 'not: [yaml')).toMatch(/^\$2/);
+  });
+
+  it('the user name is tagged from the password: the same for every consumer, another for another password', () => {
+    expect(metricsUser(tls.password)).toMatch(/^dpgc_metrics_[0-9a-f]{8}$/);
+    expect(metricsUser(tls.password)).toBe(METRICS_USER);
+    expect(metricsUser('another-password-0123456789')).not.toBe(METRICS_USER);
+  });
+
+  it('during a rotation: two users, each with its own bcrypt hash, and promtool accepts it', async () => {
+    const f = metricsFiles({ ...hostPaths(inv, host('db1')), tlsDir: dir });
+    const other = 'another-password-0123456789';
+    const first = await keptHash(tls.password, undefined);
+    const both = renderWebConfig({ name: 'db1' }, { cert: f.cert, key: f.key, users: [{ username: METRICS_USER, hash: first }, { username: metricsUser(other), hash: await keptHash(other, undefined) }] });
+    const users = (parse(both) as { basic_auth_users: Record<string, string> }).basic_auth_users;
+    expect(Object.keys(users)).toEqual([METRICS_USER, metricsUser(other)]);
+    expect(await bcrypt.compare(other, users[metricsUser(other)]!)).toBe(true);
+    // Each user's hash is kept by name: adding the new user rewrites no hash of the old one.
+    expect(await keptHash(tls.password, both)).toBe(first);
+    await writeFile(join(dir, 'both.yml'), both);
+    const r = await execa('promtool', ['check', 'web-config', join(dir, 'both.yml')], { reject: false });
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+  });
+
+  it("the PgBouncer exporter's users file: one PBKDF2 line per user, the same on every run, and Python's hashlib agrees", async () => {
+    const line = pbkdf2Line('ctl', METRICS_USER, tls.password);
+    expect(pbkdf2Line('ctl', METRICS_USER, tls.password)).toBe(line);
+    expect(pbkdf2Line('db1', METRICS_USER, tls.password)).not.toBe(line);
+    expect(line).not.toContain(tls.password);
+    const [user, rounds, salt, digest] = line.split(':');
+    expect(user).toBe(METRICS_USER);
+    const py = await execa('python3', ['-c', 'import hashlib,sys; print(hashlib.pbkdf2_hmac("sha256", sys.argv[1].encode(), bytes.fromhex(sys.argv[2]), int(sys.argv[3])).hex())', tls.password, salt!, rounds!]);
+    expect(py.stdout.trim()).toBe(digest);
   });
 
   it('one certificate per host: its name and address, server use', () => {
@@ -87,7 +120,9 @@ describe('the web config', () => {
     expect(Object.keys(off).filter((k) => k.startsWith('PGBOUNCER_EXPORTER_'))).toEqual(['PGBOUNCER_EXPORTER_LISTEN']);
     const on = parseEnvFile(await pgbouncerExporterEnv(inv, node('ctl'), secrets, tls), 'env');
     const f = metricsFiles(node('ctl').paths);
-    expect(on).toMatchObject({ PGBOUNCER_EXPORTER_TLS_CERT: f.cert, PGBOUNCER_EXPORTER_TLS_KEY: f.key, PGBOUNCER_EXPORTER_USER: METRICS_USER, PGBOUNCER_EXPORTER_PASSWORD: tls.password });
+    expect(on).toMatchObject({ PGBOUNCER_EXPORTER_TLS_CERT: f.cert, PGBOUNCER_EXPORTER_TLS_KEY: f.key, PGBOUNCER_EXPORTER_USERS_FILE: f.webUsers });
+    // The users come from a file it reads on every request (a rotation restarts nothing), never a password in its environment.
+    expect(Object.values(on)).not.toContain(tls.password);
   });
 });
 
@@ -98,7 +133,7 @@ describe("Prometheus's config with TLS on", () => {
     await mkdir(paths.tlsDir, { recursive: true });
     await mkdir(paths.metricsSecrets, { recursive: true });
     for (const f of RULE_FILES) await writeFile(join(dir, 'rules', f), ruleFileText(f));
-    const t = scrapeTls(paths);
+    const t = scrapeTls(paths, METRICS_USER);
     await writeFile(t.caFile, 'unused by promtool\n');
     await writeFile(t.passwordFile, tls.password);
     const text = renderPrometheusYml(inv, paths, 5, undefined, t);
@@ -120,15 +155,15 @@ describe("Prometheus's config with TLS on", () => {
 
   it("amtool's client config and Grafana's datasource read the CA and the password from files, never inline", () => {
     const f = metricsFiles(hostPaths(inv, host('ctl')));
-    expect(parse(renderAmtoolConfig(f))).toEqual({ basic_auth: { username: METRICS_USER, password_file: f.password }, tls_config: { ca_file: f.ca } });
-    const text = renderDatasource(inv, { ...tls, caFile: f.ca, passwordFile: f.grafanaPassword });
+    expect(parse(renderAmtoolConfig(f, METRICS_USER))).toEqual({ basic_auth: { username: METRICS_USER, password_file: f.password(METRICS_USER) }, tls_config: { ca_file: f.ca } });
+    const text = renderDatasource(inv, { ...tls, caFile: f.ca, passwordFile: f.grafanaPassword(METRICS_USER) });
     expect(text).not.toContain(tls.password);
     expect(parse(text).datasources[0]).toMatchObject({
       url: `https://${host('ctl').address}:9090`,
       basicAuth: true,
       basicAuthUser: METRICS_USER,
       jsonData: { tlsAuthWithCACert: true },
-      secureJsonData: { basicAuthPassword: `$__file{${f.grafanaPassword}}`, tlsCACert: `$__file{${f.ca}}` },
+      secureJsonData: { basicAuthPassword: `$__file{${f.grafanaPassword(METRICS_USER)}}`, tlsCACert: `$__file{${f.ca}}` },
     });
     expect(webTarget('10.0.0.1:9090', tls)).toEqual({ base: 'https://10.0.0.1:9090', ca: tls.ca, auth: { username: METRICS_USER, password: tls.password } });
     expect(webTarget('10.0.0.1:9090', undefined)).toEqual({ base: 'http://10.0.0.1:9090' });

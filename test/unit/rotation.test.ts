@@ -17,6 +17,8 @@ describe('what dpgc rotate covers', () => {
     expect(findRotatable('replication')?.user).toBe('replicator');
     expect(findRotatable('postgres')?.secret).toBe('postgres_superuser');
     expect(findRotatable('app_user')?.kind).toBe('routed');
+    expect(findRotatable('metrics_web')?.kind).toBe('metrics-web');
+    expect(findRotatable('dpgc_metrics')?.secret).toBe('metrics_web');
     expect(findRotatable('pgbackrest_cipher')).toBeUndefined();
   });
 });

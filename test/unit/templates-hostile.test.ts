@@ -99,15 +99,15 @@ const CASES: Record<string, Case> = {
   'prometheus/web-config.yml.eta': {
     format: 'yaml',
     roundTrip: (v) => {
-      const y = parse(renderWebConfig({ name: 'db1' }, { cert: v, key: `${v}.key`, username: v, hash: v }));
+      const y = parse(renderWebConfig({ name: 'db1' }, { cert: v, key: `${v}.key`, users: [{ username: v, hash: v }] }));
       return [[y.tls_server_config.cert_file, y.tls_server_config.key_file, y.basic_auth_users[v]], [v, `${v}.key`, v]];
     },
   },
   'alertmanager/amtool-http.yml.eta': {
     format: 'yaml',
     roundTrip: (v) => {
-      const y = parse(renderAmtoolConfig({ ca: v, password: `${v}/p` }));
-      return [[y.tls_config.ca_file, y.basic_auth.password_file], [v, `${v}/p`]];
+      const y = parse(renderAmtoolConfig({ ca: v, password: (u) => `${v}/${u}` }, v));
+      return [[y.tls_config.ca_file, y.basic_auth.username, y.basic_auth.password_file], [v, v, `${v}/${v}`]];
     },
   },
   'alertmanager/alertmanager.yml.eta': {

@@ -22,6 +22,7 @@ import {
   type Rotatable,
 } from '../../components/rotation.js';
 import { superuserOn } from '../../components/endpoints.js';
+import { changeMetricsWeb, verifyMetricsWeb } from '../../components/metrics-rotation.js';
 import type { RunContext } from '../../context.js';
 import { withClient } from '../../db/client.js';
 import { CriteriaError, HostError, UsageError } from '../../errors.js';
@@ -224,6 +225,7 @@ const CHANGE: Record<Rotatable['kind'], (ctx: RunContext, r: Rotatable, next: st
   patroni: changePatroniRole,
   'patroni-rest': changePatroniRest,
   'haproxy-stats': changeHaproxyStats,
+  'metrics-web': (ctx, _r, next) => changeMetricsWeb(ctx, next),
 };
 
 const VERIFY: Record<Rotatable['kind'], (ctx: RunContext, r: Rotatable, next: string, old: string) => Promise<Change>> = {
@@ -233,6 +235,7 @@ const VERIFY: Record<Rotatable['kind'], (ctx: RunContext, r: Rotatable, next: st
   patroni: verifyDirect,
   'patroni-rest': (ctx, _r, _next, old) => verifyRest(ctx, old),
   'haproxy-stats': verifyHaproxyStats,
+  'metrics-web': (ctx, _r, next, old) => verifyMetricsWeb(ctx, next, old),
 };
 
 const HOW: Record<Rotatable['kind'], { kind: StepKind; change: (r: Rotatable) => string; verify: (r: Rotatable) => string }> = {
@@ -266,5 +269,11 @@ const HOW: Record<Rotatable['kind'], { kind: StepKind; change: (r: Rotatable) =>
     kind: 'file',
     change: () => "Write HAProxy's new stats password into haproxy.cfg and reload HAProxy (its old workers keep their connections)",
     verify: () => "HAProxy's stats page takes the new password and refuses the old one",
+  },
+  'metrics-web': {
+    kind: 'file',
+    change: () =>
+      "Have every metrics endpoint accept the new password under its own user beside the old one (web configs and the PgBouncer exporter's users file, read on every request); move Prometheus (one reload), amtool and Grafana's datasource to it; then drop the old user",
+    verify: () => 'Every metrics endpoint takes the new password and refuses the old one',
   },
 };
