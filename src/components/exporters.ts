@@ -112,6 +112,8 @@ export async function pgbouncerExporterEnv(inv: Pick<Inventory, 'ports'>, node: 
       : {}),
     PGHOST: node.spec.address,
     PGPORT: String(inv.ports.pgbouncer),
+    // PgBouncer requires TLS of its clients by then (sprint 5): verified like every other client, not libpq's `prefer`.
+    ...(tls ? { PGSSLMODE: 'verify-full', PGSSLROOTCERT: m.ca } : {}),
     PGUSER: a.user,
     PGPASSWORD: await secrets.get(a.secret),
     PGAPPNAME: 'dpgc-pgbouncer-exporter',

@@ -121,6 +121,9 @@ describe('the web config', () => {
     const on = parseEnvFile(await pgbouncerExporterEnv(inv, node('ctl'), secrets, tls), 'env');
     const f = metricsFiles(node('ctl').paths);
     expect(on).toMatchObject({ PGBOUNCER_EXPORTER_TLS_CERT: f.cert, PGBOUNCER_EXPORTER_TLS_KEY: f.key, PGBOUNCER_EXPORTER_USERS_FILE: f.webUsers });
+    // Its own login to PgBouncer verifies PgBouncer's certificate, as every client does once PgBouncer requires TLS.
+    expect(on).toMatchObject({ PGSSLMODE: 'verify-full', PGSSLROOTCERT: f.ca });
+    expect(off).not.toHaveProperty('PGSSLMODE');
     // The users come from a file it reads on every request (a rotation restarts nothing), never a password in its environment.
     expect(Object.values(on)).not.toContain(tls.password);
   });
