@@ -109,17 +109,21 @@ export interface ScratchInstance {
   tls: boolean;
 }
 
-/** The scratch copy's certificate on the repository host: its key the repository user's, as PostgreSQL requires of the user it runs as. */
+/**
+ * The scratch copy's certificate, issued into the copy's own directory for each restore: it lives and goes
+ * with the copy (nothing to renew, rotate or watch in the host's TLS directory). Its key is the repository
+ * user's, as PostgreSQL requires of the user it runs as.
+ */
 export const SCRATCH_CERT = 'pitr-scratch';
 export const scratchCertRequest = (spec: Pick<HostSpec, 'name' | 'address'>): CertRequest => ({ name: SCRATCH_CERT, cn: spec.name, dns: [spec.name], ips: [spec.address], usage: ['server'] });
-const scratchCertFiles = (node: Pick<Node, 'paths'>) => ({ cert: `${node.paths.tlsDir}/${SCRATCH_CERT}.crt`, key: `${node.paths.tlsDir}/${SCRATCH_CERT}.key` });
+const scratchCertFiles = (dir: string) => ({ cert: `${dir}/${SCRATCH_CERT}.crt`, key: `${dir}/${SCRATCH_CERT}.key` });
 
 /**
  * `tls`: the copy of the cluster's data serves TLS 1.2 at least, with the repository host's own
  * certificate from the cluster CA, and takes no login without TLS (scratchHba).
  */
 export function scratchService(inv: Pick<Inventory, 'ports' | 'postgres'>, node: Pick<Node, 'spec' | 'paths'>, dir: string, tls = false): ServiceSpec {
-  const f = scratchCertFiles(node);
+  const f = scratchCertFiles(dir);
   const port = inv.ports.restore_scratch;
   return {
     name: SCRATCH,
@@ -194,7 +198,7 @@ export async function restoreScratch(inv: Inv, pool: HostPool, secrets: Credenti
   // TLS whenever the cluster has a CA (sprint 4 makes it, and a repository needs sprint 4): the copy holds the
   // cluster's data, and a restore is often wanted while the cluster is down and cannot be asked what it serves.
   const tls = (await secrets.clusterCa?.()) !== undefined;
-  if (tls) await (await CertificateAuthority.lazy({ inventory: inv })()).ensureHostCert(node.host, node.paths.tlsDir, scratchCertRequest(host), REPO_USER);
+  if (tls) await (await CertificateAuthority.lazy({ inventory: inv })()).ensureHostCert(node.host, dir, scratchCertRequest(host), REPO_USER);
   await node.host.writeFile(`${dir}/dpgc-scratch-hba.conf`, scratchHba(inv, tls), { mode: 0o600, owner: REPO_USER });
   // peer for the repository user as any role, so an operator can `sudo -u pgbackrest psql -h <dir> -p <port> -U postgres`.
   await node.host.writeFile(`${dir}/pg_ident.conf`, `scratch ${REPO_USER} postgres\nscratch ${REPO_USER} ${REPO_USER}\nscratch root postgres\n`, { mode: 0o600, owner: REPO_USER });

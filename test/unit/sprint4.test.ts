@@ -170,7 +170,7 @@ describe('the scratch copy of a restore', () => {
     expect(scratchHba(inv)).toBe('local all all peer map=scratch\nhost all all 10.0.0.0/24 scram-sha-256\n');
     const node = { spec: { name: 'ctl', address: '10.0.0.10', roles: [] }, paths: { pgBin: '/usr/lib/postgresql/15/bin', tlsDir: '/etc/dpgc/tls' } } as unknown as Parameters<typeof scratchService>[1];
     const argv = scratchService({ ports: { restore_scratch: 5499 } } as Parameters<typeof scratchService>[0], node, '/s', true).argv.join(' ');
-    expect(argv).toContain('-c ssl=on -c ssl_cert_file=/etc/dpgc/tls/pitr-scratch.crt -c ssl_key_file=/etc/dpgc/tls/pitr-scratch.key -c ssl_ca_file= -c ssl_min_protocol_version=TLSv1.2');
+    expect(argv).toContain('-c ssl=on -c ssl_cert_file=/s/pitr-scratch.crt -c ssl_key_file=/s/pitr-scratch.key -c ssl_ca_file= -c ssl_min_protocol_version=TLSv1.2');
     expect(scratchService({ ports: { restore_scratch: 5499 } } as Parameters<typeof scratchService>[0], node, '/s').argv.join(' ')).toContain('-c ssl=off');
   });
 });
