@@ -1,9 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { readFile } from 'node:fs/promises';
 import { CertificateAuthority, caPathsFor, controlClientFiles, RENEW_BEFORE_DAYS } from '../components/ca.js';
 import { etcdctlNode, etcdHosts, liveClientEndpoints, memberList } from '../components/etcd.js';
 import { silentLogger } from '../output/log.js';
-import { pgbouncerAdmin, ROLES_DB, superuserOn } from '../components/endpoints.js';
+import { pgbouncerAdmin, superuserOn } from '../components/endpoints.js';
 import { describePlain, replicaStreams, sessionsByTls, streamProblem } from '../components/postgres-tls.js';
 import { withClient, type Client, type ConnectOptions, type Endpoint } from '../db/client.js';
 import { currentLeader } from '../components/cluster.js';
@@ -108,6 +109,16 @@ export const tlsSessions: Check = {
 const PLAINTEXT_REFUSED = { postgres: /no encryption/, pgbouncer: /SSL required/ };
 
 /**
+ * The user the plaintext logins to the members are made as: no role has it, and the password is thrown
+ * away, so a plaintext rule that lets it through gives away nothing (not even a SCRAM exchange for a real
+ * role), and its log lines are told apart from someone knocking: the mtail program skips them, or every
+ * `dpgc verify` would add to PostgresAuthFailureBurst (two per member per measurement).
+ */
+export const PLAINTEXT_PROBE_USER = 'dpgc_plaintext_probe';
+/** Past pg_hba, to authentication or the role lookup: a rule let the plaintext login through. */
+const PAST_PG_HBA = /password authentication failed|authentication failed for user|role "dpgc_plaintext_probe" does not exist/;
+
+/**
  * TLS is required, not only offered: a plaintext login to every member (an
  * ordinary one and a replication one, as a standby opens) and to every
  * PgBouncer is refused, and every replica streams from the leader with
@@ -120,14 +131,17 @@ export const plaintextRefused: Check = {
   kind: 'read',
   async run(ctx) {
     const inv = ctx.inventory;
-    const tries: { what: string; ep: Endpoint; opts: ConnectOptions; refused: RegExp }[] = [
+    const throwaway = randomBytes(24).toString('base64url');
+    const probe: Pick<typeof ctx.secrets, 'get'> = { get: async () => throwaway };
+    const tries: { what: string; ep: Endpoint; opts: ConnectOptions; refused: RegExp; creds?: typeof probe }[] = [
       ...pgHosts(ctx).flatMap((h) => [
-        { what: `${h.name} (${h.address}:${inv.ports.postgres})`, ep: superuserOn(inv, h), opts: {}, refused: PLAINTEXT_REFUSED.postgres },
+        { what: `${h.name} (${h.address}:${inv.ports.postgres})`, ep: { ...superuserOn(inv, h), user: PLAINTEXT_PROBE_USER }, opts: {}, refused: PLAINTEXT_REFUSED.postgres, creds: probe },
         {
           what: `${h.name} (${h.address}:${inv.ports.postgres}, replication)`,
-          ep: { ...superuserOn(inv, h), user: ROLES_DB.replication.user, secret: ROLES_DB.replication.secret },
+          ep: { ...superuserOn(inv, h), user: PLAINTEXT_PROBE_USER },
           opts: { replication: true },
           refused: PLAINTEXT_REFUSED.postgres,
+          creds: probe,
         },
       ]),
       ...inv.hosts
@@ -139,11 +153,14 @@ export const plaintextRefused: Check = {
       await Promise.all(
         tries.map(async (t) => {
           try {
-            await withClient(ctx.secrets, t.ep, async () => {}, { ...t.opts, tls: false, timeoutMs: 15_000 });
+            await withClient(t.creds ?? ctx.secrets, t.ep, async () => {}, { ...t.opts, tls: false, timeoutMs: 15_000 });
             return `${t.what} accepts a login without TLS`;
           } catch (e) {
             const msg = (e as Error).message;
-            return t.refused.test(msg) ? undefined : `${t.what}: cannot tell, the plaintext login failed for another reason: ${msg.replace(/^.*?: cannot connect to [^:]+:\d+\/\S+: /, '')}`;
+            if (t.refused.test(msg)) return undefined;
+            // Refused only for the probe's made-up user or password: pg_hba itself let plaintext through.
+            if (t.creds && PAST_PG_HBA.test(msg)) return `${t.what} accepts a login without TLS`;
+            return `${t.what}: cannot tell, the plaintext login failed for another reason: ${msg.replace(/^.*?: cannot connect to [^:]+:\d+\/\S+: /, '')}`;
           }
         }),
       )

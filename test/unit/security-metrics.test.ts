@@ -29,6 +29,9 @@ describe('the mtail program over PostgreSQL log lines', () => {
     '2026-12-07 19:00:00.102 UTC [101] x@y 10.0.0.9 FATAL:  no pg_hba.conf entry for host "10.0.0.9", user "x", database "y", no encryption',
     '2026-12-07 19:00:00.102 UTC [102] x@y 10.0.0.9 FATAL:  pg_hba.conf rejects connection for host "10.0.0.9", user "x", database "y", no encryption',
     '2026-12-07 19:00:00.103 UTC [111] replicator@[unknown] 127.0.0.1 FATAL:  pg_hba.conf rejects replication connection for host "127.0.0.1", user "replicator", no encryption',
+    // dpgc's own proof that plaintext is refused (s5.tls.required), as a user no role has: not counted.
+    '2026-12-07 19:00:00.103 UTC [113] dpgc_plaintext_probe@postgres 127.0.0.1 FATAL:  pg_hba.conf rejects connection for host "127.0.0.1", user "dpgc_plaintext_probe", database "postgres", no encryption',
+    '2026-12-07 19:00:00.103 UTC [114] dpgc_plaintext_probe@[unknown] 127.0.0.1 FATAL:  pg_hba.conf rejects replication connection for host "127.0.0.1", user "dpgc_plaintext_probe", no encryption',
     // Not a login refused: a standby's own connection failing.
     '2026-12-07 19:00:00.104 UTC [112] FATAL:  could not connect to the primary server: connection to server at "127.0.0.12", port 5432 failed: FATAL:  password authentication failed for user "replicator"',
     // The superuser over TCP: dpgc, psql, an unnamed client over IPv6; then the socket and another role (not counted); a name only starting like dpgc's; a dpgc probe.
