@@ -263,13 +263,18 @@ async function reloadAndConfirm(inv: Inventory, node: Node, spec: ServiceSpec, t
   await node.services.reload(spec);
   // A dry run sent no SIGHUP: there is nothing to confirm.
   if (node.host.dryRun) return;
+  const refused = () =>
+    new HostError(`${node.spec.name}: Prometheus refused its new configuration (${prometheusFiles(node.paths).config})`, { hint: `Its log on ${node.spec.name} says why; the file passed \`promtool check\`, so look for a path or permission it cannot read.` });
+  // After an earlier reload that failed (a rule file broken by hand: the repair's case), "failed" is what
+  // Prometheus says until this one is applied: only a new lastConfigTime tells, and its absence, at the end.
+  const failedBefore = before?.reloadConfigSuccess === false;
+  let now: Awaited<ReturnType<typeof runtimeInfo>>;
   for (const until = Date.now() + 15_000; Date.now() < until; await sleep(250)) {
-    const now = await runtimeInfo(base);
-    if (now?.reloadConfigSuccess === false) {
-      throw new HostError(`${node.spec.name}: Prometheus refused its new configuration (${prometheusFiles(node.paths).config})`, { hint: `Its log on ${node.spec.name} says why; the file passed \`promtool check\`, so look for a path or permission it cannot read.` });
-    }
+    now = await runtimeInfo(base);
+    if (now?.reloadConfigSuccess === false && !failedBefore) throw refused();
     if (now && now.lastConfigTime !== before?.lastConfigTime) return;
   }
+  if (now?.reloadConfigSuccess === false) throw refused();
   throw new HostError(`${node.spec.name}: Prometheus did not confirm reloading its configuration within 15 s of SIGHUP`, { hint: `Look at its log on ${node.spec.name}; \`dpgc sprint 1\` again reloads it.` });
 }
 
