@@ -90,9 +90,19 @@ async function connectWith(secrets: Credentials, ep: Endpoint, password: string,
     return await open(ep, password, opts, ca);
   } catch (e) {
     if (opts.tls || !(e instanceof HostError) || !e.message.endsWith(NO_TLS)) throw e;
-    return open(ep, password, opts, undefined);
+  }
+  try {
+    return await open(ep, password, opts, undefined);
+  } catch (e) {
+    // The server turned TLS on between the two attempts: a reload that applies it was under way (PgBouncer
+    // answers its SIGHUP a moment later). Once more, with TLS.
+    if (e instanceof HostError && PLAINTEXT_REFUSED.test(e.message)) return open(ep, password, opts, ca);
+    throw e;
   }
 }
+
+/** A plaintext login refused for being plaintext: PgBouncer's client_tls_sslmode=require, a pg_hba hostnossl reject. */
+const PLAINTEXT_REFUSED = /SSL required|no encryption/;
 
 /**
  * Whether the server accepts this password, without waiting for a session:
