@@ -6,7 +6,7 @@ import { etcdctlNode, etcdHosts, liveClientEndpoints, memberList } from '../comp
 import { silentLogger } from '../output/log.js';
 import { pgbouncerAdmin, superuserOn } from '../components/endpoints.js';
 import { describePlain, replicaStreams, sessionsByTls, streamProblem } from '../components/postgres-tls.js';
-import { withClient, type Client, type ConnectOptions, type Endpoint } from '../db/client.js';
+import { PLAINTEXT_REFUSED, withClient, type Client, type ConnectOptions, type Endpoint } from '../db/client.js';
 import { currentLeader } from '../components/cluster.js';
 import { BACKENDS, showStat, tlsCheckedIn, upServers } from '../components/haproxy.js';
 import { tlsProbe, webRequest } from '../components/web-client.js';
@@ -100,13 +100,6 @@ export const tlsSessions: Check = {
   },
 };
 
-/**
- * What each server says when it refuses a plaintext login for being
- * plaintext: PostgreSQL's pg_hba ("… no encryption"), PgBouncer's
- * client_tls_sslmode=require ("SSL required"). Any other failure (a server
- * down, a wrong password) proves nothing, and is reported as such.
- */
-const PLAINTEXT_REFUSED = { postgres: /no encryption/, pgbouncer: /SSL required/ };
 
 /**
  * The user the plaintext logins to the members are made as: no role has it, and the password is thrown

@@ -96,13 +96,17 @@ async function connectWith(secrets: Credentials, ep: Endpoint, password: string,
   } catch (e) {
     // The server turned TLS on between the two attempts: a reload that applies it was under way (PgBouncer
     // answers its SIGHUP a moment later). Once more, with TLS.
-    if (e instanceof HostError && PLAINTEXT_REFUSED.test(e.message)) return open(ep, password, opts, ca);
+    if (e instanceof HostError && Object.values(PLAINTEXT_REFUSED).some((r) => r.test(e.message))) return open(ep, password, opts, ca);
     throw e;
   }
 }
 
-/** A plaintext login refused for being plaintext: PgBouncer's client_tls_sslmode=require, a pg_hba hostnossl reject. */
-const PLAINTEXT_REFUSED = /SSL required|no encryption/;
+/**
+ * What each server says when it refuses a plaintext login for being
+ * plaintext: PostgreSQL's pg_hba ("… no encryption"), PgBouncer's
+ * client_tls_sslmode=require ("SSL required").
+ */
+export const PLAINTEXT_REFUSED = { postgres: /no encryption/, pgbouncer: /SSL required/ } as const;
 
 /**
  * Whether the server accepts this password, without waiting for a session:
