@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import type { HostSpec, Inventory } from '../config/schema.js';
 import type { Secrets } from '../config/secrets.js';
 import type { Node } from '../hosts/pool.js';
@@ -7,7 +8,7 @@ import { currentLeader } from './cluster.js';
 import type { HostPool } from '../hosts/pool.js';
 import { configureHaproxy, ensureHaproxyRouting, setHealthChecks } from './haproxy.js';
 import { ensurePatroniConfig, patroniCredentials, patroniService, REST_CERT, type PatroniTls } from './patroni.js';
-import { tlsProbe } from './web-client.js';
+import { servedFingerprint, tlsProbe } from './web-client.js';
 import { etcdTlsOn } from './etcd.js';
 
 /**
@@ -34,7 +35,27 @@ export async function ensureRestCert(ca: CertificateAuthority, inv: Pick<Invento
   if (!r.changed) return { changed: false };
   const note = r.reason ? `issued: ${r.reason}` : 'CA copy written';
   if (node.host.dryRun || (await restServes(inv, node.spec)) !== 'tls') return { changed: true, note };
-  await node.services.reload(patroniService(inv, node));
+  // Patroni takes the certificate when a reload finds its serial changed, in its next loop. A reload is not
+  // proof: until the member hands out the new certificate, the reload is sent again.
+  const pem = await node.host.readFile(`${node.paths.tlsDir}/${REST_CERT}.crt`);
+  const want = pem ? new X509Certificate(pem).fingerprint256 : undefined;
+  const reload = () => node.services.reload(patroniService(inv, node));
+  await reload();
+  let sent = Date.now();
+  await waitUntil(
+    async (seen) => {
+      const got = await servedFingerprint(node.spec.address, inv.ports.patroni);
+      seen(`serving ${got ?? 'nothing over TLS'}`);
+      if (want === undefined || got === want) return true;
+      if (Date.now() - sent > 5000) {
+        await reload();
+        sent = Date.now();
+      }
+      return undefined;
+    },
+    { timeoutMs: 30_000, everyMs: 500 },
+    `Patroni on ${node.spec.name} serving its new REST certificate`,
+  );
   return { changed: true, note: `${note}; Patroni reloaded` };
 }
 

@@ -121,6 +121,20 @@ export function tlsProbe(address: string, port: number, timeoutMs = 3000): Promi
   });
 }
 
+/** The SHA-256 fingerprint of the certificate a TLS server presents now (undefined: no TLS answer). */
+export function servedFingerprint(address: string, port: number, timeoutMs = 3000): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const s = tlsConnect({ host: address, port, rejectUnauthorized: false, timeout: timeoutMs });
+    const done = (r: string | undefined) => {
+      s.destroy();
+      resolve(r);
+    };
+    s.once('secureConnect', () => done(s.getPeerCertificate().fingerprint256 || undefined));
+    s.once('timeout', () => done(undefined));
+    s.once('error', () => done(undefined));
+  });
+}
+
 function webError(e: NodeJS.ErrnoException): WebError {
   const msg = describeError(e);
   const kind = e.name === 'AbortError' || e.name === 'TimeoutError' ? 'timeout' : msg.startsWith('it does not speak TLS') ? 'not-tls' : msg.startsWith('the connection was closed') ? 'closed' : 'other';

@@ -96,8 +96,12 @@ async function connectWith(secrets: Credentials, ep: Endpoint, password: string,
   } catch (e) {
     // The server turned TLS on between the two attempts: a reload that applies it was under way (PgBouncer
     // answers its SIGHUP a moment later). Once more, with TLS.
-    if (e instanceof HostError && Object.values(PLAINTEXT_REFUSED).some((r) => r.test(e.message))) return open(ep, password, opts, ca);
-    throw e;
+    if (!(e instanceof HostError && Object.values(PLAINTEXT_REFUSED).some((r) => r.test(e.message)))) throw e;
+    // Still no TLS: the server offers none and refuses plaintext (TLS turned off on a cluster that requires
+    // it, fail closed). Its own refusal says that best.
+    return open(ep, password, opts, ca).catch((again: unknown) => {
+      throw again instanceof HostError && again.message.endsWith(NO_TLS) ? e : again;
+    });
   }
 }
 
