@@ -105,33 +105,24 @@ export function webRequest(url: string, o: WebRequestOptions = {}): Promise<WebR
  * answered the handshake with something else, or closed it), or undefined
  * when nothing answers (refused, or no answer in time).
  */
-export function tlsProbe(address: string, port: number, timeoutMs = 3000): Promise<'tls' | 'plain' | undefined> {
-  return new Promise((resolve) => {
-    const s = tlsConnect({ host: address, port, rejectUnauthorized: false, timeout: timeoutMs });
-    const done = (r: 'tls' | 'plain' | undefined) => {
-      s.destroy();
-      resolve(r);
-    };
-    s.once('secureConnect', () => done('tls'));
-    s.once('timeout', () => done(undefined));
-    s.once('error', (e: NodeJS.ErrnoException) => {
-      const k = webError(e).kind;
-      done(k === 'not-tls' || k === 'closed' ? 'plain' : undefined);
-    });
-  });
-}
+export const tlsProbe = (address: string, port: number, timeoutMs = 3000): Promise<'tls' | 'plain' | undefined> => handshake(address, port, timeoutMs).then((h) => h.speaks);
 
 /** The SHA-256 fingerprint of the certificate a TLS server presents now (undefined: no TLS answer). */
-export function servedFingerprint(address: string, port: number, timeoutMs = 3000): Promise<string | undefined> {
+export const servedFingerprint = (address: string, port: number, timeoutMs = 3000): Promise<string | undefined> => handshake(address, port, timeoutMs).then((h) => h.fingerprint);
+
+function handshake(address: string, port: number, timeoutMs: number): Promise<{ speaks: 'tls' | 'plain' | undefined; fingerprint?: string }> {
   return new Promise((resolve) => {
     const s = tlsConnect({ host: address, port, rejectUnauthorized: false, timeout: timeoutMs });
-    const done = (r: string | undefined) => {
+    const done = (r: { speaks: 'tls' | 'plain' | undefined; fingerprint?: string }) => {
       s.destroy();
       resolve(r);
     };
-    s.once('secureConnect', () => done(s.getPeerCertificate().fingerprint256 || undefined));
-    s.once('timeout', () => done(undefined));
-    s.once('error', () => done(undefined));
+    s.once('secureConnect', () => done({ speaks: 'tls', fingerprint: s.getPeerCertificate().fingerprint256 }));
+    s.once('timeout', () => done({ speaks: undefined }));
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      const k = webError(e).kind;
+      done({ speaks: k === 'not-tls' || k === 'closed' ? 'plain' : undefined });
+    });
   });
 }
 
